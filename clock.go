@@ -1,0 +1,91 @@
+package contend
+
+import (
+	"math"
+	"sync/atomic"
+	"time"
+)
+
+// Clock is a source of monotonic time for token buckets.
+//
+// Now returns nanoseconds on an arbitrary, fixed origin. Successive calls
+// never return a smaller value. Only differences between readings are
+// meaningful, and a difference must fit in an int64 (about 292 years).
+type Clock interface {
+	Now() int64
+}
+
+// DefaultClock is the clock a BucketConfig with a nil Clock uses.
+var DefaultClock Clock = MonotonicClock{}
+
+// processStart carries a monotonic reading taken when the package was
+// initialised; MonotonicClock measures from it.
+var processStart = time.Now()
+
+// MonotonicClock reads the operating system's monotonic clock, in
+// nanoseconds since the process started. It is the default Clock.
+//
+// It is time.Since on a reading that carries a monotonic component, which
+// the standard library serves from the runtime's nanotime alone: one vDSO
+// clock_gettime(CLOCK_MONOTONIC), without the wall-clock read that
+// time.Now() adds. Wall-clock steps (NTP, a changed date) never move it.
+//
+// Inside a testing/synctest bubble, time.Since follows the bubble's fake
+// clock instead, so a bucket created in a bubble refills as the bubble's
+// time advances. Readings taken inside a bubble are negative (the fake clock
+// starts in the year 2000), still never decrease, and must not be mixed with
+// readings taken outside it.
+type MonotonicClock struct{}
+
+// Now returns the nanoseconds elapsed since the process started.
+func (MonotonicClock) Now() int64 { return int64(time.Since(processStart)) }
+
+// ManualClock is a Clock that moves only when told to. Tests and users
+// advance it by hand to make a bucket's behaviour deterministic. It is safe
+// for concurrent use. Its zero value reads 0.
+type ManualClock struct {
+	ns atomic.Int64
+}
+
+// NewManualClock returns a ManualClock that reads start.
+func NewManualClock(start int64) *ManualClock {
+	c := new(ManualClock)
+	c.ns.Store(start)
+	return c
+}
+
+// Now returns the clock's current reading.
+func (c *ManualClock) Now() int64 { return c.ns.Load() }
+
+// Advance moves the clock forward by d and reports whether it moved.
+// A ManualClock never moves backwards: a negative d changes nothing and
+// returns false. The reading saturates at math.MaxInt64 instead of wrapping.
+func (c *ManualClock) Advance(d time.Duration) bool {
+	if d < 0 {
+		return false
+	}
+	for {
+		old := c.ns.Load()
+		next := old + int64(d)
+		if next < old { // overflow
+			next = math.MaxInt64
+		}
+		if c.ns.CompareAndSwap(old, next) {
+			return true
+		}
+	}
+}
+
+// Set moves the clock to t and reports whether it moved. Setting a reading
+// smaller than the current one changes nothing and returns false.
+func (c *ManualClock) Set(t int64) bool {
+	for {
+		old := c.ns.Load()
+		if t < old {
+			return false
+		}
+		if c.ns.CompareAndSwap(old, t) {
+			return true
+		}
+	}
+}

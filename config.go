@@ -1,0 +1,79 @@
+package contend
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/contend-lab/contend/refill"
+)
+
+// Limits of a BucketConfig. They are the limits of the integer fixed-point
+// representation in package refill; see its documentation for why.
+const (
+	MaxCapacity = refill.MaxCapacity // 2^62 tokens
+	MinRate     = refill.MinRate     // one token per 2^62 ns, about 146 years
+	MaxRate     = refill.MaxRate     // one token per nanosecond
+)
+
+// BucketConfig configures a token bucket.
+type BucketConfig struct {
+	// Capacity is the most tokens the bucket holds, and the largest request
+	// it can grant. The bucket starts full. 1 <= Capacity <= MaxCapacity.
+	Capacity int64
+	// Rate is the refill rate in tokens per second, MinRate <= Rate <= MaxRate.
+	// It is converted once, at construction, to integer fixed point (see
+	// package refill); the lab's own buckets use no floating point afterwards.
+	Rate float64
+	// Clock is the bucket's time source. A nil Clock means DefaultClock.
+	Clock Clock
+}
+
+// ConfigError reports an invalid BucketConfig field.
+type ConfigError struct {
+	Field  string // "Capacity" or "Rate"
+	Value  any    // the rejected value
+	Reason string
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("contend: invalid BucketConfig.%s %v: %s", e.Field, e.Value, e.Reason)
+}
+
+// Validate reports the first invalid field of c as a *ConfigError, or nil.
+func (c BucketConfig) Validate() error {
+	_, err := c.Schedule()
+	return err
+}
+
+// Schedule validates c and returns its rate as a refill.Schedule.
+func (c BucketConfig) Schedule() (refill.Schedule, error) {
+	switch {
+	case c.Capacity <= 0:
+		return refill.Schedule{}, &ConfigError{"Capacity", c.Capacity, "must be at least 1"}
+	case c.Capacity > MaxCapacity:
+		return refill.Schedule{}, &ConfigError{"Capacity", c.Capacity, fmt.Sprintf("must be at most %d (2^62)", int64(MaxCapacity))}
+	case math.IsNaN(c.Rate):
+		return refill.Schedule{}, &ConfigError{"Rate", c.Rate, "is not a number"}
+	case math.IsInf(c.Rate, 0):
+		return refill.Schedule{}, &ConfigError{"Rate", c.Rate, "must be finite"}
+	case c.Rate <= 0:
+		return refill.Schedule{}, &ConfigError{"Rate", c.Rate, "must be positive"}
+	case c.Rate < MinRate:
+		return refill.Schedule{}, &ConfigError{"Rate", c.Rate, fmt.Sprintf("is below the smallest representable rate %v tokens/s (one token per 2^62 ns)", MinRate)}
+	case c.Rate > MaxRate:
+		return refill.Schedule{}, &ConfigError{"Rate", c.Rate, fmt.Sprintf("is above the largest representable rate %v tokens/s (one token per ns); count in larger units", MaxRate)}
+	}
+	s, err := refill.New(c.Rate)
+	if err != nil { // unreachable after the checks above; kept for safety
+		return refill.Schedule{}, &ConfigError{"Rate", c.Rate, err.Error()}
+	}
+	return s, nil
+}
+
+// ClockOrDefault returns c.Clock, or DefaultClock when it is nil.
+func (c BucketConfig) ClockOrDefault() Clock {
+	if c.Clock == nil {
+		return DefaultClock
+	}
+	return c.Clock
+}

@@ -1,0 +1,167 @@
+// Package harness is the one place every implementation of the lab joins,
+// and the code that drives them all: conformance checks, 100-goroutine
+// stress checks and benchmarks run over the registry below, so a new
+// strategy or backend is one package plus one entry here.
+//
+// The checks are exported (CheckCounterConformance, StressBucket, ...) so
+// that an implementation in another module can run them from its own tests.
+package harness
+
+import (
+	"github.com/contend-lab/contend"
+	"github.com/contend-lab/contend/impls/antipattern"
+	"github.com/contend-lab/contend/impls/atomic"
+	"github.com/contend-lab/contend/impls/mutex"
+	"github.com/contend-lab/contend/impls/naive"
+	"github.com/contend-lab/contend/impls/pershard"
+	"github.com/contend-lab/contend/impls/reference"
+	"github.com/contend-lab/contend/impls/rwmutex"
+)
+
+// Guarantee is what an implementation promises, and so what the harness
+// holds it to.
+type Guarantee int
+
+const (
+	// Exact: linearizable; a counter never loses an update; a bucket never
+	// grants more than Capacity + Rate × elapsed and, when demand exceeds
+	// supply, grants at least 98% of it.
+	Exact Guarantee = iota
+	// Approximate: never loses an update or over-grants, like Exact, but a
+	// bucket may under-grant by up to its stated bound (BucketImpl.UnderGrant),
+	// or a counter's Load may not be linearizable.
+	Approximate
+	// Racy: no synchronisation. The race detector flags it, and the harness
+	// asserts that it loses updates or over-grants under concurrency.
+	Racy
+	// Broken: free of data races, but wrong by design (an anti-pattern kept
+	// to show what goes wrong). The harness asserts the failure named in Flaw.
+	Broken
+)
+
+// String returns the guarantee's name as the README and report print it.
+func (g Guarantee) String() string {
+	switch g {
+	case Exact:
+		return "exact"
+	case Approximate:
+		return "approximate"
+	case Racy:
+		return "racy"
+	case Broken:
+		return "broken"
+	}
+	return "unknown"
+}
+
+// Correct reports whether the harness holds implementations with this
+// guarantee to the family's invariants (Exact and Approximate).
+func (g Guarantee) Correct() bool { return g == Exact || g == Approximate }
+
+// CounterImpl is one registered Counter implementation.
+type CounterImpl struct {
+	Name      string // benchmark and report name: lower case, no trailing -digits
+	New       func() contend.Counter
+	Guarantee Guarantee
+	Reference bool   // a library users would otherwise pick, run as the bar to beat
+	Summary   string // one line: how it synchronises, and what Load guarantees
+	Flaw      string // for Racy and Broken: what goes wrong
+}
+
+// BucketImpl is one registered Bucket implementation.
+type BucketImpl struct {
+	Name      string // benchmark and report name: lower case, no trailing -digits
+	New       func(contend.BucketConfig) (contend.Bucket, error)
+	Guarantee Guarantee
+	Reference bool
+	Summary   string
+	Flaw      string
+	// UnderGrant, for an Approximate bucket, returns the most tokens it may
+	// grant fewer than Capacity + Rate × elapsed when demand exceeds supply,
+	// beyond what an Exact bucket may. Computed for the current GOMAXPROCS.
+	UnderGrant func(cfg contend.BucketConfig) int64
+}
+
+// Counters returns every registered Counter implementation, in the order
+// the report lists them.
+func Counters() []CounterImpl {
+	return []CounterImpl{
+		{Name: "naive", New: func() contend.Counter { return naive.NewCounter() }, Guarantee: Racy,
+			Summary: "plain int64, no synchronisation", Flaw: "concurrent Adds lose updates; the race detector flags it"},
+		{Name: "mutex", New: func() contend.Counter { return mutex.NewCounter() }, Guarantee: Exact,
+			Summary: "sync.Mutex around an int64; linearizable"},
+		{Name: "reentrant", New: func() contend.Counter { return mutex.NewReentrantCounter() }, Guarantee: Exact,
+			Summary: "reentrant mutex wrapper (owner goroutine + depth) around an int64; linearizable"},
+		{Name: "rwmutex", New: func() contend.Counter { return rwmutex.NewCounter() }, Guarantee: Exact,
+			Summary: "sync.RWMutex: Add under the write lock, Load under the read lock; linearizable"},
+		{Name: "atomic", New: func() contend.Counter { return atomic.NewCounter() }, Guarantee: Exact,
+			Summary: "one shared atomic.Int64 (also the standard-library reference); linearizable, wait-free"},
+		{Name: "pershard", New: func() contend.Counter { return pershard.NewCounter() }, Guarantee: Approximate,
+			Summary: "per-P padded stripes, Load sums them; no lost update, Load not linearizable during Adds"},
+		{Name: "xsync", New: func() contend.Counter { return reference.NewXsyncCounter() }, Guarantee: Approximate, Reference: true,
+			Summary: "github.com/puzpuzpuz/xsync/v3 Counter: striped, Value sums stripes"},
+	}
+}
+
+// Buckets returns every registered Bucket implementation, in the order the
+// report lists them.
+func Buckets() []BucketImpl {
+	return []BucketImpl{
+		{Name: "naive", New: adapt(naive.NewBucket), Guarantee: Racy,
+			Summary: "fixed-point state with no synchronisation", Flaw: "concurrent requests spend the same tokens: over-grants; the race detector flags it"},
+		{Name: "mutex", New: adapt(mutex.NewBucket), Guarantee: Exact,
+			Summary: "sync.Mutex around the fixed-point state; linearizable"},
+		{Name: "reentrant", New: adapt(mutex.NewReentrantBucket), Guarantee: Exact,
+			Summary: "reentrant mutex wrapper around the fixed-point state; linearizable"},
+		{Name: "rwmutex", New: adapt(rwmutex.NewBucket), Guarantee: Exact,
+			Summary: "sync.RWMutex: denials decided under the read lock, grants under the write lock"},
+		{Name: "atomic", New: adapt(atomic.NewBucket), Guarantee: Exact,
+			Summary: "GCRA counted in tokens: one CAS on one 64-bit word; lock-free, denials write nothing"},
+		{Name: "pershard", New: adapt(pershard.NewBucket), Guarantee: Approximate, UnderGrant: pershard.UnderGrantBound,
+			Summary: "per-P token caches refilled in batches from one atomic bucket; never over-grants"},
+		{Name: "per-goroutine", New: adapt(antipattern.NewPerGoroutineBucket), Guarantee: Broken,
+			Summary: "anti-pattern: one private bucket per goroutine, no shared limit",
+			Flaw:    "grants up to N times the limit with N goroutines"},
+		{Name: "wallclock", New: adapt(antipattern.NewWallClockBucket), Guarantee: Broken,
+			Summary: "anti-pattern: refills from time.Now().UnixNano() instead of the monotonic clock",
+			Flaw:    "a forward wall-clock step refills the bucket at once: over-grants"},
+		{Name: "float", New: adapt(antipattern.NewFloatBucket), Guarantee: Broken,
+			Summary: "anti-pattern: float64 tokens and float64 time under a mutex",
+			Flaw:    "float64 time loses nanoseconds at large clock values: over-grants"},
+		{Name: "xrate", New: adapt(reference.NewTimeRateBucket), Guarantee: Exact, Reference: true,
+			Summary: "golang.org/x/time/rate Limiter.AllowN on the injected clock (float64 inside, mutex)"},
+	}
+}
+
+// adapt turns a constructor returning a concrete type into the registry's
+// signature. It avoids the typed-nil trap: a nil *T with an error must not
+// become a non-nil contend.Bucket.
+func adapt[T contend.Bucket](newBucket func(contend.BucketConfig) (T, error)) func(contend.BucketConfig) (contend.Bucket, error) {
+	return func(cfg contend.BucketConfig) (contend.Bucket, error) {
+		b, err := newBucket(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+}
+
+// CounterByName returns the registered Counter named name.
+func CounterByName(name string) (CounterImpl, bool) {
+	for _, c := range Counters() {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return CounterImpl{}, false
+}
+
+// BucketByName returns the registered Bucket named name.
+func BucketByName(name string) (BucketImpl, bool) {
+	for _, b := range Buckets() {
+		if b.Name == name {
+			return b, true
+		}
+	}
+	return BucketImpl{}, false
+}
