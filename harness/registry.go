@@ -80,6 +80,11 @@ type BucketImpl struct {
 	// grant fewer than Capacity + Rate × elapsed when demand exceeds supply,
 	// beyond what an Exact bucket may. Computed for the current GOMAXPROCS.
 	UnderGrant func(cfg contend.BucketConfig) int64
+	// Deviations lists, for a reference implementation, the conformance
+	// checks it fails, by check name, with what it does instead. The harness
+	// runs those checks expecting them to fail, so the list stays true and
+	// the report can show it; the lab's own implementations have none.
+	Deviations map[string]string
 }
 
 // Counters returns every registered Counter implementation, in the order
