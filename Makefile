@@ -1,0 +1,54 @@
+# contend — the lab's commands. `make help` lists them.
+#
+# Two commands matter on a fresh machine:
+#   make bench   runs the lab: benchmarks, statistics, charts -> results/
+#   make test    runs the tests: gofmt, go vet, every test under -race
+
+GO      ?= go
+PKGS    ?= ./...
+# Tests run under the race detector; the stress tests start 100 goroutines
+# at GOMAXPROCS 1, 2 and 8. On this 2-core machine the suite takes minutes.
+TESTFLAGS ?= -race -count=1 -timeout 30m
+
+.PHONY: help test fmt-check vet race stress bench bench-quick clean
+
+help:
+	@echo "make test         gofmt check, go vet, all tests with -race (what CI runs)"
+	@echo "make bench        full benchmark run (CPU=1,2,4,8 COUNT=10) and report -> results/"
+	@echo "make bench-quick  smoke benchmark run (< 3 minutes) -> results/"
+	@echo "make race         show the race detector catching the naive control"
+	@echo "make stress       long stress run (20x the default durations)"
+
+test: fmt-check vet
+	$(GO) test $(TESTFLAGS) $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+# The race demonstration is expected to fail: the naive control races.
+# This target succeeds when the race detector reports it.
+race:
+	@echo "Running the naive (unsynchronised) counter and bucket under -race..."
+	@out=$$(CONTEND_RACE_DEMO=1 $(GO) test -race -count=1 -run '^TestRaceDemo$$' ./harness 2>&1); \
+	echo "$$out"; \
+	if echo "$$out" | grep -q 'WARNING: DATA RACE'; then \
+		echo; echo "make race: the race detector flagged the naive control, as it should."; \
+	else \
+		echo; echo "make race: expected a DATA RACE report and got none"; exit 1; \
+	fi
+
+stress:
+	CONTEND_STRESS=long $(GO) test -race -count=1 -timeout 60m -run 'Stress' -v ./harness ./impls/...
+
+bench:
+	./scripts/bench.sh full
+
+bench-quick:
+	./scripts/bench.sh quick
+
+clean:
+	rm -rf results/tmp
