@@ -1,0 +1,310 @@
+package pershard
+
+import (
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/contend-lab/contend"
+	"github.com/contend-lab/contend/internal/bucketcore"
+)
+
+// maxBatch caps the batch size. At 64 tokens per batch a request of one
+// token touches the shared word at most once in 64 times (1.6%), which
+// already takes it off the contended path; larger batches would only
+// strand more tokens in caches (the under-grant bound) and lengthen the
+// burst after idle.
+const maxBatch = 64
+
+// refilling is the flag bit of a cache word: set while one goroutine moves a
+// batch from the global word into the cache. The other 63 bits count the
+// cached tokens, at most maxBatch.
+const refilling = uint64(1) << 63
+
+// cache is one per-P slot: tokens already counted as consumed by the global
+// word and not yet granted, plus the refilling flag; padded to padSize.
+type cache struct {
+	w atomic.Uint64
+	_ [padSize - 8]byte
+}
+
+// Bucket is a contend.Bucket with a global limit and per-P token caches.
+//
+// # Design
+//
+// The global state is the one word of impls/atomic.Bucket: the number of
+// tokens consumed since construction, decided by package refill and updated
+// by compare-and-swap. In front of it, each P has a padded cache of tokens
+// already taken from the global word. TryTake(n) for n <= B (the batch
+// size, below) first takes n from the calling P's cache with one CAS on a
+// line only that P normally writes: no clock read, no shared word. When the
+// cache holds v < n tokens, the goroutine reads the clock and, with one CAS
+// on the global word, takes a batch of n + B - v tokens if the global word
+// holds that many, or else exactly n. It keeps n; the rest goes into the
+// cache, which it claims first (the refilling flag) and releases in the
+// same atomic add that deposits. A goroutine that finds the flag set, or
+// asks for more than B, goes to the global word for exactly n, as
+// impls/atomic does. When the global word cannot supply n, it looks for one
+// cache holding n and takes from it ("steals") before denying.
+//
+// # Guarantees
+//
+//   - Never over-grants: over any run starting at construction it grants at
+//     most Capacity + Rate × elapsed tokens, with any number of goroutines.
+//     Every token it grants was first counted by the global word (whose
+//     updates are the exact bucket's), and each cached token is granted at
+//     most once: every cache update is an atomic CAS or add, tokens enter a
+//     cache only from a successful global CAS, and nothing is ever put back.
+//   - Bounded under-grant: each cache holds at most B tokens at any time
+//     (a deposit goes only into a cache its depositor has claimed, and tops
+//     it up to at most B), so at most S × B tokens (S caches) are counted
+//     as consumed by the global word and not yet granted. Hence, when
+//     demand keeps the global word from filling up (so it forfeits
+//     nothing), at any moment when no TryTake is running:
+//     granted = Capacity + Earned − (held by the global word) − (cached)
+//     >= Capacity + Earned − (held by the global word) − S × B, where an
+//     exact bucket's grants are the same expression without the cached
+//     term: it under-grants by at most S × B (UnderGrantBound). A request
+//     may be denied while another P's cache holds tokens if none holds all
+//     n (a steal never gathers from several caches); those tokens are not
+//     lost, later requests get them.
+//   - Bursts: a cache filled before an idle period keeps its tokens, so the
+//     first burst after the global word refills can reach Capacity + S × B
+//     (not Capacity). The bound since construction always holds.
+//   - Not linearizable: two requests can be decided against different
+//     caches, so there is no single order in which an exact bucket would
+//     have made the same decisions.
+//   - A request with n <= 0 or n > Capacity returns false and changes
+//     nothing. A denied request never writes the global word; it writes
+//     nothing at all unless it lost a race for the global word after
+//     claiming its cache (then it clears the flag it set).
+//   - Lock-free: nobody waits on the refilling flag (it only diverts
+//     other requests to the global word), and every retried CAS failed
+//     because another request changed the word, so some request always
+//     completes.
+//   - No overflow for MaxElapsed (about 292 years), as impls/atomic.
+//
+// # Cost
+//
+// The common path is pin/unpin, one atomic load and one CAS on the local
+// cache: no clock read, no division, no floating point, no allocation.
+// One request in about B/n refills, paying what impls/atomic pays on every
+// request (a clock read, a few multiplications and a CAS on the shared
+// word) plus the claim and the deposit on the local cache. When supply is
+// short the global word holds less than a batch, refills take exactly n,
+// and the bucket behaves like impls/atomic plus the cache check. A denial
+// reads the clock, the global word and the S caches (S cache lines), and
+// writes nothing.
+//
+// # Sizing
+//
+// S is GOMAXPROCS at construction rounded up to a power of two (at most
+// 1024); B = clamp(Capacity / (4S), 1, 64), so the caches together hold at
+// most a quarter of Capacity when Capacity >= 4S. With Capacity < 4S
+// (even Capacity < S) B is 1 and the caches may together hold up to S
+// tokens: the bucket still works and still never over-grants, but then the
+// under-grant and burst excess can exceed Capacity; such buckets are
+// better served by impls/atomic.
+//
+// # Layout
+//
+// Two 128-byte blocks: first the fields every request reads and nobody
+// writes after construction, padded to 128 bytes, then the global word
+// alone in the second block. A refill writing the global word therefore
+// never invalidates the line the common path reads, and the 256-byte
+// object is served from the allocator's 256-byte size class, so in
+// practice it is 128-byte aligned and shares no block with a neighbour.
+// The caches (S × 128 bytes) are a separate allocation, laid out as the
+// package documentation describes.
+type Bucket struct {
+	bucketConf
+	_        [padSize - unsafe.Sizeof(bucketConf{})%padSize]byte
+	consumed atomic.Uint64 // tokens consumed since construction (refill's g)
+	_        [padSize - 8]byte
+}
+
+// bucketConf is the read-only part of a Bucket.
+type bucketConf struct {
+	p      bucketcore.Params
+	caches []cache // len S, a power of two
+	mask   uint64  // S - 1
+	batch  uint64  // B
+}
+
+// NewBucket returns a full Bucket, or a *contend.ConfigError. It sizes its
+// caches for GOMAXPROCS as it is now.
+func NewBucket(cfg contend.BucketConfig) (*Bucket, error) {
+	p, err := bucketcore.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := currentSlots()
+	return &Bucket{bucketConf: bucketConf{
+		p:      p,
+		caches: make([]cache, s),
+		mask:   uint64(s - 1),
+		batch:  batchSize(p.Capacity, s),
+	}}, nil
+}
+
+// batchSize returns B = clamp(capacity/(4×slots), 1, maxBatch).
+func batchSize(capacity uint64, slots int) uint64 {
+	b := capacity / (4 * uint64(slots))
+	if b < 1 {
+		return 1
+	}
+	if b > maxBatch {
+		return maxBatch
+	}
+	return b
+}
+
+// UnderGrantBound returns the most tokens a Bucket built now from cfg may
+// grant fewer than an exact bucket when demand exceeds supply: S × B, the
+// most its caches can hold (see Bucket), for the current GOMAXPROCS. It
+// returns 0 for an invalid cfg. A Bucket's own bound, fixed at its
+// construction, is its UnderGrantBound method.
+func UnderGrantBound(cfg contend.BucketConfig) int64 {
+	if cfg.Validate() != nil {
+		return 0
+	}
+	s := currentSlots()
+	return int64(s) * int64(batchSize(uint64(cfg.Capacity), s))
+}
+
+// UnderGrantBound returns S × B for this bucket: the most tokens its caches
+// can hold together, and so the most it may grant fewer than an exact
+// bucket when demand exceeds supply. It does not change with GOMAXPROCS.
+func (b *Bucket) UnderGrantBound() int64 {
+	return int64(len(b.caches)) * int64(b.batch)
+}
+
+// TryTake takes n tokens at once, or none. It returns false, changing
+// nothing, when n <= 0 or n > Capacity.
+func (b *Bucket) TryTake(n int64) bool {
+	if !b.p.Possible(n) {
+		return false
+	}
+	u := uint64(n)
+	if u > b.batch {
+		// No cache ever holds more than B tokens: go straight to the
+		// global word, and do not look for a cache to steal from.
+		return b.takeGlobal(u)
+	}
+	home := pid() & b.mask
+	c := &b.caches[home].w
+	for {
+		v := c.Load()
+		if v&^refilling >= u {
+			// Common path: the tokens are in this P's cache.
+			if c.CompareAndSwap(v, v-u) {
+				return true
+			}
+			continue
+		}
+		if v&refilling != 0 {
+			// Another goroutine is refilling this cache: do not wait.
+			break
+		}
+		granted, retry := b.refill(c, v, u)
+		if !retry {
+			return granted || b.steal(home, u)
+		}
+	}
+	return b.takeGlobal(u) || b.steal(home, u)
+}
+
+// refill is TryTake's slow path for n <= B when the cache c was seen
+// holding v < n tokens, flag clear. It takes n + B - v tokens from the
+// global word if it holds that many, or else exactly n, grants n and
+// deposits the rest in c, so that c never holds more than B. It reports
+// whether n was granted, or retry when c changed before it could be claimed
+// (nothing was written then).
+//
+// All-or-nothing batches keep the path free of divisions (refill.Take costs
+// multiplications; TakeUpTo would divide on every call) and, when supply is
+// short, leave the scarce tokens in the global word where every P can reach
+// them instead of stranding them in one cache.
+func (b *Bucket) refill(c *atomic.Uint64, v, n uint64) (granted, retry bool) {
+	batch := min(n+b.batch-v, b.p.Capacity) // v < n <= B, so n < n+B-v
+	elapsed := b.p.Elapsed()
+	g := b.consumed.Load()
+	next, got := b.decide(g, elapsed, n, batch)
+	if got == 0 {
+		return false, false // denied: nothing written
+	}
+	if got > n {
+		// Claim the cache, so that no other goroutine deposits into it until
+		// we have: with the flag set it can only shrink below v, so after our
+		// deposit of at most B - v it holds at most B.
+		if !c.CompareAndSwap(v, v|refilling) {
+			return false, true
+		}
+	} else if b.consumed.CompareAndSwap(g, next) {
+		return true, false // exactly n, nothing to deposit: no claim needed
+	} else {
+		return false, true // lost the global word: look at the cache again
+	}
+	for !b.consumed.CompareAndSwap(g, next) {
+		g = b.consumed.Load()
+		next, got = b.decide(g, elapsed, n, batch)
+		if got == 0 {
+			c.Add(refilling) // clears the flag (wraps mod 2^64); tokens unchanged
+			return false, false
+		}
+	}
+	// Deposit got - n tokens (possibly none) and clear the flag in one add:
+	// the flag bit plus refilling wraps to zero, and the count stays below
+	// 2^63.
+	c.Add(got - n + refilling)
+	return true, false
+}
+
+// decide returns the consumed count to store and the tokens granted for a
+// refill at consumed count g: batch tokens if the global word holds them,
+// else n, else none (0).
+//
+// It asks for n first, so that a denial costs what impls/atomic's does.
+func (b *Bucket) decide(g, elapsed, n, batch uint64) (next, got uint64) {
+	next, ok := b.p.Sched.Take(g, elapsed, n, b.p.Capacity)
+	if !ok {
+		return g, 0
+	}
+	if more, ok := b.p.Sched.Take(g, elapsed, batch, b.p.Capacity); ok {
+		return more, batch
+	}
+	return next, n
+}
+
+// takeGlobal decides n tokens against the global word alone, exactly as
+// impls/atomic.Bucket does. A denial writes nothing.
+func (b *Bucket) takeGlobal(n uint64) bool {
+	elapsed := b.p.Elapsed()
+	for {
+		g := b.consumed.Load()
+		next, ok := b.p.Sched.Take(g, elapsed, n, b.p.Capacity)
+		if !ok {
+			return false
+		}
+		if b.consumed.CompareAndSwap(g, next) {
+			return true
+		}
+	}
+}
+
+// steal takes n tokens from the first cache, starting after home and ending
+// with it, that holds at least n. It writes only when it grants.
+func (b *Bucket) steal(home, n uint64) bool {
+	for i := uint64(1); i <= b.mask+1; i++ {
+		c := &b.caches[(home+i)&b.mask].w
+		for {
+			v := c.Load()
+			if v&^refilling < n {
+				break
+			}
+			if c.CompareAndSwap(v, v-n) {
+				return true
+			}
+		}
+	}
+	return false
+}

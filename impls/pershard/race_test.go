@@ -1,0 +1,5 @@
+//go:build race
+
+package pershard
+
+const raceEnabled = true
