@@ -1,0 +1,141 @@
+package harness
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/contend-lab/contend"
+)
+
+// StressGoroutines is the number of goroutines every stress test starts.
+const StressGoroutines = 100
+
+// StressGOMAXPROCS are the GOMAXPROCS values every stress test runs at: one
+// P (goroutines interleave only at preemption points), the machine's two
+// cores, and eight Ps oversubscribing them (more preemption while a lock
+// or a CAS loop is held).
+var StressGOMAXPROCS = []int{1, 2, 8}
+
+// StressScale multiplies stress durations and iteration counts. It is 1,
+// or 20 when the environment sets CONTEND_STRESS=long (make stress).
+func StressScale() int {
+	if os.Getenv("CONTEND_STRESS") == "long" {
+		return 20
+	}
+	return 1
+}
+
+// StressBucketConfig is the configuration every bucket stress run uses on
+// the real clock. 100 goroutines ask for about 1.7 tokens per attempt; even
+// under -race at GOMAXPROCS 1 they attempt millions of times a second, so
+// demand exceeds the 50,000 tokens/s supply many times over and the lower
+// bound is meaningful. (At 10M tokens/s an exact bucket cannot keep up with
+// its own supply on this machine, and the lower bound would test the
+// machine, not the bucket.)
+var StressBucketConfig = contend.BucketConfig{Capacity: 500, Rate: 50_000}
+
+// StressDuration is how long each bucket stress run lasts, before StressScale.
+const StressDuration = 200 * time.Millisecond
+
+// minGrantFraction is the share of Supply an exact bucket must grant when
+// demand exceeds it. The 2% covers the few tokens a run can leave behind at
+// its end and forfeit at its start, and pauses shorter than the idle
+// threshold (0.5% of the run).
+const minGrantFraction = 0.98
+
+// WithGOMAXPROCS runs f with runtime.GOMAXPROCS set to procs, and restores
+// the previous value. Tests that use it must not run in parallel.
+func WithGOMAXPROCS(procs int, f func()) {
+	old := runtime.GOMAXPROCS(procs)
+	defer runtime.GOMAXPROCS(old)
+	f()
+}
+
+// CheckBucketRun returns an error when run breaks impl's guarantee:
+// granted more than Allowed (any correct bucket), or, when demand exceeded
+// supply, granted less than 98% of Supply (Exact) or than 98% of Supply
+// less the stated UnderGrant bound (Approximate). It returns nil for Racy
+// and Broken implementations, which the harness demonstrates separately.
+func CheckBucketRun(impl BucketImpl, cfg contend.BucketConfig, run BucketRun) error {
+	if !impl.Guarantee.Correct() {
+		return nil
+	}
+	if run.Granted > run.Allowed {
+		return fmt.Errorf("%s over-granted: %d tokens granted, at most %d allowed (Capacity %d + Rate %v × %v); over by %d",
+			impl.Name, run.Granted, run.Allowed, cfg.Capacity, cfg.Rate, run.Elapsed, run.OverGrant())
+	}
+	if !run.DemandExceededSupply() {
+		return nil
+	}
+	var slack int64
+	if impl.Guarantee == Approximate && impl.UnderGrant != nil {
+		slack = impl.UnderGrant(cfg)
+	}
+	floor := int64(minGrantFraction*float64(run.Supply)) - slack
+	if run.Granted < floor {
+		return fmt.Errorf("%s under-granted: %d tokens granted, want at least %d (98%% of supply %d over %v busy, less under-grant bound %d); %d requested",
+			impl.Name, run.Granted, floor, run.Supply, run.Busy, slack, run.Requests)
+	}
+	return nil
+}
+
+// StressBucket runs impl at every StressGOMAXPROCS with StressGoroutines
+// goroutines on the real clock and checks each run with CheckBucketRun.
+// A run in which the process sat idle for more than half of its time
+// proves nothing about the lower bound; it is retried, up to three times.
+func StressBucket(t *testing.T, impl BucketImpl) {
+	t.Helper()
+	cfg := StressBucketConfig
+	d := StressDuration * time.Duration(StressScale())
+	for _, procs := range StressGOMAXPROCS {
+		WithGOMAXPROCS(procs, func() {
+			var run BucketRun
+			var err error
+			for attempt := 1; attempt <= 3; attempt++ {
+				run, err = RunBucket(impl.New, cfg, StressGoroutines, d)
+				if err != nil {
+					t.Fatalf("%s: %v", impl.Name, err)
+				}
+				if run.Busy >= run.Elapsed/2 {
+					break
+				}
+				t.Logf("%s at GOMAXPROCS %d: idle %v of %v; retrying", impl.Name, procs, run.Idle, run.Elapsed)
+			}
+			t.Logf("%s at GOMAXPROCS %d: %d attempts, %d of %d tokens requested granted; allowed %d, supply %d (busy %v of %v)",
+				impl.Name, procs, run.Attempts, run.Granted, run.Requests, run.Allowed, run.Supply, run.Busy, run.Elapsed)
+			if !run.DemandExceededSupply() {
+				t.Errorf("%s at GOMAXPROCS %d: no request was denied, so demand never exceeded supply: the stress configuration is too generous", impl.Name, procs)
+			}
+			if err := CheckBucketRun(impl, cfg, run); err != nil {
+				t.Errorf("GOMAXPROCS %d: %v", procs, err)
+			}
+		})
+	}
+}
+
+// StressCounter runs impl at every StressGOMAXPROCS with StressGoroutines
+// goroutines adding a mixed-sign sequence, and checks that no update was lost.
+func StressCounter(t *testing.T, impl CounterImpl) {
+	t.Helper()
+	adds := 2000 * StressScale()
+	for _, procs := range StressGOMAXPROCS {
+		WithGOMAXPROCS(procs, func() {
+			run := RunCounter(impl.New(), StressGoroutines, adds)
+			if err := CheckCounterRun(impl, run); err != nil {
+				t.Errorf("GOMAXPROCS %d: %v", procs, err)
+			}
+		})
+	}
+}
+
+// CheckCounterRun returns an error when a correct counter lost updates.
+func CheckCounterRun(impl CounterImpl, run CounterRun) error {
+	if impl.Guarantee.Correct() && run.Lost() != 0 {
+		return fmt.Errorf("%s lost updates: want %d, loaded %d (lost %d) with %d goroutines",
+			impl.Name, run.Want, run.Got, run.Lost(), run.Goroutines)
+	}
+	return nil
+}
