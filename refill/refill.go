@@ -13,6 +13,15 @@
 //	tokens(e) = Capacity - (g - E(e))   if g > E(e)
 //	tokens(e) = Capacity                 otherwise (full; g catches up to E(e))
 //
+// Tokens are due on a fixed grid, at k×T after creation. A bucket that is
+// full keeps its progress towards the next grid point, where a textbook
+// bucket (tokens = min(C, tokens + rate×dt)) throws that partial token away;
+// so after a full spell it may grant its next token up to one interval
+// sooner than the textbook bucket would. Over any window of time it grants
+// at most Capacity + rate × window + 1 tokens (the +1 is that partial
+// token), and over the whole run since creation never more than
+// Capacity + rate × elapsed.
+//
 // This is GCRA (the generic cell rate algorithm) counted in tokens instead
 // of in time: g × T is GCRA's theoretical arrival time. Counting tokens keeps
 // the whole state in one integer that only grows, so a lock-free bucket can
