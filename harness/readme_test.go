@@ -1,0 +1,36 @@
+package harness
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// readmeRow is the README's strategy table row for one implementation.
+func readmeRow(family, name string, g Guarantee, reference bool, summary, flaw string) string {
+	ref := ""
+	if reference {
+		ref = "yes"
+	}
+	return fmt.Sprintf("| %s | `%s` | %s | %s | %s | %s |", family, name, g, ref, summary, flaw)
+}
+
+// TestReadmeListsEveryImplementation keeps README.md's strategy table in
+// step with the registry: every implementation, with its guarantee.
+func TestReadmeListsEveryImplementation(t *testing.T) {
+	raw, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	readme := string(raw)
+	for _, c := range Counters() {
+		row := readmeRow("counter", c.Name, c.Guarantee, c.Reference, c.Summary, c.Flaw)
+		assert.True(t, strings.Contains(readme, row), "README.md lacks the row\n%s", row)
+	}
+	for _, b := range Buckets() {
+		row := readmeRow("bucket", b.Name, b.Guarantee, b.Reference, b.Summary, b.Flaw)
+		assert.True(t, strings.Contains(readme, row), "README.md lacks the row\n%s", row)
+	}
+}
