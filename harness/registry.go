@@ -3,7 +3,7 @@
 // stress checks and benchmarks run over the registry below, so a new
 // strategy or backend is one package plus one entry here.
 //
-// The checks are exported (CheckCounterConformance, StressBucket, ...) so
+// The checks are exported (BucketConformance, StressBucket, RunBucket, ...) so
 // that an implementation in another module can run them from its own tests.
 package harness
 
