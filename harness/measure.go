@@ -79,8 +79,9 @@ type BucketRun struct {
 
 	// Allowed is Capacity + floor(Rate × Elapsed): the most a correct
 	// bucket may grant in the run. Elapsed runs from a clock reading taken
-	// before the bucket was built to one taken after the last TryTake
-	// returned, so a correct bucket can never exceed Allowed.
+	// just before the bucket was built to the latest reading a goroutine
+	// took just after its last TryTake returned, so a correct bucket can
+	// never exceed Allowed, and a bucket one token over it is caught.
 	Allowed int64
 	// Supply is Capacity + floor(Rate × Busy): the least an exact bucket
 	// grants (less a few tokens) when demand exceeds supply. Busy is the
@@ -143,6 +144,7 @@ func RunBucket(newBucket func(contend.BucketConfig) (contend.Bucket, error), cfg
 	type result struct {
 		attempts, requests, granted int64
 		idle                        []interval
+		end                         int64
 	}
 	results := make([]result, goroutines)
 	var stop atomic.Bool
@@ -176,13 +178,17 @@ func RunBucket(newBucket func(contend.BucketConfig) (contend.Bucket, error), cfg
 			}
 			// From its last attempt on, this goroutine asked for nothing.
 			r.idle = append(r.idle, interval{last, maxInt64})
+			r.end = clk.Now() // after its last TryTake returned
 		}()
 	}
 	close(ready)
 	time.Sleep(d)
 	stop.Store(true)
 	wg.Wait()
-	t1 := clk.Now()
+	t1 := t0 // the latest reading taken after a TryTake returned
+	for i := range results {
+		t1 = max(t1, results[i].end)
+	}
 
 	run := BucketRun{Goroutines: goroutines, IdleThreshold: time.Duration(threshold)}
 	latest := t0 // the latest attempt's clock reading

@@ -82,35 +82,51 @@ func CheckBucketRun(impl BucketImpl, cfg contend.BucketConfig, run BucketRun) er
 	return nil
 }
 
+// StressFrozenConfig returns the configuration of the frozen-clock stress
+// run: a ManualClock nobody advances, so a correct bucket grants at most its
+// Capacity, exactly, and a bucket that grants a single token too many is
+// caught without any timing uncertainty.
+func StressFrozenConfig() contend.BucketConfig {
+	return contend.BucketConfig{Capacity: 10_000, Rate: 1, Clock: contend.NewManualClock(0)}
+}
+
 // StressBucket runs impl at every StressGOMAXPROCS with StressGoroutines
-// goroutines on the real clock and checks each run with CheckBucketRun.
-// A run in which the process sat idle for more than half of its time
-// proves nothing about the lower bound; it is retried, up to three times.
+// goroutines, twice: on the real clock with StressBucketConfig, and on a
+// frozen clock with StressFrozenConfig, and checks each run with
+// CheckBucketRun. A real-clock run in which the process sat idle for more
+// than half of its time proves nothing about the lower bound; it is
+// retried, up to three times.
 func StressBucket(t *testing.T, impl BucketImpl) {
 	t.Helper()
-	cfg := StressBucketConfig
 	d := StressDuration * time.Duration(StressScale())
 	for _, procs := range StressGOMAXPROCS {
 		WithGOMAXPROCS(procs, func() {
-			var run BucketRun
-			var err error
-			for attempt := 1; attempt <= 3; attempt++ {
-				run, err = RunBucket(impl.New, cfg, StressGoroutines, d)
-				if err != nil {
-					t.Fatalf("%s: %v", impl.Name, err)
+			for _, frozen := range []bool{false, true} {
+				cfg, clock, d := StressBucketConfig, "real clock", d
+				if frozen {
+					// Nothing refills: a quarter of the time drains it many times over.
+					cfg, clock, d = StressFrozenConfig(), "frozen clock", d/4
 				}
-				if run.Busy >= run.Elapsed/2 {
-					break
+				var run BucketRun
+				var err error
+				for attempt := 1; attempt <= 3; attempt++ {
+					run, err = RunBucket(impl.New, cfg, StressGoroutines, d)
+					if err != nil {
+						t.Fatalf("%s: %v", impl.Name, err)
+					}
+					if run.Busy >= run.Elapsed/2 {
+						break
+					}
+					t.Logf("%s at GOMAXPROCS %d: idle %v of %v; retrying", impl.Name, procs, run.Idle, run.Elapsed)
 				}
-				t.Logf("%s at GOMAXPROCS %d: idle %v of %v; retrying", impl.Name, procs, run.Idle, run.Elapsed)
-			}
-			t.Logf("%s at GOMAXPROCS %d: %d attempts, %d of %d tokens requested granted; allowed %d, supply %d (busy %v of %v)",
-				impl.Name, procs, run.Attempts, run.Granted, run.Requests, run.Allowed, run.Supply, run.Busy, run.Elapsed)
-			if !run.DemandExceededSupply() {
-				t.Errorf("%s at GOMAXPROCS %d: no request was denied, so demand never exceeded supply: the stress configuration is too generous", impl.Name, procs)
-			}
-			if err := CheckBucketRun(impl, cfg, run); err != nil {
-				t.Errorf("GOMAXPROCS %d: %v", procs, err)
+				t.Logf("%s, %s, GOMAXPROCS %d: %d attempts, %d of %d tokens requested granted; allowed %d, supply %d (busy %v of %v)",
+					impl.Name, clock, procs, run.Attempts, run.Granted, run.Requests, run.Allowed, run.Supply, run.Busy, run.Elapsed)
+				if !run.DemandExceededSupply() {
+					t.Errorf("%s, %s, GOMAXPROCS %d: no request was denied, so demand never exceeded supply: the stress configuration is too generous", impl.Name, clock, procs)
+				}
+				if err := CheckBucketRun(impl, cfg, run); err != nil {
+					t.Errorf("%s, GOMAXPROCS %d: %v", clock, procs, err)
+				}
 			}
 		})
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/contend-lab/contend"
+	"github.com/contend-lab/contend/impls/mutex"
 	"github.com/contend-lab/contend/internal/bucketcore"
 	"github.com/contend-lab/contend/internal/raceflag"
 	"github.com/stretchr/testify/assert"
@@ -69,6 +70,19 @@ func (b *checkThenActBucket) TryTake(n int64) bool {
 	return ok
 }
 
+// oneExtraToken is an exact bucket that grants one token too many, once.
+type oneExtraToken struct {
+	*mutex.Bucket
+	spent atomic.Bool
+}
+
+func (b *oneExtraToken) TryTake(n int64) bool {
+	if n == 1 && b.spent.CompareAndSwap(false, true) {
+		return true
+	}
+	return b.Bucket.TryTake(n)
+}
+
 // slowBucket refills at 90% of its configured rate: it never over-grants,
 // but under-grants by 10%.
 func newSlowBucket(cfg contend.BucketConfig) (contend.Bucket, error) {
@@ -98,6 +112,20 @@ func TestStressChecksCatchFaults(t *testing.T) {
 			require.NoError(t, err)
 			assert.ErrorContains(t, CheckBucketRun(impl, StressBucketConfig, run), "over-granted")
 		})
+	})
+	t.Run("bucket that over-grants by one token", func(t *testing.T) {
+		impl := BucketImpl{Name: "one-extra", Guarantee: Exact, New: func(cfg contend.BucketConfig) (contend.Bucket, error) {
+			b, err := mutex.NewBucket(cfg)
+			if err != nil {
+				return nil, err
+			}
+			return &oneExtraToken{Bucket: b}, nil
+		}}
+		cfg := StressFrozenConfig()
+		run, err := RunBucket(impl.New, cfg, StressGoroutines, 50*time.Millisecond)
+		require.NoError(t, err)
+		caught := CheckBucketRun(impl, cfg, run)
+		assert.ErrorContains(t, caught, "over by 1", "a single extra token must be caught")
 	})
 	t.Run("bucket that under-grants", func(t *testing.T) {
 		impl := BucketImpl{Name: "slow", Guarantee: Exact, New: func(cfg contend.BucketConfig) (contend.Bucket, error) {
