@@ -74,8 +74,14 @@ func TestRegistryNames(t *testing.T) {
 		if b.Guarantee == Approximate {
 			assert.NotNil(t, b.UnderGrant, "approximate bucket %s must state its under-grant bound", b.Name)
 		}
-		for check := range b.Deviations {
+		checks := map[string]bool{StressDeviation: true}
+		for _, c := range BucketChecks() {
+			checks[c.Name] = true
+		}
+		for check, why := range b.Deviations {
 			assert.True(t, b.Reference, "%s: only references may declare deviations (%s)", b.Name, check)
+			assert.True(t, checks[check], "%s declares a deviation from %q, which is not a check", b.Name, check)
+			assert.NotEmpty(t, why, "%s: say what it does instead of %q", b.Name, check)
 		}
 	}
 	for _, n := range names {

@@ -84,8 +84,18 @@ type BucketImpl struct {
 	// checks it fails, by check name, with what it does instead. The harness
 	// runs those checks expecting them to fail, so the list stays true and
 	// the report can show it; the lab's own implementations have none.
+	//
+	// The key StressDeviation declares that the reference breaks the stress
+	// invariants under concurrency. A stress run then logs the violation it
+	// measures instead of failing; it does not insist on one, because a
+	// timing-dependent failure cannot be forced. The reference's own package
+	// pins the mechanism with a deterministic test.
 	Deviations map[string]string
 }
+
+// StressDeviation is the BucketImpl.Deviations key for a reference that
+// breaks the stress invariants (over- or under-grants under concurrency).
+const StressDeviation = "stress"
 
 // Counters returns every registered Counter implementation, in the order
 // the report lists them.
@@ -134,7 +144,14 @@ func Buckets() []BucketImpl {
 			Summary: "anti-pattern: float64 tokens and float64 time under a mutex",
 			Flaw:    "float64 time loses nanoseconds at large clock values: over-grants"},
 		{Name: "xrate", New: adapt(reference.NewTimeRateBucket), Guarantee: Exact, Reference: true,
-			Summary: "golang.org/x/time/rate Limiter.AllowN on the injected clock (float64 inside, mutex)"},
+			Summary: "golang.org/x/time/rate Limiter.AllowN on the injected clock (float64 inside, mutex)",
+			Deviations: map[string]string{
+				"refill-at-boundaries": "grants a token up to 1 ns before it is due: the wait for the missing fraction is truncated to 0 ns",
+				"rate-edges":           "at MaxRate (1e9/s) grants the next token 1 ns early, as in refill-at-boundaries",
+				"clock-backwards":      "a reading before the last one earns nothing, but a grant stores it, and the next reading earns the interval again",
+				StressDeviation: "over-grants under contention: a caller's clock reading, taken before the Limiter's mutex, " +
+					"can be older than the last caller's, and the Limiter then counts the time between them twice (golang/go#56287)",
+			}},
 	}
 }
 

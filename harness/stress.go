@@ -95,7 +95,8 @@ func StressFrozenConfig() contend.BucketConfig {
 // frozen clock with StressFrozenConfig, and checks each run with
 // CheckBucketRun. A real-clock run in which the process sat idle for more
 // than half of its time proves nothing about the lower bound; it is
-// retried, up to three times.
+// retried, up to three times. A violation by a reference that declares
+// StressDeviation is logged, not failed.
 func StressBucket(t *testing.T, impl BucketImpl) {
 	t.Helper()
 	d := StressDuration * time.Duration(StressScale())
@@ -125,7 +126,11 @@ func StressBucket(t *testing.T, impl BucketImpl) {
 					t.Errorf("%s, %s, GOMAXPROCS %d: no request was denied, so demand never exceeded supply: the stress configuration is too generous", impl.Name, clock, procs)
 				}
 				if err := CheckBucketRun(impl, cfg, run); err != nil {
-					t.Errorf("%s, GOMAXPROCS %d: %v", clock, procs, err)
+					if why, declared := impl.Deviations[StressDeviation]; declared {
+						t.Logf("%s, GOMAXPROCS %d: %v: a declared deviation: %s", clock, procs, err, why)
+					} else {
+						t.Errorf("%s, GOMAXPROCS %d: %v", clock, procs, err)
+					}
 				}
 			}
 		})
