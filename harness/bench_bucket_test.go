@@ -107,6 +107,7 @@ func BenchmarkBucket(b *testing.B) {
 						b.Run("impl="+impl.Name, func(b *testing.B) {
 							for _, g := range benchGoroutines() {
 								b.Run(goroutinesName(g), func(b *testing.B) {
+									g := resolveGoroutines(g)
 									benchBucket(b, impl, w, clock == "frozen", g)
 								})
 							}

@@ -109,12 +109,8 @@ var grantRatioConfig = contend.BucketConfig{Capacity: 100, Rate: 1e4}
 // each goroutine count of the correctness checks.
 func forCorrectnessGoroutines(b *testing.B, name string, f func(b *testing.B, g int)) {
 	b.Run(name, func(b *testing.B) {
-		var gs []int
-		if p := runtime.GOMAXPROCS(0); p > 1 && p != 100 {
-			gs = append(gs, p)
-		}
-		for _, g := range append(gs, 100) {
-			b.Run(goroutinesName(g), func(b *testing.B) { f(b, g) })
+		for _, g := range []int{onePerP, 100} {
+			b.Run(goroutinesName(g), func(b *testing.B) { f(b, resolveGoroutines(g)) })
 		}
 	})
 }

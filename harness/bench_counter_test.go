@@ -59,6 +59,7 @@ func BenchmarkCounter(b *testing.B) {
 				b.Run("impl="+impl.Name, func(b *testing.B) {
 					for _, g := range benchGoroutines() {
 						b.Run(goroutinesName(g), func(b *testing.B) {
+							g := resolveGoroutines(g)
 							b.ReportAllocs()
 							c := impl.New()
 							sink += runParallel(b, g, func(_, n int) int64 { return w.run(c, n) })
@@ -71,6 +72,7 @@ func BenchmarkCounter(b *testing.B) {
 			b.Run("impl=padded-slots", func(b *testing.B) {
 				for _, g := range benchGoroutines() {
 					b.Run(goroutinesName(g), func(b *testing.B) {
+						g := resolveGoroutines(g)
 						b.ReportAllocs()
 						c := newPaddedSlots(g)
 						mine := make([]contend.Counter, g) // boxed before the timer starts

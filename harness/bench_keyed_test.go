@@ -39,6 +39,7 @@ func BenchmarkKeyed(b *testing.B) {
 		b.Run("workload=zipf/impl="+impl.Name, func(b *testing.B) {
 			for _, g := range benchGoroutines() {
 				b.Run(goroutinesName(g), func(b *testing.B) {
+					g := resolveGoroutines(g)
 					b.ReportAllocs()
 					l, err := impl.New(keyedConfig)
 					if err != nil {

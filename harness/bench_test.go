@@ -8,14 +8,15 @@ package harness
 // testing package appends "-GOMAXPROCS" to the last part, and benchfmt would
 // read "-8" in "stripes-8" as GOMAXPROCS):
 //
-//	BenchmarkCounter/workload=<add-only|read-mostly>/impl=<name>/goroutines=<g>
-//	BenchmarkBucket/workload=<always-grant|mostly-deny|near-limit>/clock=<real|frozen>/impl=<name>/goroutines=<g>
-//	BenchmarkKeyed/workload=zipf/impl=<xsync-mapof|sync-map|mutex-map>/goroutines=<g>
+//	BenchmarkCounter/workload=<add-only|read-mostly>/impl=<name>/goroutines=<1|gomaxprocs|100>
+//	BenchmarkBucket/workload=<always-grant|mostly-deny|near-limit>/clock=<real|frozen>/impl=<name>/goroutines=<1|gomaxprocs|100>
+//	BenchmarkKeyed/workload=zipf/impl=<xsync-mapof|sync-map|mutex-map>/goroutines=<1|gomaxprocs|100>
 //	BenchmarkFloor/workload=<local-increment|clock-read|atomic-add>/impl=<name>/goroutines=1
-//	BenchmarkCorrectness/check=<lost-updates|grant-ratio|wall-clock-step|large-clock>/impl=<name>/goroutines=<g>
+//	BenchmarkCorrectness/check=<lost-updates|grant-ratio|wall-clock-step|large-clock>/impl=<name>/goroutines=<1|gomaxprocs|100>
 //
-// Goroutines: every throughput benchmark runs at 1, at GOMAXPROCS (skipped
-// when it is 1) and at exactly 100 goroutines, started by runParallel below
+// Goroutines: every throughput benchmark runs at 1, at one per P
+// (goroutines=gomaxprocs, resolved when the leaf runs, so that it follows
+// -cpu) and at exactly 100 goroutines, started by runParallel below
 // rather than by b.RunParallel (which can only run a multiple of GOMAXPROCS).
 // b.N is split among them, so ns/op is wall time per operation of the whole
 // group: the inverse of aggregate throughput.
@@ -69,18 +70,31 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// onePerP stands for "as many goroutines as GOMAXPROCS" in a goroutine
+// count. It is resolved inside the leaf benchmark, at run time, because
+// -cpu sets GOMAXPROCS only around each leaf: the parent that names the
+// sub-benchmarks runs at whatever GOMAXPROCS was left behind.
+const onePerP = 0
+
 // benchGoroutines returns the goroutine counts every throughput benchmark
-// runs at: 1, GOMAXPROCS (if above 1 and not 100) and 100.
-func benchGoroutines() []int {
-	gs := []int{1}
-	if p := runtime.GOMAXPROCS(0); p > 1 && p != 100 {
-		gs = append(gs, p)
+// runs at: 1, one per P (named goroutines=gomaxprocs) and 100.
+func benchGoroutines() []int { return []int{1, onePerP, 100} }
+
+// resolveGoroutines returns g, or GOMAXPROCS for onePerP.
+func resolveGoroutines(g int) int {
+	if g == onePerP {
+		return runtime.GOMAXPROCS(0)
 	}
-	return append(gs, 100)
+	return g
 }
 
 // goroutinesName is the name part for g goroutines.
-func goroutinesName(g int) string { return "goroutines=" + strconv.Itoa(g) }
+func goroutinesName(g int) string {
+	if g == onePerP {
+		return "goroutines=gomaxprocs"
+	}
+	return "goroutines=" + strconv.Itoa(g)
+}
 
 // runParallel runs body on g goroutines, giving goroutine id (0 <= id < g) an
 // iteration count n with the counts summing to b.N, and returns the sum of

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# scripts/bench.sh full|quick: run the benchmark suite and regenerate results/.
+#
+#   full   make bench:       -cpu 1,2,4,8, -count 10  (about 15 minutes on 2 cores)
+#   quick  make bench-quick: -cpu 1,2,   -count 6    (under 3 minutes)
+#
+# Overrides (environment): CPU, COUNT, BENCHTIME (throughput benchmarks),
+# CHECK_COUNT (correctness benchmarks), BENCH (regexp of families), OUT
+# (default results). COUNT below 6 leaves the report without confidence
+# intervals: benchmath needs 6 samples for a 95% CI of the median.
+#
+# Benchmark output goes to $OUT/raw/bench.txt, preceded by benchfmt
+# configuration lines describing the machine. Progress goes to stderr only:
+# any "key: value" line in the results file would become configuration.
+set -euo pipefail
+
+mode=${1:-full}
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+
+case "$mode" in
+full)
+	CPU=${CPU:-1,2,4,8}
+	COUNT=${COUNT:-10}
+	BENCHTIME=${BENCHTIME:-1000000x}
+	CHECK_COUNT=${CHECK_COUNT:-6}
+	;;
+quick)
+	CPU=${CPU:-1,2}
+	COUNT=${COUNT:-6}
+	BENCHTIME=${BENCHTIME:-100000x}
+	CHECK_COUNT=${CHECK_COUNT:-6}
+	;;
+*)
+	echo "usage: $0 full|quick" >&2
+	exit 2
+	;;
+esac
+BENCH=${BENCH:-Counter|Bucket|Keyed|Floor}
+OUT=${OUT:-results}
+
+log() { echo "bench: $*" >&2; }
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+log "building the benchmark binary"
+"$GO" test -c -o "$tmp/harness.test" ./harness
+
+commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+	commit="$commit-dirty"
+fi
+cpumodel=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo 2>/dev/null | head -n1)
+
+raw="$tmp/bench.txt"
+{
+	echo "cpu-model: ${cpumodel:-unknown}"
+	echo "cores: $(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc)"
+	echo "go: $("$GO" env GOVERSION)"
+	echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo "commit: $commit"
+	echo "mode: $mode"
+} >"$raw"
+
+# run writes benchmark output to the results file and, as progress, to stderr.
+run() {
+	"$tmp/harness.test" -test.run '^$' -test.benchmem "$@" | tee -a "$raw" >&2
+}
+
+start=$(date +%s)
+log "throughput: -bench '$BENCH' -cpu $CPU -count $COUNT -benchtime $BENCHTIME"
+echo "benchtime: $BENCHTIME" >>"$raw"
+(cd harness && run -test.bench "^Benchmark($BENCH)\$" -test.cpu "$CPU" -test.count "$COUNT" -test.benchtime "$BENCHTIME")
+
+log "correctness: -bench Correctness -cpu $CPU -count $CHECK_COUNT -benchtime 1x"
+echo "benchtime: 1x" >>"$raw"
+(cd harness && run -test.bench '^BenchmarkCorrectness$' -test.cpu "$CPU" -test.count "$CHECK_COUNT" -test.benchtime 1x)
+
+log "race detector demonstration (make race)"
+racelog="$tmp/race.log"
+if CONTEND_RACE_DEMO=1 "$GO" test -race -count=1 -run '^TestRaceDemo$' ./harness >"$racelog" 2>&1; then
+	log "the race demonstration reported no race; see $racelog"
+	exit 1
+fi
+# Keep the first report, with the checkout's path made relative.
+root="$(pwd)/"
+awk '/^WARNING: DATA RACE/{on=1} on{print} on&&/^==================/{exit}' "$racelog" |
+	sed "s#$root##g" >"$tmp/race-detector.log"
+if ! grep -q 'WARNING: DATA RACE' "$tmp/race-detector.log"; then
+	log "no DATA RACE report in the race demonstration output:"
+	cat "$racelog" >&2
+	exit 1
+fi
+
+mkdir -p "$OUT/raw"
+rm -f "$OUT"/raw/*.txt
+cp "$raw" "$OUT/raw/bench.txt"
+cp "$tmp/race-detector.log" "$OUT/raw/race-detector.log"
+log "benchmarks took $(($(date +%s) - start)) s; raw results in $OUT/raw/"
+
+log "writing the report"
+"$GO" run ./cmd/report -raw "$OUT/raw" -out "$OUT"
+log "done: $OUT/REPORT.md"
