@@ -12,7 +12,7 @@ package harness
 //	BenchmarkBucket/workload=<always-grant|mostly-deny|near-limit>/clock=<real|frozen>/impl=<name>/goroutines=<1|gomaxprocs|100>
 //	BenchmarkKeyed/workload=zipf/impl=<xsync-mapof|sync-map|mutex-map>/goroutines=<1|gomaxprocs|100>
 //	BenchmarkFloor/workload=<local-increment|clock-read|atomic-add>/impl=<name>/goroutines=1
-//	BenchmarkCorrectness/check=<lost-updates|grant-ratio|wall-clock-step|large-clock>/impl=<name>/goroutines=<1|gomaxprocs|100>
+//	BenchmarkCorrectness/check=<lost-updates|grant-ratio|wall-clock-step|large-clock>/impl=<name>/goroutines=<gomaxprocs|100>
 //
 // Goroutines: every throughput benchmark runs at 1, at one per P
 // (goroutines=gomaxprocs, resolved when the leaf runs, so that it follows

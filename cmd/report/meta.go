@@ -1,0 +1,113 @@
+package main
+
+import (
+	"hash/fnv"
+	"image/color"
+	"sort"
+
+	"github.com/contend-lab/contend/harness"
+	"github.com/contend-lab/contend/keyed"
+)
+
+// implInfo is what the registry says about an implementation.
+type implInfo struct {
+	Family    string // "counter" or "bucket"
+	Name      string
+	Guarantee string
+	Reference bool
+	Summary   string
+	Flaw      string
+	Deviates  map[string]string
+}
+
+// registry lists the registered implementations: counters, then buckets.
+func registry() []implInfo {
+	var out []implInfo
+	for _, c := range harness.Counters() {
+		out = append(out, implInfo{"counter", c.Name, c.Guarantee.String(), c.Reference, c.Summary, c.Flaw, nil})
+	}
+	for _, b := range harness.Buckets() {
+		out = append(out, implInfo{"bucket", b.Name, b.Guarantee.String(), b.Reference, b.Summary, b.Flaw, b.Deviations})
+	}
+	return out
+}
+
+// implOrder is the order implementations appear in tables, legends and
+// colour assignment: the registry's, then the benchmark-only variants.
+func implOrder() []string {
+	var order []string
+	seen := map[string]bool{}
+	add := func(n string) {
+		if !seen[n] {
+			seen[n] = true
+			order = append(order, n)
+		}
+	}
+	for _, r := range registry() {
+		add(r.Name)
+	}
+	add("padded-slots")
+	for _, k := range keyed.Impls() {
+		add(k.Name)
+	}
+	return order
+}
+
+// sortImpls sorts names into implOrder, unknown names last, alphabetically.
+func sortImpls(names []string) {
+	order := implOrder()
+	r := func(n string) int { return rank(order, n) }
+	sort.Slice(names, func(i, j int) bool {
+		if ri, rj := r(names[i]), r(names[j]); ri != rj {
+			return ri < rj
+		}
+		return names[i] < names[j]
+	})
+}
+
+// palette is a colour-blind-friendly qualitative palette (Okabe-Ito, then
+// Tableau's), assigned to implementations in implOrder, so that an
+// implementation has the same colour on every chart of every report.
+var palette = []color.RGBA{
+	{0x00, 0x00, 0x00, 0xff}, // black
+	{0xe6, 0x9f, 0x00, 0xff}, // orange
+	{0x56, 0xb4, 0xe9, 0xff}, // sky blue
+	{0x00, 0x9e, 0x73, 0xff}, // bluish green
+	{0xd5, 0x5e, 0x00, 0xff}, // vermillion
+	{0x00, 0x72, 0xb2, 0xff}, // blue
+	{0xcc, 0x79, 0xa7, 0xff}, // reddish purple
+	{0x8c, 0x56, 0x4b, 0xff}, // brown
+	{0x7f, 0x7f, 0x7f, 0xff}, // grey
+	{0xbc, 0xbd, 0x22, 0xff}, // olive
+	{0x17, 0xbe, 0xcf, 0xff}, // cyan
+	{0x94, 0x67, 0xbd, 0xff}, // purple
+	{0x2c, 0xa0, 0x2c, 0xff}, // green
+	{0xd6, 0x27, 0x28, 0xff}, // red
+	{0x1f, 0x1f, 0x7a, 0xff}, // navy
+	{0xf0, 0xe4, 0x42, 0xff}, // yellow: last, it is faint on white
+}
+
+// implColor returns name's colour: fixed by its position in implOrder (the
+// lab's own implementations never share one), or, for a name the registry
+// does not know, picked by a hash of the name, so it is still stable.
+func implColor(name string) color.Color {
+	order := implOrder()
+	if i := rank(order, name); i < len(order) {
+		return palette[i%len(palette)]
+	}
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return palette[h.Sum32()%uint32(len(palette))]
+}
+
+// implShape is a stable index for name's glyph shape, so that lines are
+// told apart without colour too.
+func implShape(name string) int {
+	order := implOrder()
+	if i := rank(order, name); i < len(order) {
+		return i
+	}
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return int(h.Sum32() % 7)
+}

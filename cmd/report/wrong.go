@@ -1,0 +1,208 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// whatGoesWrong writes the section built from BenchmarkCorrectness: what
+// each broken design costs, measured.
+func (r *report) whatGoesWrong() error {
+	checks := r.d.Groups("Correctness")
+	r.printf("## What goes wrong\n\n")
+	if len(checks) == 0 {
+		r.printf("No `BenchmarkCorrectness` results in the raw files: run `make bench`.\n\n")
+	}
+	r.printf("From `BenchmarkCorrectness`, which measures how wrong each implementation is rather than how fast. Each figure is the median over the samples, at 100 goroutines unless stated.\n\n")
+	for _, g := range checks {
+		var err error
+		switch g.Check {
+		case "lost-updates":
+			err = r.lostUpdates(g)
+		case "grant-ratio":
+			err = r.grantRatio(g)
+		case "wall-clock-step":
+			err = r.steppedCheck(g, "wallclock", "Wall clock vs monotonic clock",
+				"A bucket of capacity 100 at 1000 tokens/s is drained, then polled in 50 phases 1 ms apart by every goroutine; the wall clock is stepped forward by an hour at phases 25 and 50, as NTP or an administrator can do. Grant ratio = tokens granted / (capacity + rate × real elapsed time).")
+		case "large-clock":
+			err = r.steppedCheck(g, "float", "float64 vs fixed point",
+				"A bucket of capacity 256 at 10⁹ tokens/s on a clock that starts at 1.7 × 10¹⁸ ns (a Unix time in nanoseconds; 54 years of uptime would do too) plus 127, advanced 16 times by 2 ns. A float64 holds such readings only to 256 ns, so the float bucket sees 256 ns pass where 2 did. Grant ratio = granted / (capacity + rate × elapsed).")
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return r.raceExcerpt()
+}
+
+// lostUpdates tabulates lost-fraction for every counter at every
+// GOMAXPROCS, and charts it at the highest.
+func (r *report) lostUpdates(g groupID) error {
+	r.printf("### Lost updates: the racy counter\n\n")
+	r.printf("Every goroutine adds a known sequence; lost = expected sum − loaded sum, as a fraction of the expected sum.\n\n")
+	r.procTable(g, "lost-fraction", "lost", func(v float64) string { return sig3(100*v) + "%" })
+	for _, impl := range r.d.Impls(g) {
+		if r.correct("counter", impl) {
+			if worst := r.worst(g, impl, "lost-updates"); worst > 0 {
+				r.printf("**%s, declared correct, lost %s updates in one sample.** ", impl, sig3(worst))
+			}
+		}
+	}
+	var clean []string
+	for _, impl := range r.d.Impls(g) {
+		if r.worst(g, impl, "lost-updates") == 0 {
+			clean = append(clean, "`"+impl+"`")
+		}
+	}
+	if len(clean) > 0 {
+		r.printf("%s lost nothing in any sample, at any GOMAXPROCS.\n\n", strings.Join(clean, ", "))
+	}
+	return r.ratioChart(g, "lost-fraction", "fraction of updates lost (0 is correct)", false, math.NaN(), "")
+}
+
+// grantRatio tabulates grant-ratio for every bucket and charts it.
+func (r *report) grantRatio(g groupID) error {
+	r.printf("### Over-grant: the racy bucket, the per-goroutine anti-pattern, and the references\n\n")
+	r.printf("Goroutines ask a bucket of capacity 100 at 10,000 tokens/s for far more than it can give, for 50 ms on the real clock. Grant ratio = tokens granted / (capacity + rate × elapsed): at most 1 for a correct bucket, and above 1 is an over-grant.\n\n")
+	r.procTable(g, "grant-ratio", "grant ratio", sig3)
+	var over []string
+	for _, impl := range r.d.Impls(g) {
+		worst := r.worst(g, impl, "grant-ratio")
+		if worst <= 1 {
+			continue
+		}
+		label := r.info["bucket/"+impl].Guarantee
+		if r.info["bucket/"+impl].Reference {
+			label = "reference"
+		}
+		over = append(over, fmt.Sprintf("`%s` (%s) up to %s×", impl, label, sig3(worst)))
+	}
+	if len(over) > 0 {
+		r.printf("Over-granted in at least one sample: %s. ", strings.Join(over, ", "))
+	}
+	r.printf("`per-goroutine` gives every goroutine a private bucket, so N goroutines get up to N times the limit.\n\n")
+	for _, i := range registry() {
+		why, ok := i.Deviates["stress"]
+		if i.Family != "bucket" || !ok {
+			continue
+		}
+		verdict := "did not over-grant in this run's samples"
+		if w := r.worst(g, i.Name, "grant-ratio"); w > 1 {
+			verdict = fmt.Sprintf("over-granted in this run, up to %s×", sig3(w))
+		}
+		r.printf("The reference `%s` declares that it breaks the invariant under contention, and %s. Why: %s. It needs more runnable threads than cores (readings delayed between the clock and the mutex), so it shows at high GOMAXPROCS; the stress test at GOMAXPROCS 8 measured it, and `impls/reference` pins the mechanism deterministically.\n\n", i.Name, verdict, why)
+	}
+	return r.ratioChart(g, "grant-ratio", "tokens granted / (capacity + rate × elapsed), log scale", true, 1, "allowed: ratio 1")
+}
+
+// steppedCheck reports a deterministic scenario that compares a broken
+// bucket with the lab's atomic one.
+func (r *report) steppedCheck(g groupID, broken, title, doc string) error {
+	r.printf("### %s\n\n%s\n\n", title, doc)
+	r.procTable(g, "grant-ratio", "grant ratio", sig3)
+	bad := r.d.Cell(r.id(g, broken, "100", r.mainP, "grant-ratio"))
+	good := r.d.Cell(r.id(g, "atomic", "100", r.mainP, "grant-ratio"))
+	if bad != nil && good != nil {
+		r.printf("`%s` granted %s× what real time allowed; the lab's `atomic` bucket %s×.\n\n", broken, sig3(bad.Summary.Center), sig3(good.Summary.Center))
+	}
+	return nil
+}
+
+// procTable writes, for each implementation and goroutine count of g, the
+// median of unit at every GOMAXPROCS.
+func (r *report) procTable(g groupID, unit, what string, format func(float64) string) {
+	procs := r.d.Procs()
+	r.printf("| impl | goroutines |")
+	for _, p := range procs {
+		r.printf(" %s, GOMAXPROCS %d |", what, p)
+	}
+	r.printf("\n|---|---|%s\n", strings.Repeat("---|", len(procs)))
+	for _, impl := range r.d.Impls(g) {
+		for _, gs := range r.d.GoroutineCounts(g) {
+			r.printf("| `%s` | %s |", impl, gs)
+			for _, p := range procs {
+				c := r.d.Cell(r.id(g, impl, gs, p, unit))
+				if c == nil {
+					r.printf(" |")
+					continue
+				}
+				r.printf(" %s |", format(c.Summary.Center))
+			}
+			r.printf("\n")
+		}
+	}
+	r.printf("\n")
+}
+
+// worst returns the largest sample of unit for impl in g, over every
+// goroutine count and GOMAXPROCS.
+func (r *report) worst(g groupID, impl, unit string) float64 {
+	w := math.Inf(-1)
+	for id, c := range r.d.Cells {
+		if id.group() != g || id.Impl != impl || id.Unit != unit {
+			continue
+		}
+		for _, v := range c.Values {
+			w = math.Max(w, v)
+		}
+	}
+	return w
+}
+
+// ratioChart charts unit per implementation at 100 goroutines and the
+// highest GOMAXPROCS, where concurrency does the most damage.
+func (r *report) ratioChart(g groupID, unit, xLabel string, logX bool, ref float64, refLabel string) error {
+	procs := r.d.Procs()
+	p := procs[len(procs)-1]
+	var bars []bar
+	for _, impl := range r.d.Impls(g) {
+		c := r.d.Cell(r.id(g, impl, "100", p, unit))
+		if c == nil {
+			continue
+		}
+		v := c.Summary.Center
+		if logX && v <= 0 {
+			continue // a log axis cannot show it
+		}
+		b := bar{label: impl, impl: impl, value: v, lo: math.NaN(), hi: math.NaN(), note: sig3(v)}
+		if c.HasCI && (!logX || c.Summary.Lo > 0) {
+			b.lo, b.hi = c.Summary.Lo, c.Summary.Hi
+		}
+		bars = append(bars, b)
+	}
+	if len(bars) == 0 {
+		return nil
+	}
+	sortBars(bars)
+	title := fmt.Sprintf("correctness, %s: 100 goroutines, GOMAXPROCS %d", g.Check, p)
+	c, err := hbarChart(title, xLabel, bars, logX, ref, refLabel)
+	if err != nil {
+		return err
+	}
+	return r.embed(c, r.chartName(g, "chart"), title)
+}
+
+// raceExcerpt quotes the race detector's report on the naive control.
+func (r *report) raceExcerpt() error {
+	r.printf("### The race detector on the naive control\n\n")
+	path := filepath.Join(r.rawDir, "race-detector.log")
+	if fi, err := os.Stat(r.rawDir); err == nil && !fi.IsDir() {
+		path = filepath.Join(filepath.Dir(r.rawDir), "race-detector.log")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		r.printf("No `race-detector.log` beside the raw results; `make race` shows the report.\n\n")
+		return nil
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	const keep = 12
+	if len(lines) > keep {
+		lines = append(lines[:keep], "...")
+	}
+	r.printf("`make race` runs the naive counter and bucket from 8 goroutines under `go test -race`. The first report (full text in [`raw/race-detector.log`](raw/race-detector.log)):\n\n```\n%s\n```\n\n", strings.Join(lines, "\n"))
+	r.printf("Every other implementation runs clean under `go test -race` in `make test`.\n\n")
+	return nil
+}
