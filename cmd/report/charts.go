@@ -338,7 +338,9 @@ var glyphs = []draw.GlyphDrawer{
 func glyph(impl string) draw.GlyphDrawer { return glyphs[implShape(impl)%len(glyphs)] }
 
 // sortBars sorts bars by value, ascending.
-func sortBars(bs []bar) { sort.SliceStable(bs, func(i, j int) bool { return bs[i].value < bs[j].value }) }
+func sortBars(bs []bar) {
+	sort.SliceStable(bs, func(i, j int) bool { return bs[i].value < bs[j].value })
+}
 
 // logTicks labels a log axis at 1, 2 and 5 times each power of ten, with
 // unlabelled minor ticks between, so that a range narrower than a decade
