@@ -10,12 +10,13 @@ PKGS    ?= ./...
 # at GOMAXPROCS 1, 2 and 8. On this 2-core machine the suite takes minutes.
 TESTFLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: help test fmt-check vet race stress bench bench-quick clean
+.PHONY: help test fmt-check vet race stress bench bench-quick bench-check clean
 
 help:
 	@echo "make test         gofmt check, go vet, all tests with -race (what CI runs)"
 	@echo "make bench        full benchmark run (CPU=1,2,4,8 COUNT=10) and report -> results/"
 	@echo "make bench-quick  smoke benchmark run (< 3 minutes) -> results/"
+	@echo "make bench-check  measure the performance targets (ratios, -count 10) and fail if one is missed"
 	@echo "make race         show the race detector catching the naive control"
 	@echo "make stress       long stress run (20x the default durations)"
 
@@ -49,6 +50,10 @@ bench:
 
 bench-quick:
 	./scripts/bench.sh quick
+
+# Performance targets as ratios within one run; not part of make test.
+bench-check:
+	./scripts/bench-check.sh
 
 clean:
 	rm -rf results/tmp

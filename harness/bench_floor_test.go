@@ -3,6 +3,7 @@ package harness
 import (
 	"testing"
 	"time"
+	_ "unsafe" // for go:linkname
 
 	"github.com/contend-lab/contend"
 )
@@ -39,6 +40,17 @@ var floorBenchmarks = []struct {
 		var s int64
 		for range n {
 			s += clk.Now()
+		}
+		return s
+	}},
+	// runtime.nanotime, the runtime's monotonic clock, reached by
+	// go:linkname (the runtime keeps it linkable): what time.Since reads
+	// underneath. It is not faked inside a synctest bubble, which is why the
+	// default clock cannot be it; this row shows what that costs.
+	{"clock-read", "nanotime", func(n int) int64 {
+		var s int64
+		for range n {
+			s += nanotime()
 		}
 		return s
 	}},
@@ -97,3 +109,6 @@ func BenchmarkFloor(b *testing.B) {
 //
 //go:noinline
 func opaqueClock(c contend.Clock) contend.Clock { return c }
+
+//go:linkname nanotime runtime.nanotime
+func nanotime() int64

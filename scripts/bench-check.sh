@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# scripts/bench-check.sh: run the benchmarks issue 4's performance targets
+# need (-cpu 1,2, -count 10) and check every target (cmd/benchcheck).
+# Exits non-zero when a target is missed. Not part of make test.
+#
+# Raw output goes to results/bench-check/raw.txt and the verdict to
+# results/bench-check/check.txt; progress to stderr.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+COUNT=${COUNT:-10}
+BENCHTIME=${BENCHTIME:-1000000x}
+OUT=${OUT:-results/bench-check}
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+echo "bench-check: building the benchmark binary" >&2
+"$GO" test -c -o "$tmp/harness.test" ./harness
+
+raw="$tmp/raw.txt"
+commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+	commit="$commit-dirty"
+fi
+{
+	echo "cores: $(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc)"
+	echo "go: $("$GO" env GOVERSION)"
+	echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo "commit: $commit"
+} >"$raw"
+
+run() {
+	echo "bench-check: $1" >&2
+	(cd harness && "$tmp/harness.test" -test.run '^$' -test.benchmem -test.count "$COUNT" -test.bench "$1" "${@:2}") | tee -a "$raw" >&2
+}
+run '^BenchmarkCounter$/^workload=add-only$/^impl=(atomic|pershard|xsync|padded-slots)$/^goroutines=100$' -test.cpu 1,2 -test.benchtime "$BENCHTIME"
+run '^BenchmarkBucket$/^workload=(always-grant|mostly-deny)$/^clock=(frozen|real)$/^impl=(atomic|pershard|xrate|xrate-allow|mutex|reentrant|rwmutex)$/^goroutines=100$' -test.cpu 2 -test.benchtime "$BENCHTIME"
+run '^BenchmarkKeyed$/^workload=zipf$/^impl=(xsync-mapof|mutex-map)$/^goroutines=100$' -test.cpu 2 -test.benchtime "$BENCHTIME"
+run '^BenchmarkFloor$/^workload=clock-read$' -test.cpu 2 -test.benchtime "$BENCHTIME"
+run '^BenchmarkCorrectness$/^check=grant-ratio$/^impl=(atomic|pershard)$' -test.cpu 1,2,8 -test.benchtime 1x
+
+mkdir -p "$OUT"
+cp "$raw" "$OUT/raw.txt"
+"$GO" run ./cmd/benchcheck "$OUT/raw.txt" | tee "$OUT/check.txt"
