@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # scripts/bench.sh full|quick: run the benchmark suite and regenerate results/.
 #
-#   full   make bench:       -cpu 1,2,4,8, -count 10  (about 15 minutes on 2 cores)
-#   quick  make bench-quick: -cpu 1,2,   -count 6    (under 3 minutes)
+#   full   make bench:       -cpu 1,2,4,8, -count 10  (about 7 minutes on 2 cores)
+#   quick  make bench-quick: -cpu 1,2,   -count 6    (about 40 seconds)
 #
 # Overrides (environment): CPU, COUNT, BENCHTIME (throughput benchmarks),
 # CHECK_COUNT (correctness benchmarks), BENCH (regexp of families), OUT
