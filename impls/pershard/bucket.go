@@ -190,7 +190,7 @@ func (b *Bucket) TryTake(n int64) bool {
 		// global word, and do not look for a cache to steal from.
 		return b.takeGlobal(u)
 	}
-	home := pid() & b.mask
+	home := shardHint() & b.mask
 	c := &b.caches[home].w
 	for {
 		v := c.Load()

@@ -23,6 +23,19 @@
 // grows after construction: the slot count stays fixed, the ids wrap with
 // the mask, and the Ps that wrap share slots.
 //
+// # Choosing a slot: the CPU number, where RDPID has it
+//
+// On amd64 Linux, when the CPU has the RDPID instruction, the hint is the
+// number of the CPU the thread is running on instead (shardHint, cpu_amd64.s):
+// RDPID reads it from IA32_TSC_AUX, where Linux keeps it, in one
+// instruction; with the call, 2.7 ns here against 5.4 ns for the
+// procPin/procUnpin pair (measured with go test -bench on this machine). A
+// CPU number is as good a hint as a P id, better even: it is the cache the
+// slot should live in. The same argument makes it safe: it is only a hint,
+// and the update is atomic. CPU numbers are masked like P ids, so on a
+// machine with more CPUs than slots, or whose affinity mask leaves gaps,
+// two running threads may share a slot: more contention, never an error.
+//
 // # Padding and layout
 //
 // Each slot is one 64-bit word followed by 120 bytes of padding: a 128-byte
