@@ -56,6 +56,8 @@ var targets = []target{
 		Num: "Bucket/workload=always-grant/clock=real/impl=pershard/goroutines=100-2", Den: "Bucket/workload=always-grant/clock=real/impl=xrate-allow/goroutines=100-2", Max: 0.5},
 	{What: "default clock: contend.DefaultClock.Now costs no more than time.Now",
 		Num: "Floor/workload=clock-read/impl=monotonic/goroutines=1-2", Den: "Floor/workload=clock-read/impl=time-now/goroutines=1-2", Max: 1, OrSame: true},
+	{What: "default clock: contend.DefaultClock.Now within 1.25x of runtime.nanotime (the vDSO floor)",
+		Num: "Floor/workload=clock-read/impl=monotonic/goroutines=1-2", Den: "Floor/workload=clock-read/impl=nanotime/goroutines=1-2", Max: 1.25, OrSame: true},
 	{What: "deny path, frozen clock: atomic deny costs no more than a grant",
 		Num: "Bucket/workload=mostly-deny/clock=frozen/impl=atomic/goroutines=100-2", Den: "Bucket/workload=always-grant/clock=frozen/impl=atomic/goroutines=100-2", Max: 1, OrSame: true},
 	{What: "deny path, frozen clock: pershard deny costs no more than a grant",
