@@ -34,16 +34,21 @@ type target struct {
 	// OrSame: a ratio above Max passes if the difference is not
 	// significant (p >= alpha): "costs no more than".
 	OrSame bool
+	// WhyMissed is printed under a missed target: what this lab knows
+	// about why, measured. It never turns a miss into a pass.
+	WhyMissed string
 }
 
 // targets are issue 4's, in its order.
 var targets = []target{
 	{What: "counter add-only: pershard <= 0.5x one shared atomic.Int64",
-		Num: "Counter/workload=add-only/impl=pershard/goroutines=100-2", Den: "Counter/workload=add-only/impl=atomic/goroutines=100-2", Max: 0.5},
+		Num: "Counter/workload=add-only/impl=pershard/goroutines=100-2", Den: "Counter/workload=add-only/impl=atomic/goroutines=100-2", Max: 0.5,
+		WhyMissed: "on this VM the atomic counter's cost under contention varies between runs far beyond its CI (15.0 ns/op in the reference make bench run, 3.5-5.1 ns/op in later runs), so this ratio moves with it; check results/raw for the run-to-run spread"},
 	{What: "counter add-only: pershard faster than xsync/v3 Counter (p < 0.05)",
 		Num: "Counter/workload=add-only/impl=pershard/goroutines=100-2", Den: "Counter/workload=add-only/impl=xsync/goroutines=100-2", Max: 1, Faster: true},
 	{What: "counter add-only: pershard within 1.5x of padded per-goroutine slots",
-		Num: "Counter/workload=add-only/impl=pershard/goroutines=100-2", Den: "Counter/workload=add-only/impl=padded-slots/goroutines=100-2", Max: 1.5},
+		Num: "Counter/workload=add-only/impl=pershard/goroutines=100-2", Den: "Counter/workload=add-only/impl=padded-slots/goroutines=100-2", Max: 1.5,
+		WhyMissed: "padded-slots gives each goroutine its slot for free; a counter shared by unknown goroutines must find one on every Add: RDPID plus the call is 2.7 ns here, procPin+procUnpin 5.4 ns, against 3 ns for the whole padded-slot Add"},
 	{What: "counter add-only, GOMAXPROCS 1: pershard within 1.5x of atomic.Int64",
 		Num: "Counter/workload=add-only/impl=pershard/goroutines=100", Den: "Counter/workload=add-only/impl=atomic/goroutines=100", Max: 1.5},
 	{What: "bucket always-grant, frozen clock: atomic <= 0.5x x/time/rate AllowN",
@@ -61,7 +66,8 @@ var targets = []target{
 	{What: "deny path, frozen clock: atomic deny costs no more than a grant",
 		Num: "Bucket/workload=mostly-deny/clock=frozen/impl=atomic/goroutines=100-2", Den: "Bucket/workload=always-grant/clock=frozen/impl=atomic/goroutines=100-2", Max: 1, OrSame: true},
 	{What: "deny path, frozen clock: pershard deny costs no more than a grant",
-		Num: "Bucket/workload=mostly-deny/clock=frozen/impl=pershard/goroutines=100-2", Den: "Bucket/workload=always-grant/clock=frozen/impl=pershard/goroutines=100-2", Max: 1, OrSame: true},
+		Num: "Bucket/workload=mostly-deny/clock=frozen/impl=pershard/goroutines=100-2", Den: "Bucket/workload=always-grant/clock=frozen/impl=pershard/goroutines=100-2", Max: 1, OrSame: true,
+		WhyMissed: "pershard grants from its CPU's cache without reading the clock; a correct denial must read the clock (the bucket may have refilled), the global word and the other caches. It writes nothing, and costs less than atomic's grant"},
 	{What: "keyed, 10,000 keys, Zipf: xsync.MapOf limiter >= 2x the throughput of a mutex-guarded map",
 		Num: "Keyed/workload=zipf/impl=xsync-mapof/goroutines=100-2", Den: "Keyed/workload=zipf/impl=mutex-map/goroutines=100-2", Max: 0.5},
 }
@@ -130,6 +136,9 @@ func check(path string, w io.Writer) (bool, error) {
 		}
 		fmt.Fprintf(w, "%-4s  %-92s  %8.3f  %8s  %.3gns / %.3gns, p=%.3f n=%d+%d\n", status, t.What, ratio, fmt.Sprint(t.Max),
 			num.summary.Center*1e9, den.summary.Center*1e9, cmp.P, len(num.values), len(den.values))
+		if !pass && t.WhyMissed != "" {
+			fmt.Fprintf(w, "        why: %s\n", t.WhyMissed)
+		}
 	}
 
 	// 0 allocs/op on every hot path of the lab's own implementations.
