@@ -27,10 +27,23 @@ func (r *report) printf(format string, args ...any) { fmt.Fprintf(&r.b, format, 
 
 // families are the benchmark families, in the report's order, with the
 // family name used in the registry.
-var families = []struct{ bench, title, registry string }{
-	{"Counter", "Counters", "counter"},
-	{"Bucket", "Token buckets", "bucket"},
-	{"Keyed", "Keyed limiters (per-client buckets)", ""},
+var families = []struct{ bench, title, registry, baseline string }{
+	{"Counter", "Counters", "counter", "mutex"},
+	{"Bucket", "Token buckets", "bucket", "mutex"},
+	{"Keyed", "Keyed limiters (per-client buckets)", "", "mutex-map"},
+	{"Lock", "Locks", "lock", "mutex"},
+	{"Semaphore", "Semaphores", "semaphore", "channel"},
+}
+
+// baselineOf returns the implementation a family's deltas are measured
+// against.
+func baselineOf(family string) string {
+	for _, f := range families {
+		if f.bench == family {
+			return f.baseline
+		}
+	}
+	return "mutex"
 }
 
 func newReport(d *Data, rawDir, outDir string) *report {
@@ -165,7 +178,10 @@ func (r *report) verdict() error {
 	r.printf("## Verdict on this machine\n\n")
 	r.printf("The fastest implementation that passed its invariants, at 100 goroutines and GOMAXPROCS %d, in each workload. Racy and broken implementations are excluded, and so is a reference that declares it breaks the invariants under contention (`xrate`, see below); the other references are included.\n\n", r.mainP)
 	r.printf("| workload | fastest correct | time/op | mutex | speed-up vs mutex | runner-up |\n|---|---|---|---|---|---|\n")
-	for _, f := range families[:2] {
+	for _, f := range families {
+		if f.registry == "" {
+			continue
+		}
 		for _, g := range r.d.Groups(f.bench) {
 			type entry struct {
 				impl string
@@ -184,7 +200,7 @@ func (r *report) verdict() error {
 				continue
 			}
 			sort.SliceStable(es, func(i, j int) bool { return es[i].c.Summary.Center < es[j].c.Summary.Center })
-			base := r.d.Cell(r.id(g, "mutex", "100", r.mainP, "sec/op"))
+			base := r.d.Cell(r.id(g, baselineOf(g.Family), "100", r.mainP, "sec/op"))
 			mutex, speed := "", ""
 			if base != nil {
 				mutex = fmtTime(base.Summary.Center)
@@ -288,9 +304,11 @@ func (r *report) family(bench, title, registryFamily string) error {
 }
 
 var familyIntro = map[string]string{
-	"Counter": "A shared int64 that goroutines `Add` to and `Load`. Benchmarks: `BenchmarkCounter/workload=<w>/impl=<name>/goroutines=<g>`.",
-	"Bucket":  "A token bucket: `TryTake(n)` takes n tokens at once or none. Benchmarks: `BenchmarkBucket/workload=<w>/clock=<real|frozen>/impl=<name>/goroutines=<g>`. Every call reads the clock; on the frozen clock (a `ManualClock` nobody advances) that read costs almost nothing, which separates the clock's cost from the synchronisation's.",
-	"Keyed":   "How servers use rate limiters: one bucket per client key, 10,000 keys, requests drawn from a Zipf distribution (a few keys are hot). The map holding the buckets is what is compared: `xsync.MapOf`, `sync.Map`, and a map behind a `sync.RWMutex`.",
+	"Counter":   "A shared int64 that goroutines `Add` to and `Load`. Benchmarks: `BenchmarkCounter/workload=<w>/impl=<name>/goroutines=<g>`.",
+	"Bucket":    "A token bucket: `TryTake(n)` takes n tokens at once or none. Benchmarks: `BenchmarkBucket/workload=<w>/clock=<real|frozen>/impl=<name>/goroutines=<g>`. Every call reads the clock; on the frozen clock (a `ManualClock` nobody advances) that read costs almost nothing, which separates the clock's cost from the synchronisation's.",
+	"Lock":      "Mutual exclusion: `Acquire` then `Release` of a `contend.Lock`, with an empty critical section or a little work in it. Benchmarks: `BenchmarkLock/workload=<w>/impl=<name>/goroutines=<g>`.",
+	"Semaphore": "A `contend.Semaphore` of 4 permits: `Acquire(1)` then `Release`. Benchmarks: `BenchmarkSemaphore/workload=<w>/impl=<name>/goroutines=<g>`.",
+	"Keyed":     "How servers use rate limiters: one bucket per client key, 10,000 keys, requests drawn from a Zipf distribution (a few keys are hot). The map holding the buckets is what is compared: `xsync.MapOf`, `sync.Map`, and a map behind a `sync.RWMutex`.",
 }
 
 var workloadDoc = map[string]string{
@@ -399,7 +417,8 @@ func (r *report) barChart(g groupID, goroutines string, procs int) error {
 
 // table writes group g's table at GOMAXPROCS procs.
 func (r *report) table(g groupID, procs int) {
-	r.printf("| impl | goroutines | time/op | 95%% CI | vs mutex | allocs/op |\n|---|---|---|---|---|---|\n")
+	baseline := baselineOf(g.Family)
+	r.printf("| impl | goroutines | time/op | 95%% CI | vs %s | allocs/op |\n|---|---|---|---|---|---|\n", baseline)
 	for _, impl := range r.d.Impls(g) {
 		first := true
 		for _, gs := range r.d.GoroutineCounts(g) {
@@ -413,7 +432,7 @@ func (r *report) table(g groupID, procs int) {
 				first = false
 			}
 			vs := ""
-			if base := r.d.Cell(r.id(g, "mutex", gs, procs, "sec/op")); base != nil && impl != "mutex" {
+			if base := r.d.Cell(r.id(g, baseline, gs, procs, "sec/op")); base != nil && impl != baseline {
 				vs = r.delta(base, c)
 			}
 			allocs := ""
