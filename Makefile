@@ -10,7 +10,7 @@ PKGS    ?= ./...
 # at GOMAXPROCS 1, 2 and 8. On this 2-core machine the suite takes minutes.
 TESTFLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: help test fmt-check vet race stress bench bench-quick bench-check clean
+.PHONY: help test servers fmt-check vet race stress bench bench-quick bench-check clean
 
 help:
 	@echo "make test         gofmt check, go vet, all tests with -race (what CI runs)"
@@ -20,8 +20,14 @@ help:
 	@echo "make race         show the race detector catching the naive control"
 	@echo "make stress       long stress run (20x the default durations)"
 
-test: fmt-check vet
+test: fmt-check vet servers
 	$(GO) test $(TESTFLAGS) $(PKGS)
+
+# The Redis tier's tests start their own redis-server processes; this
+# installs the binary from Debian's packages when it is missing.
+# CONTEND_SKIP_REDIS=1 skips the tier instead (documented; CI never sets it).
+servers:
+	@if [ "$$CONTEND_SKIP_REDIS" = 1 ]; then echo "CONTEND_SKIP_REDIS=1: the Redis tier is skipped"; else ./scripts/install-redis.sh; fi
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
