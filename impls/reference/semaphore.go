@@ -12,7 +12,7 @@ import (
 	"github.com/contend-lab/contend"
 )
 
-// XsyncSemaphore is a contend.Semaphore on golang.org/x/sync/semaphore's
+// WeightedSemaphore is a contend.Semaphore on golang.org/x/sync/semaphore's
 // Weighted: a permit count and a FIFO list of waiters, all under one
 // sync.Mutex.
 //
@@ -38,28 +38,28 @@ import (
 // when permits are free; a waiter allocates a channel and a list element.
 // Plus an atomic increment for the token and one 40-byte allocation for the
 // lease.
-type XsyncSemaphore struct {
+type WeightedSemaphore struct {
 	w        *semaphore.Weighted
 	capacity int64
 	tokens   atomic.Uint64
 }
 
-// NewXsyncSemaphore returns an XsyncSemaphore of capacity permits, all free,
+// NewWeightedSemaphore returns an WeightedSemaphore of capacity permits, all free,
 // or an error if capacity <= 0 (Weighted panics on a negative size and is
 // useless with none).
-func NewXsyncSemaphore(capacity int64) (*XsyncSemaphore, error) {
+func NewWeightedSemaphore(capacity int64) (*WeightedSemaphore, error) {
 	if capacity <= 0 {
-		return nil, fmt.Errorf("reference: NewXsyncSemaphore(%d): capacity must be positive", capacity)
+		return nil, fmt.Errorf("reference: NewWeightedSemaphore(%d): capacity must be positive", capacity)
 	}
-	return &XsyncSemaphore{w: semaphore.NewWeighted(capacity), capacity: capacity}, nil
+	return &WeightedSemaphore{w: semaphore.NewWeighted(capacity), capacity: capacity}, nil
 }
 
 // Capacity returns the number of permits.
-func (s *XsyncSemaphore) Capacity() int64 { return s.capacity }
+func (s *WeightedSemaphore) Capacity() int64 { return s.capacity }
 
 // Acquire takes n permits, blocking until they are free (in FIFO order) or
 // ctx is done.
-func (s *XsyncSemaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error) {
+func (s *WeightedSemaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error) {
 	if n <= 0 || n > s.capacity {
 		return nil, &contend.PermitError{N: n, Capacity: s.capacity}
 	}
@@ -71,7 +71,7 @@ func (s *XsyncSemaphore) Acquire(ctx context.Context, n int64) (contend.Lease, e
 
 // TryAcquire takes n permits if they are free and nobody waits, or returns
 // contend.ErrHeld (wrapped).
-func (s *XsyncSemaphore) TryAcquire(_ context.Context, n int64) (contend.Lease, error) {
+func (s *WeightedSemaphore) TryAcquire(_ context.Context, n int64) (contend.Lease, error) {
 	if n <= 0 || n > s.capacity {
 		return nil, &contend.PermitError{N: n, Capacity: s.capacity}
 	}
@@ -82,7 +82,7 @@ func (s *XsyncSemaphore) TryAcquire(_ context.Context, n int64) (contend.Lease, 
 }
 
 type semLease struct {
-	s        *XsyncSemaphore
+	s        *WeightedSemaphore
 	n        int64
 	token    uint64
 	released atomic.Bool
