@@ -1,0 +1,109 @@
+package harness
+
+import (
+	"github.com/contend-lab/contend"
+	"github.com/contend-lab/contend/impls/atomic"
+	"github.com/contend-lab/contend/impls/channel"
+	"github.com/contend-lab/contend/impls/mutex"
+	"github.com/contend-lab/contend/impls/naive"
+	"github.com/contend-lab/contend/impls/reference"
+	"github.com/contend-lab/contend/impls/spin"
+	"github.com/contend-lab/contend/impls/ticket"
+)
+
+// LockImpl is one registered in-process contend.Lock implementation.
+//
+// Guarantee is Exact for a lock that never has two live leases and whose
+// tokens strictly increase from holder to holder (the harness checks both
+// under stress), and Racy for the control, which the harness shows
+// overlapping instead.
+type LockImpl struct {
+	Name      string // benchmark and report name: lower case, no trailing -digits
+	New       func() contend.Lock
+	Guarantee Guarantee
+	Fair      bool   // FIFO: a waiter is never overtaken by one that arrived after it
+	Reference bool   // a library users would otherwise pick, run as the bar to beat
+	Summary   string // one line: how it excludes, and in what order waiters get it
+	Flaw      string // for Racy: what goes wrong
+}
+
+// SemaphoreImpl is one registered in-process contend.Semaphore
+// implementation. Guarantee is Exact for a semaphore that never has more
+// than Capacity permits held (checked under stress), and Racy for the
+// control, which the harness shows exceeding it.
+type SemaphoreImpl struct {
+	Name      string // benchmark and report name: lower case, no trailing -digits
+	New       func(capacity int64) (contend.Semaphore, error)
+	Guarantee Guarantee
+	Reference bool
+	Summary   string
+	Flaw      string
+}
+
+// Locks returns every registered Lock implementation, in the order the
+// report lists them.
+func Locks() []LockImpl {
+	return []LockImpl{
+		{Name: "naive", New: func() contend.Lock { return naive.NewLock() }, Guarantee: Racy,
+			Summary: "check-then-act on a plain bool, no synchronisation",
+			Flaw:    "two waiters that read it free at once both take it: exclusion fails; the race detector flags it"},
+		{Name: "mutex", New: func() contend.Lock { return mutex.NewLock() }, Guarantee: Exact,
+			Summary: "sync.Mutex; cancellable waiters park on ctx and a wake-up channel sent by Release; not FIFO"},
+		{Name: "reentrant", New: func() contend.Lock { return mutex.NewReentrantLock() }, Guarantee: Exact,
+			Summary: "reentrant mutex (owner goroutine + depth): the holder re-acquires at once, one level deeper; not FIFO"},
+		{Name: "spin", New: func() contend.Lock { return spin.NewLock() }, Guarantee: Exact,
+			Summary: "test-and-test-and-set spinlock on an atomic.Bool, exponential backoff then Gosched; never parks, unfair"},
+		{Name: "ticket", New: func() contend.Lock { return ticket.NewLock() }, Guarantee: Exact, Fair: true,
+			Summary: "ticket lock: FIFO by drawn ticket; a cancelled waiter abandons its ticket and releases skip it"},
+		{Name: "channel", New: func() contend.Lock { return channel.NewLock() }, Guarantee: Exact, Fair: true,
+			Summary: "channel of capacity 1: send to acquire, receive to release; FIFO among parked waiters"},
+	}
+}
+
+// Semaphores returns every registered Semaphore implementation, in the
+// order the report lists them.
+func Semaphores() []SemaphoreImpl {
+	return []SemaphoreImpl{
+		{Name: "naive", New: adaptSemaphore(naive.NewSemaphore), Guarantee: Racy,
+			Summary: "check-then-act on a plain int64 count, no synchronisation",
+			Flaw:    "concurrent acquirers all see room and hold more than Capacity; the race detector flags it"},
+		{Name: "channel", New: adaptSemaphore(channel.NewSemaphore), Guarantee: Exact,
+			Summary: "buffered channel, one value per permit; multi-permit acquires serialised so they cannot deadlock"},
+		{Name: "xsemaphore", New: adaptSemaphore(reference.NewWeightedSemaphore), Guarantee: Exact, Reference: true,
+			Summary: "golang.org/x/sync/semaphore Weighted: permit count and FIFO waiters under one mutex"},
+		{Name: "atomic", New: adaptSemaphore(atomic.NewSemaphore), Guarantee: Exact,
+			Summary: "one CAS on an atomic permit word when free and nobody waits; FIFO queue under a mutex otherwise"},
+	}
+}
+
+// adaptSemaphore turns a constructor returning a concrete type into the
+// registry's signature, avoiding the typed-nil trap as adapt does.
+func adaptSemaphore[T contend.Semaphore](newSemaphore func(int64) (T, error)) func(int64) (contend.Semaphore, error) {
+	return func(capacity int64) (contend.Semaphore, error) {
+		s, err := newSemaphore(capacity)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+}
+
+// LockByName returns the registered Lock named name.
+func LockByName(name string) (LockImpl, bool) {
+	for _, l := range Locks() {
+		if l.Name == name {
+			return l, true
+		}
+	}
+	return LockImpl{}, false
+}
+
+// SemaphoreByName returns the registered Semaphore named name.
+func SemaphoreByName(name string) (SemaphoreImpl, bool) {
+	for _, s := range Semaphores() {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return SemaphoreImpl{}, false
+}
