@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -168,7 +169,13 @@ func RunLock(l contend.Lock, goroutines int, d time.Duration, work int) (LockRun
 // releasing them. The critical section adds its permits to an atomic count
 // of permits held, records the largest count seen (MaxHeld) and an
 // overflow if the count exceeds Capacity, does WorkRounds rounds of Work,
-// and subtracts its permits. Acquire's context expires when d has passed,
+// yields its P once (runtime.Gosched), and subtracts its permits. The yield
+// is there so that the check does not depend on the scheduler: Capacity + 1
+// holders can only be counted at once if that many are inside their
+// critical sections together, which, with fewer Ps than that, happens only
+// when holders are descheduled inside. Yielding lets every goroutine the
+// semaphore admits come in, so an over-admitting semaphore is caught even at
+// GOMAXPROCS 1. Acquire's context expires when d has passed,
 // as in RunLock. permits(g) outside [1, Capacity] makes Acquire fail, and
 // the run returns that error.
 func RunSemaphore(s contend.Semaphore, goroutines int, d time.Duration, permits func(g int) int64) (SemaphoreRun, error) {
@@ -192,6 +199,7 @@ func RunSemaphore(s contend.Semaphore, goroutines int, d time.Duration, permits 
 				}
 			}
 			acc = Work(acc^lease.Token(), WorkRounds)
+			runtime.Gosched()
 			held.Add(-n)
 			return acc
 		})
