@@ -84,48 +84,54 @@ func (s *lockLease) Extend(_ context.Context, ttl time.Duration) error {
 
 func (s *lockLease) TTL() (time.Duration, bool) { return 0, false }
 
-// Semaphore is the semaphore family's racy control: a plain int64 count of
-// permits in use, checked against the capacity and then incremented, with
-// no synchronisation.
+// Semaphore is the semaphore family's racy control: one plain bool per
+// permit, with no synchronisation. Acquire(n) looks for n slots that read
+// free, then marks them taken: check, then act.
 //
-// What goes wrong: two acquirers that both read a count with room for
-// their n both add n, and more than Capacity permits are held at once.
-// Concurrent increments and decrements also lose updates, so the count
-// drifts: down, and it admits ever more holders; up, and it admits fewer,
-// possibly none (every Acquire then waits until its ctx is done). The race
-// detector reports every concurrent use. The harness asserts that it
+// What goes wrong: two acquirers that read the same slot free both mark it
+// and both hold it, so more than Capacity permits are held at once. The
+// race detector reports every concurrent use. The harness asserts that it
 // overflows under concurrency, in a binary built without -race.
+//
+// Why slots and not a plain int count of permits in use: concurrent
+// "used += n" and "used -= n" lose updates, so the count drifts, and once
+// it has drifted up to Capacity nothing can ever acquire again; a benchmark
+// of it would hang. Each slot is only ever stored to (taken by an acquirer,
+// then freed by the same lease), never read-modified-written, so its last
+// store is always a release and the semaphore cannot wedge; it can only
+// over-admit, which is the failure it is kept to show.
 type Semaphore struct {
-	capacity int64
-	used     int64
-	tokens   uint64
+	taken  []bool
+	tokens uint64
 }
 
+// maxNaiveCapacity bounds the slots a naive Semaphore allocates.
+const maxNaiveCapacity = 1 << 20
+
 // NewSemaphore returns a Semaphore of capacity permits, or an error if
-// capacity <= 0.
+// capacity <= 0 or above 2^20 (it allocates one bool per permit, and
+// Acquire scans them all).
 func NewSemaphore(capacity int64) (*Semaphore, error) {
-	if capacity <= 0 {
-		return nil, fmt.Errorf("naive: NewSemaphore(%d): capacity must be positive", capacity)
+	if capacity <= 0 || capacity > maxNaiveCapacity {
+		return nil, fmt.Errorf("naive: NewSemaphore(%d): capacity must be between 1 and %d", capacity, maxNaiveCapacity)
 	}
-	return &Semaphore{capacity: capacity}, nil
+	return &Semaphore{taken: make([]bool, capacity)}, nil
 }
 
 // Capacity returns the number of permits.
-func (s *Semaphore) Capacity() int64 { return s.capacity }
+func (s *Semaphore) Capacity() int64 { return int64(len(s.taken)) }
 
-// Acquire waits until it reads room for n permits, then takes them, racily.
+// Acquire waits until it reads n free slots, then takes them, racily.
 func (s *Semaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error) {
-	if n <= 0 || n > s.capacity {
-		return nil, &contend.PermitError{N: n, Capacity: s.capacity}
+	if n <= 0 || n > s.Capacity() {
+		return nil, &contend.PermitError{N: n, Capacity: s.Capacity()}
 	}
 	for i := 0; ; i++ {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("naive: semaphore Acquire: %w", err)
 		}
-		if s.capacity-s.used >= n { // check ...
-			s.used += n // ... then act
-			s.tokens++
-			return &semLease{s: s, n: n, token: s.tokens}, nil
+		if lease := s.take(n); lease != nil {
+			return lease, nil
 		}
 		if i%8 == 7 {
 			runtime.Gosched()
@@ -133,22 +139,42 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error)
 	}
 }
 
-// TryAcquire takes n permits if it reads room for them, racily.
+// TryAcquire takes n permits if it reads n free slots, racily.
 func (s *Semaphore) TryAcquire(_ context.Context, n int64) (contend.Lease, error) {
-	if n <= 0 || n > s.capacity {
-		return nil, &contend.PermitError{N: n, Capacity: s.capacity}
+	if n <= 0 || n > s.Capacity() {
+		return nil, &contend.PermitError{N: n, Capacity: s.Capacity()}
 	}
-	if s.capacity-s.used < n {
-		return nil, fmt.Errorf("naive: semaphore TryAcquire(%d): %w", n, contend.ErrHeld)
+	if lease := s.take(n); lease != nil {
+		return lease, nil
 	}
-	s.used += n
+	return nil, fmt.Errorf("naive: semaphore TryAcquire(%d): %w", n, contend.ErrHeld)
+}
+
+// take marks the first n slots it reads free as taken, or returns nil if
+// it reads fewer than n free.
+func (s *Semaphore) take(n int64) *semLease {
+	slots := make([]int, 0, n)
+	for i, t := range s.taken { // check ...
+		if !t {
+			slots = append(slots, i)
+			if int64(len(slots)) == n {
+				break
+			}
+		}
+	}
+	if int64(len(slots)) < n {
+		return nil
+	}
+	for _, i := range slots { // ... then act: another goroutine may have read them free too
+		s.taken[i] = true
+	}
 	s.tokens++
-	return &semLease{s: s, n: n, token: s.tokens}, nil
+	return &semLease{s: s, slots: slots, token: s.tokens}
 }
 
 type semLease struct {
 	s        *Semaphore
-	n        int64
+	slots    []int
 	token    uint64
 	released bool
 }
@@ -160,7 +186,9 @@ func (l *semLease) Release(context.Context) error {
 		return fmt.Errorf("naive: semaphore Release: %w", contend.ErrNotHeld)
 	}
 	l.released = true
-	l.s.used -= l.n
+	for _, i := range l.slots {
+		l.s.taken[i] = false
+	}
 	return nil
 }
 
