@@ -525,12 +525,29 @@ func checkSemBlocksAtCapacity(t require.TestingT, newSemFn func(int64) (contend.
 	assert.NoError(t, probeSem(s, semCapacity))
 }
 
-// checkSemBlockedTimeout: waiters for 1, 2 and every permit that give up
-// leave every permit free afterwards, including any they had collected.
+// checkSemBlockedTimeout: waiters for 2 and for every permit, alone and
+// then together with waiters for 1, give up when their contexts expire,
+// and leave every permit free afterwards, including any they had collected.
 func checkSemBlockedTimeout(t require.TestingT, newSemFn func(int64) (contend.Semaphore, error)) {
 	s := newSem(t, newSemFn)
 	holder, err := s.Acquire(bg, 3)
 	require.NoError(t, err)
+	// One at a time: a waiter for 2 or 4 may collect the free permit before
+	// it gives up; it must give it back.
+	for _, n := range []int64{2, semCapacity} {
+		var err error
+		require.True(t, elsewhere(patience, func() {
+			ctx, cancel := context.WithTimeout(bg, shortTimeout)
+			defer cancel()
+			var lease contend.Lease
+			if lease, err = s.Acquire(ctx, n); lease != nil {
+				_ = lease.Release(bg)
+			}
+		}), "Acquire(%d) with a %v timeout and 1 permit free did not return", n, shortTimeout)
+		assert.ErrorIs(t, err, context.DeadlineExceeded, "Acquire(%d) with 1 permit free", n)
+		assert.NoError(t, probeSem(s, 1), "the free permit must be free again after Acquire(%d) gave up", n)
+	}
+	// Together, with waiters for 1 that may be granted the free permit.
 	wants := []int64{2, semCapacity, 2, 1, 1}
 	errs := make([]error, len(wants))
 	returned := elsewhere(patience, func() {
