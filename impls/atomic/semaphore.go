@@ -80,7 +80,7 @@ const MaxSemaphoreCapacity = int64(1) << 62
 // consistent, which the argument relies on.
 //
 // Cost: uncontended, Acquire is one load and one CAS, Release the same, plus
-// an atomic increment for the token and one 40-byte allocation for the
+// an atomic increment for the token and one 32-byte allocation for the
 // lease; no lock. On the slow path, a waiter takes mu twice and allocates a
 // queue node and a channel (like x/sync), and every Release while anyone
 // waits takes mu. Under heavy contention (far more acquirers than permits)

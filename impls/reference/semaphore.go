@@ -36,7 +36,7 @@ import (
 //
 // Cost: every Acquire, TryAcquire and Release takes Weighted's mutex, also
 // when permits are free; a waiter allocates a channel and a list element.
-// Plus an atomic increment for the token and one 40-byte allocation for the
+// Plus an atomic increment for the token and one 32-byte allocation for the
 // lease.
 type WeightedSemaphore struct {
 	w        *semaphore.Weighted

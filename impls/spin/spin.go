@@ -51,7 +51,7 @@ const (
 // nothing. A ctx whose Done() is nil is never checked.
 //
 // Cost: uncontended, one CAS to acquire, one store to release, an atomic
-// increment for the token and one 32-byte allocation for the lease.
+// increment for the token and one 24-byte allocation for the lease.
 type Lock struct {
 	held   atomic.Bool
 	tokens atomic.Uint64
