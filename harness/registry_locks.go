@@ -65,7 +65,7 @@ func Locks() []LockImpl {
 func Semaphores() []SemaphoreImpl {
 	return []SemaphoreImpl{
 		{Name: "naive", New: adaptSemaphore(naive.NewSemaphore), Guarantee: Racy,
-			Summary: "check-then-act on a plain int64 count, no synchronisation",
+			Summary: "check-then-act on a plain bool per permit, no synchronisation",
 			Flaw:    "concurrent acquirers all see room and hold more than Capacity; the race detector flags it"},
 		{Name: "channel", New: adaptSemaphore(channel.NewSemaphore), Guarantee: Exact,
 			Summary: "buffered channel, one value per permit; multi-permit acquires serialised so they cannot deadlock"},
