@@ -2,12 +2,24 @@ package redislab
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/contend-lab/contend/internal/redisserver"
 	"github.com/redis/go-redis/v9"
 )
+
+// quiet drops go-redis's log lines: the failure tests make it log every
+// refused dial, which buries the test output.
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
+func TestMain(m *testing.M) {
+	redis.SetLogger(quiet{})
+	os.Exit(m.Run())
+}
 
 // newServers starts n redis-servers for t and returns a client for each,
 // closed at the end of the test.

@@ -72,7 +72,8 @@
 // go-redis hook installed on its client that increments the counter of the
 // implementation named in the command's context. The hook sits above
 // go-redis's retry loop, so a command retried by go-redis counts once; a
-// script that has to be loaded after NOSCRIPT counts twice.
+// script that has to be loaded after NOSCRIPT counts twice, and so does a
+// command that needed a new connection (its HELLO counts).
 //
 // Keys: every implementation derives its keys from the key it is given by
 // appending suffixes (":fence", ":holders", ...). They are not in one hash
@@ -147,9 +148,10 @@ type counterKey struct{}
 type roundTrips struct{ n atomic.Int64 }
 
 // RoundTrips returns how many commands (round trips to Redis) the
-// implementation has sent so far, including failed ones; a pipeline counts
-// once. go-redis's own retries of a command are not counted (see the
-// package doc).
+// implementation has sent so far, including failed ones and the HELLO that
+// go-redis sends to set up a new connection on behalf of one of them; a
+// pipeline counts once. go-redis's own retries of a command are not
+// counted (see the package doc).
 func (r *roundTrips) RoundTrips() int64 { return r.n.Load() }
 
 // with returns ctx tagged so that the hook counts its commands for r.
@@ -318,8 +320,9 @@ type cleaner struct {
 // trying to write it: max(10×ttl, 10 s).
 func retention(ttl time.Duration) time.Duration { return max(10*ttl, 10*time.Second) }
 
-// abandon runs fn (a clean-up script) until it succeeds or the window runs
-// out, each attempt bounded by 250 ms, with backoff from 5 to 200 ms.
+// abandon runs fn (a clean-up script) until it succeeds, the window runs
+// out or the client is closed, each attempt bounded by 250 ms, with backoff
+// from 5 to 200 ms.
 func (c *cleaner) abandon(fn func(ctx context.Context) error) {
 	c.wg.Add(1)
 	go func() {
@@ -330,7 +333,7 @@ func (c *cleaner) abandon(fn func(ctx context.Context) error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
 			err := fn(ctx)
 			cancel()
-			if err == nil || time.Now().After(deadline) {
+			if err == nil || errors.Is(err, redis.ErrClosed) || time.Now().After(deadline) {
 				return
 			}
 			time.Sleep(b.next())

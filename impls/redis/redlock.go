@@ -164,11 +164,11 @@ func (r *Redlock) TryAcquire(ctx context.Context) (contend.Lease, error) {
 	}
 	r.undo(ctx, id)
 	switch {
-	case ctx.Err() != nil:
-		return nil, ctxErr("Redlock.TryAcquire", ctx, errors.Join(errs...))
 	case answered < r.quorum:
 		return nil, fmt.Errorf("redislab: Redlock.TryAcquire: %w (%d of %d answered, quorum %d): %w",
 			ErrNoQuorum, answered, len(r.nodes), r.quorum, errors.Join(errs...))
+	case ctx.Err() != nil:
+		return nil, ctxErr("Redlock.TryAcquire", ctx, errors.Join(errs...))
 	case granted >= r.quorum:
 		return nil, fmt.Errorf("redislab: Redlock.TryAcquire: %w (quorum granted, but the %v it took left no validity)", contend.ErrHeld, elapsed)
 	}
