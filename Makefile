@@ -10,7 +10,7 @@ PKGS    ?= ./...
 # at GOMAXPROCS 1, 2 and 8. On this 2-core machine the suite takes minutes.
 TESTFLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: help test servers fmt-check vet race stress bench bench-quick bench-check clean
+.PHONY: help test servers fmt-check vet deadlock race stress bench bench-quick bench-check clean
 
 help:
 	@echo "make test         gofmt check, go vet, all tests with -race (what CI runs)"
@@ -18,6 +18,7 @@ help:
 	@echo "make bench-quick  smoke benchmark run (< 3 minutes) -> results/"
 	@echo "make bench-check  measure the performance targets (ratios, -count 10) and fail if one is missed"
 	@echo "make race         show the race detector catching the naive control"
+	@echo "make deadlock     show the deadlock demonstrations (lock order, self-deadlock, reentrancy)"
 	@echo "make stress       long stress run (20x the default durations)"
 
 test: fmt-check vet servers
@@ -47,6 +48,11 @@ race:
 	else \
 		echo; echo "make race: expected a DATA RACE report and got none"; exit 1; \
 	fi
+
+# The deadlock demonstrations, verbose, for a reader: each asserts its
+# outcome within a bounded time (they also run in make test).
+deadlock:
+	$(GO) test -count=1 -run '^TestDeadlock' -v ./harness
 
 stress:
 	CONTEND_STRESS=long $(GO) test -race -count=1 -timeout 60m -run 'Stress' -v ./harness ./impls/...

@@ -26,8 +26,9 @@ package harness
 // (jain-fairness, 1 = equal shares, 0.01 = one goroutine got everything),
 // and acquisitions per second (ops/s).
 //
-// These families are not in scripts/bench.sh's default BENCH list; run
-// them with BENCH='Lock|Semaphore|LockLatency'.
+// scripts/bench.sh runs BenchmarkLock and BenchmarkSemaphore for a time
+// (-benchtime 20ms: the ticket lock convoys under oversubscription), and
+// BenchmarkLockLatency with -benchtime 1x, like BenchmarkCorrectness.
 
 import (
 	"testing"

@@ -33,4 +33,29 @@ func TestReadmeListsEveryImplementation(t *testing.T) {
 		row := readmeRow("bucket", b.Name, b.Guarantee, b.Reference, b.Summary, b.Flaw)
 		assert.True(t, strings.Contains(readme, row), "README.md lacks the row\n%s", row)
 	}
+	for _, l := range Locks() {
+		row := readmeRow("lock", l.Name, l.Guarantee, l.Reference, l.Summary, l.Flaw)
+		assert.True(t, strings.Contains(readme, row), "README.md lacks the row\n%s", row)
+	}
+	for _, s := range Semaphores() {
+		row := readmeRow("semaphore", s.Name, s.Guarantee, s.Reference, s.Summary, s.Flaw)
+		assert.True(t, strings.Contains(readme, row), "README.md lacks the row\n%s", row)
+	}
+}
+
+// TestReadmeTableRows prints the rows TestReadmeListsEveryImplementation
+// expects, for pasting into README.md: go test -run TestReadmeTableRows -v ./harness
+func TestReadmeTableRows(t *testing.T) {
+	for _, c := range Counters() {
+		t.Log(readmeRow("counter", c.Name, c.Guarantee, c.Reference, c.Summary, c.Flaw))
+	}
+	for _, b := range Buckets() {
+		t.Log(readmeRow("bucket", b.Name, b.Guarantee, b.Reference, b.Summary, b.Flaw))
+	}
+	for _, l := range Locks() {
+		t.Log(readmeRow("lock", l.Name, l.Guarantee, l.Reference, l.Summary, l.Flaw))
+	}
+	for _, s := range Semaphores() {
+		t.Log(readmeRow("semaphore", s.Name, s.Guarantee, s.Reference, s.Summary, s.Flaw))
+	}
 }

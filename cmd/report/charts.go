@@ -342,9 +342,10 @@ func sortBars(bs []bar) {
 	sort.SliceStable(bs, func(i, j int) bool { return bs[i].value < bs[j].value })
 }
 
-// logTicks labels a log axis at 1, 2 and 5 times each power of ten, with
-// unlabelled minor ticks between, so that a range narrower than a decade
-// still has labels.
+// logTicks labels a log axis at 1, 2 and 5 times each power of ten (only
+// the powers of ten when it spans more than three decades), with unlabelled
+// minor ticks between, so that a range narrower than a decade still has
+// labels and a wide one is not crowded.
 type logTicks struct{}
 
 func (logTicks) Ticks(min, max float64) []plot.Tick {
@@ -360,7 +361,7 @@ func (logTicks) Ticks(min, max float64) []plot.Tick {
 				continue
 			}
 			t := plot.Tick{Value: v}
-			if m == 1 || m == 2 || m == 5 {
+			if m == 1 || (max/min <= 1000 && (m == 2 || m == 5)) {
 				t.Label = strconv.FormatFloat(v, 'g', -1, 64)
 			}
 			ticks = append(ticks, t)

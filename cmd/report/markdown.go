@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"gonum.org/v1/plot"
 )
 
 // report accumulates REPORT.md and the charts it links to.
@@ -32,7 +34,7 @@ var families = []struct{ bench, title, registry, baseline string }{
 	{"Bucket", "Token buckets", "bucket", "mutex"},
 	{"Keyed", "Keyed limiters (per-client buckets)", "", "mutex-map"},
 	{"Lock", "Locks", "lock", "mutex"},
-	{"Semaphore", "Semaphores", "semaphore", "channel"},
+	{"Semaphore", "Semaphores", "semaphore", "xsemaphore"},
 }
 
 // baselineOf returns the implementation a family's deltas are measured
@@ -273,7 +275,7 @@ func (r *report) id(g groupID, impl, goroutines string, procs int, unit string) 
 
 // family writes one family's section: per group, the scaling chart, the
 // bars at 100 goroutines, and the table at mainP.
-func (r *report) family(bench, title, registryFamily string) error {
+func (r *report) family(bench, title, registryFamily string) (err error) {
 	groups := r.d.Groups(bench)
 	if len(groups) == 0 {
 		return nil
@@ -282,6 +284,13 @@ func (r *report) family(bench, title, registryFamily string) error {
 	r.printf("%s\n\n", familyIntro[bench])
 	if bench == "Keyed" {
 		return r.keyed(groups)
+	}
+	if bench == "Lock" {
+		defer func() {
+			if err == nil {
+				err = r.lockLatency()
+			}
+		}()
 	}
 	for _, g := range groups {
 		r.printf("### %s\n\n", describeGroup(g))
@@ -306,8 +315,8 @@ func (r *report) family(bench, title, registryFamily string) error {
 var familyIntro = map[string]string{
 	"Counter":   "A shared int64 that goroutines `Add` to and `Load`. Benchmarks: `BenchmarkCounter/workload=<w>/impl=<name>/goroutines=<g>`.",
 	"Bucket":    "A token bucket: `TryTake(n)` takes n tokens at once or none. Benchmarks: `BenchmarkBucket/workload=<w>/clock=<real|frozen>/impl=<name>/goroutines=<g>`. Every call reads the clock; on the frozen clock (a `ManualClock` nobody advances) that read costs almost nothing, which separates the clock's cost from the synchronisation's.",
-	"Lock":      "Mutual exclusion: `Acquire` then `Release` of a `contend.Lock`, with an empty critical section or a little work in it. Benchmarks: `BenchmarkLock/workload=<w>/impl=<name>/goroutines=<g>`.",
-	"Semaphore": "A `contend.Semaphore` of 4 permits: `Acquire(1)` then `Release`. Benchmarks: `BenchmarkSemaphore/workload=<w>/impl=<name>/goroutines=<g>`.",
+	"Lock":      "Mutual exclusion: `Acquire` (with `context.Background()`), a critical section, `Release` of a `contend.Lock`. Benchmarks: `BenchmarkLock/workload=<empty|work>/impl=<name>/goroutines=<g>`, run for 20 ms each rather than a fixed count, because the ticket lock convoys when goroutines outnumber Ps.",
+	"Semaphore": "A `contend.Semaphore` of 4 permits: `Acquire(1)`, a critical section, `Release`. Benchmarks: `BenchmarkSemaphore/workload=<empty|work>/impl=<name>/goroutines=<g>`; the baseline is `golang.org/x/sync/semaphore` (`xsemaphore`).",
 	"Keyed":     "How servers use rate limiters: one bucket per client key, 10,000 keys, requests drawn from a Zipf distribution (a few keys are hot). The map holding the buckets is what is compared: `xsync.MapOf`, `sync.Map`, and a map behind a `sync.RWMutex`.",
 }
 
@@ -317,6 +326,8 @@ var workloadDoc = map[string]string{
 	"always-grant": "Capacity and rate so large that every request is granted: the cost of synchronising a grant.",
 	"mostly-deny":  "An empty bucket with a tiny rate: almost every request is denied, the path a limiter takes under overload.",
 	"near-limit":   "Demand just above the rate: grants and denials mixed, the bucket hovering near empty.",
+	"empty":        "An empty critical section: the cost of the lock itself and of handing it over.",
+	"work":         "A critical section of about 50 ns of arithmetic (`harness.Work`): contention with a holder that does something.",
 }
 
 var clockDoc = map[string]string{
@@ -599,4 +610,77 @@ func relPaths(ps []string) []string {
 		out[i] = filepath.ToSlash(p)
 	}
 	return out
+}
+
+// lockLatency writes the acquire-latency percentiles and fairness of every
+// lock, from BenchmarkLockLatency (100 goroutines, RunLock).
+func (r *report) lockLatency() error {
+	groups := r.d.Groups("LockLatency")
+	if len(groups) == 0 {
+		return nil
+	}
+	g := groups[0]
+	impls := r.d.Impls(g)
+	r.printf("### Acquire latency and fairness, 100 goroutines\n\n")
+	r.printf("From `BenchmarkLockLatency`: 100 goroutines acquire, work about 50 ns and release for 50 ms per sample, through `harness.RunLock` (whose contexts expire, so the cancellable paths are measured). Latency is from calling `Acquire` to holding the lock, recorded in an HdrHistogram; Jain's fairness index is over the goroutines' acquisition counts (1 = equal shares, 0.01 = one goroutine got everything). GOMAXPROCS %d; medians over the samples.\n\n", r.mainP)
+	// The benchmark reports p50-ns etc.; benchfmt tidies them to seconds.
+	quantiles := []struct{ unit, label string }{{"p50-sec", "p50"}, {"p99-sec", "p99"}, {"p999-sec", "p99.9"}}
+	title := fmt.Sprintf("locks: acquire latency percentiles, 100 goroutines, GOMAXPROCS %d", r.mainP)
+	var ss []series
+	for _, impl := range impls {
+		var pts errXY
+		for i, q := range quantiles {
+			cell := r.d.Cell(r.id(g, impl, "100", r.mainP, q.unit))
+			if cell == nil || cell.Summary.Center <= 0 {
+				continue
+			}
+			p := point{x: float64(i + 1), y: cell.Summary.Center * 1e6, lo: math.NaN(), hi: math.NaN()}
+			if cell.HasCI && cell.Summary.Lo > 0 {
+				p.lo, p.hi = cell.Summary.Lo*1e6, cell.Summary.Hi*1e6
+			}
+			pts = append(pts, p)
+		}
+		if len(pts) > 0 {
+			ss = append(ss, series{impl, pts})
+		}
+	}
+	c, err := lineChart(title, "percentile of Acquire latency", "µs from Acquire to holding (log scale)", ss, false, true, nil)
+	if err != nil {
+		return err
+	}
+	var ticks plot.ConstantTicks
+	for i, q := range quantiles {
+		ticks = append(ticks, plot.Tick{Value: float64(i + 1), Label: q.label})
+	}
+	c.p.X.Tick.Marker = ticks
+	c.p.X.Min, c.p.X.Max = 0.7, float64(len(quantiles))+0.3
+	if err := r.embed(c, "lock-latency", title); err != nil {
+		return err
+	}
+	r.printf("| impl | p50 | p99 | p99.9 | Jain fairness | acquisitions/s |\n|---|---|---|---|---|---|\n")
+	for _, impl := range impls {
+		cellStr := func(unit string, f func(float64) string) string {
+			if c := r.d.Cell(r.id(g, impl, "100", r.mainP, unit)); c != nil {
+				return f(c.Summary.Center)
+			}
+			return ""
+		}
+		r.printf("| `%s` | %s | %s | %s | %s | %s |\n", impl, cellStr("p50-sec", fmtTime), cellStr("p99-sec", fmtTime), cellStr("p999-sec", fmtTime),
+			cellStr("jain-fairness", sig3), cellStr("ops/s", fmtCount))
+	}
+	r.printf("\n")
+	return nil
+}
+
+// fmtCount formats a count with 3 significant digits and k/M/G.
+func fmtCount(v float64) string {
+	switch a := math.Abs(v); {
+	case a >= 1e9:
+		return sig3(v/1e9) + " G"
+	case a >= 1e6:
+		return sig3(v/1e6) + " M"
+	case a >= 1e3:
+		return sig3(v/1e3) + " k"
+	}
+	return sig3(v)
 }

@@ -29,6 +29,12 @@ func registry() []implInfo {
 	for _, b := range harness.Buckets() {
 		out = append(out, implInfo{"bucket", b.Name, b.Guarantee.String(), b.Reference, b.Summary, b.Flaw, b.Deviations})
 	}
+	for _, l := range harness.Locks() {
+		out = append(out, implInfo{"lock", l.Name, l.Guarantee.String(), l.Reference, l.Summary, l.Flaw, nil})
+	}
+	for _, s := range harness.Semaphores() {
+		out = append(out, implInfo{"semaphore", s.Name, s.Guarantee.String(), s.Reference, s.Summary, s.Flaw, nil})
+	}
 	return out
 }
 
@@ -47,6 +53,7 @@ func implOrder() []string {
 		add(r.Name)
 	}
 	add("padded-slots")
+	add("xrate-allow")
 	for _, k := range keyed.Impls() {
 		add(k.Name)
 	}
@@ -84,6 +91,12 @@ var palette = []color.RGBA{
 	{0x2c, 0xa0, 0x2c, 0xff}, // green
 	{0xd6, 0x27, 0x28, 0xff}, // red
 	{0x1f, 0x1f, 0x7a, 0xff}, // navy
+	{0x99, 0x33, 0x00, 0xff}, // rust
+	{0x66, 0x99, 0xff, 0xff}, // cornflower
+	{0x33, 0x66, 0x00, 0xff}, // forest
+	{0xcc, 0x00, 0x66, 0xff}, // magenta
+	{0x00, 0x66, 0x66, 0xff}, // teal
+	{0x99, 0x99, 0x33, 0xff}, // khaki
 	{0xf0, 0xe4, 0x42, 0xff}, // yellow: last, it is faint on white
 }
 

@@ -102,6 +102,8 @@ func independentSamples(t *testing.T, path string) map[[2]string][]float64 {
 			unit := fields[i+1]
 			if unit == "ns/op" {
 				v, unit = v*1e-9, "sec/op"
+			} else if strings.HasSuffix(unit, "-ns") {
+				v, unit = v*1e-9, strings.TrimSuffix(unit, "ns")+"sec" // p50-ns -> p50-sec
 			}
 			k := [2]string{m[1], unit}
 			samples[k] = append(samples[k], v)
