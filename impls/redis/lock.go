@@ -208,6 +208,9 @@ func (l *Lock) Acquire(ctx context.Context) (contend.Lease, error) {
 // outcome is unknown (timeout), the attempt is abandoned in the background,
 // so a lock it may have taken is freed (or never taken).
 func (l *Lock) TryAcquire(ctx context.Context) (contend.Lease, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("redislab: Lock.TryAcquire: %w", err)
+	}
 	ctx = l.with(ctx)
 	id := newID()
 	start := time.Now()

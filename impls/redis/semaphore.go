@@ -277,6 +277,9 @@ func (s *Semaphore) TryAcquire(ctx context.Context, n int64) (contend.Lease, err
 	if n < 1 || n > s.n {
 		return nil, &contend.PermitError{N: n, Capacity: s.n}
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("redislab: Semaphore.TryAcquire: %w", err)
+	}
 	ctx = s.with(ctx)
 	id := newID()
 	start := time.Now()
