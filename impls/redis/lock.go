@@ -162,6 +162,14 @@ func NewLock(client *redis.Client, key string, ttl time.Duration) (*Lock, error)
 	return l, nil
 }
 
+// earliest returns since if it is set, else start.
+func earliest(since, start time.Time) time.Time {
+	if since.IsZero() {
+		return start
+	}
+	return since
+}
+
 // Acquire waits until it holds the lock, polling with exponential backoff
 // with jitter (1 ms to 32 ms), or returns ctx.Err() (wrapped, with the last
 // error from Redis if any) once ctx is done. Network errors do not end the
@@ -173,7 +181,7 @@ func (l *Lock) Acquire(ctx context.Context) (contend.Lease, error) {
 	id := newID()
 	b := backoff{d: time.Millisecond, max: 32 * time.Millisecond}
 	var last error
-	uncertain := false
+	var since time.Time // start of the first attempt whose outcome is unknown
 	for {
 		if err := ctx.Err(); err != nil {
 			break
@@ -182,22 +190,24 @@ func (l *Lock) Acquire(ctx context.Context) (contend.Lease, error) {
 		tok, err := l.node.acquire(ctx, id)
 		switch {
 		case err == nil && tok > 0:
-			return l.lease(id, tok, start), nil
+			// The grant may be an earlier attempt's, run late: count the
+			// validity from the earliest attempt that may have made it.
+			return l.lease(id, tok, earliest(since, start)), nil
 		case err == nil:
 			// held by another
 		case errors.Is(err, errAbandoned):
 			return nil, fmt.Errorf("redislab: Lock.Acquire: %w", err) // only after our own abandon: unreachable
 		default:
 			last = err
-			if !definitive(err) {
-				uncertain = true
+			if !definitive(err) && since.IsZero() {
+				since = start
 			}
 		}
 		if sleepCtx(ctx, b.next()) != nil {
 			break
 		}
 	}
-	if uncertain {
+	if !since.IsZero() {
 		l.abandon(func(ctx context.Context) error { return l.node.abandon(l.with(ctx), id) })
 	}
 	return nil, ctxErr("Lock.Acquire", ctx, last)

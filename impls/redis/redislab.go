@@ -23,8 +23,10 @@
 // it (see Redlock).
 //
 // Lease.TTL is conservative: it is measured on the local monotonic clock
-// from the instant *before* the acquiring request was sent, and subtracts a
-// drift allowance of ttl×1% + 2 ms (Redlock's). It is correct only while the
+// from the instant *before* the acquiring request was sent (before the
+// first attempt of an Acquire whose outcome was unknown, if there was one,
+// since the grant may be that attempt's, run late), and subtracts a drift
+// allowance of ttl×1% + 2 ms (Redlock's). It is correct only while the
 // server's clock runs at most that much faster than the holder's over the
 // lease (Redis expires keys on its own clock).
 //

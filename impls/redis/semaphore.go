@@ -245,19 +245,24 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error)
 	id := newID()
 	b := backoff{d: time.Millisecond, max: 16 * time.Millisecond}
 	var last error
+	var since time.Time // start of the first attempt whose outcome is unknown
 	sent := false
 	for ctx.Err() == nil {
 		start := time.Now()
 		sent = true
 		tok, ok, err := s.acquireOnce(ctx, id, n, true)
 		if ok {
-			return s.lease(id, n, tok, start), nil
+			// The grant may be an earlier attempt's, run late.
+			return s.lease(id, n, tok, earliest(since, start)), nil
 		}
 		if err != nil {
 			if errors.Is(err, errAbandoned) {
 				return nil, fmt.Errorf("redislab: Semaphore.Acquire: %w", err) // unreachable
 			}
 			last = err
+			if !definitive(err) && since.IsZero() {
+				since = start
+			}
 		}
 		if sleepCtx(ctx, b.next()) != nil {
 			break
