@@ -68,6 +68,14 @@ func BenchmarkRedisLock(b *testing.B) {
 			l, err := NewRedlock(clients, key, ttl)
 			return l, l, err
 		}},
+		{"redsync", func(key string) (contend.Lock, counted, error) {
+			l, err := NewRedsyncLock(clients, key, ttl)
+			return l, l, err
+		}},
+		{"redislock", func(key string) (contend.Lock, counted, error) {
+			l, err := NewRedisLockRef(clients[0], key, ttl)
+			return l, l, err
+		}},
 		{"naive", func(key string) (contend.Lock, counted, error) {
 			l, err := NewNaiveLock(clients[0], key, ttl, WithPollInterval(time.Millisecond))
 			return l, l, err
@@ -101,22 +109,36 @@ func BenchmarkRedisLock(b *testing.B) {
 
 func BenchmarkRedisBucket(b *testing.B) {
 	_, c := newServer(b)
-	for _, g := range benchGoroutines {
-		b.Run(fmt.Sprintf("impl=redis/goroutines=%d", g), func(b *testing.B) {
-			bucket, err := NewBucket(c, fmt.Sprintf("bench:bucket:%d:%d", g, b.N), contend.BucketConfig{Capacity: 1000, Rate: 1e6})
-			if err != nil {
-				b.Fatal(err)
-			}
-			// Load the script and open a connection before measuring.
-			if _, err := bucket.TryTakeContext(context.Background(), 1); err != nil {
-				b.Fatal(err)
-			}
-			before := bucket.RoundTrips()
-			runParallel(b, g, func(ctx context.Context) error {
-				_, err := bucket.TryTakeContext(ctx, 1)
-				return err
+	cfg := contend.BucketConfig{Capacity: 1000, Rate: 1e6}
+	type bucket interface {
+		counted
+		TryTakeContext(ctx context.Context, n int64) (bool, error)
+	}
+	impls := []struct {
+		name string
+		make func(key string) (bucket, error)
+	}{
+		{"redis", func(key string) (bucket, error) { return NewBucket(c, key, cfg) }},
+		{"redis_rate", func(key string) (bucket, error) { return NewRedisRateBucket(c, key, cfg) }},
+	}
+	for _, impl := range impls {
+		for _, g := range benchGoroutines {
+			b.Run(fmt.Sprintf("impl=%s/goroutines=%d", impl.name, g), func(b *testing.B) {
+				bk, err := impl.make(fmt.Sprintf("bench:bucket:%s:%d:%d", impl.name, g, b.N))
+				if err != nil {
+					b.Fatal(err)
+				}
+				// Load the script and open a connection before measuring.
+				if _, err := bk.TryTakeContext(context.Background(), 1); err != nil {
+					b.Fatal(err)
+				}
+				before := bk.RoundTrips()
+				runParallel(b, g, func(ctx context.Context) error {
+					_, err := bk.TryTakeContext(ctx, 1)
+					return err
+				})
+				reportRoundTrips(b, bk, before)
 			})
-			reportRoundTrips(b, bucket, before)
-		})
+		}
 	}
 }
