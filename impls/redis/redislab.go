@@ -11,6 +11,11 @@
 //	NewSemaphore       FIFO semaphore in one script on the server's clock, with expiring holders
 //	NewBucket          GCRA token bucket in one script on the server's clock, integer arithmetic
 //
+// and, as references held to the same tests, NewRedsyncLock
+// (go-redsync/redsync), NewRedisLockRef (bsm/redislock) and
+// NewRedisRateBucket (go-redis/redis_rate), each with its deviations from
+// the contracts stated and pinned by a test.
+//
 // # What a network lock can and cannot promise
 //
 // A lease of a Redis lock is valid until its TTL runs out, as the holder's
