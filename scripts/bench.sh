@@ -4,7 +4,11 @@
 #   full   make bench:       -cpu 1,2,4,8, -count 10  (about 7 minutes on 2 cores)
 #   quick  make bench-quick: -cpu 1,2,   -count 6    (about 40 seconds)
 #
+# The Redis tier (impls/redis) runs when redis-server is installed and
+# CONTEND_SKIP_REDIS is not 1; the raw file and the report say which.
+#
 # Overrides (environment): CPU, COUNT, BENCHTIME (throughput benchmarks),
+# LOCKTIME (locks and semaphores), REDISTIME and REDIS_COUNT (Redis tier),
 # CHECK_COUNT (correctness benchmarks), BENCH (regexp of families), OUT
 # (default results). COUNT below 6 leaves the report without confidence
 # intervals: benchmath needs 6 samples for a 95% CI of the median.
@@ -25,6 +29,8 @@ full)
 	BENCHTIME=${BENCHTIME:-1000000x}
 	CHECK_COUNT=${CHECK_COUNT:-6}
 	LOCKTIME=${LOCKTIME:-20ms}
+	REDISTIME=${REDISTIME:-300ms}
+	REDIS_COUNT=${REDIS_COUNT:-6}
 	;;
 quick)
 	CPU=${CPU:-1,2}
@@ -32,6 +38,8 @@ quick)
 	BENCHTIME=${BENCHTIME:-100000x}
 	CHECK_COUNT=${CHECK_COUNT:-6}
 	LOCKTIME=${LOCKTIME:-5ms}
+	REDISTIME=${REDISTIME:-50ms}
+	REDIS_COUNT=${REDIS_COUNT:-3}
 	;;
 *)
 	echo "usage: $0 full|quick" >&2
@@ -84,6 +92,23 @@ if [ -n "$LOCKBENCH" ]; then
 	log "locks and semaphores: -bench '$LOCKBENCH' -cpu $CPU -count $COUNT -benchtime $LOCKTIME"
 	echo "benchtime: $LOCKTIME" >>"$raw"
 	(cd harness && run -test.bench "^Benchmark($LOCKBENCH)\$" -test.cpu "$CPU" -test.count "$COUNT" -test.benchtime "$LOCKTIME")
+fi
+
+# The Redis tier: its own benchmark binary, on servers it starts itself.
+# A config line says whether it ran, so that the report can say why not.
+if [ "${CONTEND_SKIP_REDIS:-}" = 1 ]; then
+	log "Redis tier skipped: CONTEND_SKIP_REDIS=1"
+	echo "redis-tier: skipped (CONTEND_SKIP_REDIS=1)" >>"$raw"
+elif ! command -v redis-server >/dev/null 2>&1; then
+	log "Redis tier skipped: redis-server is not installed (scripts/install-redis.sh installs it)"
+	echo "redis-tier: skipped (redis-server not installed; run scripts/install-redis.sh)" >>"$raw"
+else
+	log "Redis tier: -bench '^BenchmarkRedis' -count $REDIS_COUNT -benchtime $REDISTIME"
+	"$GO" test -c -o "$tmp/redis.test" ./impls/redis
+	echo "redis-tier: measured, redis-server $(redis-server --version | awk '{print $3}')" >>"$raw"
+	echo "benchtime: $REDISTIME" >>"$raw"
+	(cd impls/redis && "$tmp/redis.test" -test.run '^$' -test.bench '^BenchmarkRedis' -test.count "$REDIS_COUNT" -test.benchtime "$REDISTIME") |
+		tee -a "$raw" >&2
 fi
 
 log "correctness and lock latency: -bench 'Correctness|LockLatency' -cpu $CPU -count $CHECK_COUNT -benchtime 1x"

@@ -76,6 +76,9 @@ type Data struct {
 	// BenchTimes lists the distinct benchtime configuration values, in order.
 	BenchTimes []string
 	assume     map[string]benchmath.Assumption
+	// firstConfig is each configuration key's first value in the files, so
+	// that a key set midway (redis-tier) is found too.
+	firstConfig map[string]string
 }
 
 // errNoResults is returned for a raw file without any benchmark result.
@@ -109,7 +112,7 @@ func Load(dir string) (*Data, error) {
 	}
 	fields := proj.Fields()
 
-	d := &Data{Files: paths, Cells: map[cellID]*Cell{}, Units: benchfmt.UnitMetadataMap{}}
+	d := &Data{Files: paths, Cells: map[cellID]*Cell{}, Units: benchfmt.UnitMetadataMap{}, firstConfig: map[string]string{}}
 	for _, path := range paths {
 		if err := d.readFile(path, proj, fields); err != nil {
 			return nil, err
@@ -153,6 +156,11 @@ func (d *Data) readFile(path string, proj *benchproc.Projection, fields []*bench
 func (d *Data) add(path string, res *benchfmt.Result, proj *benchproc.Projection, fields []*benchproc.Field) error {
 	if d.Config == nil {
 		d.Config = append([]benchfmt.Config(nil), res.Config...)
+	}
+	for _, c := range res.Config {
+		if _, seen := d.firstConfig[c.Key]; !seen {
+			d.firstConfig[c.Key] = string(c.Value)
+		}
 	}
 	if bt := res.GetConfig("benchtime"); bt != "" && !contains(d.BenchTimes, bt) {
 		d.BenchTimes = append(d.BenchTimes, bt)
@@ -220,15 +228,8 @@ func (d *Data) Compare(base, c *Cell) benchmath.Comparison {
 	return d.assumption(c.ID.Unit).Compare(base.Sample, c.Sample)
 }
 
-// ConfigValue returns the first result's configuration value for key, or "".
-func (d *Data) ConfigValue(key string) string {
-	for _, c := range d.Config {
-		if c.Key == key {
-			return string(c.Value)
-		}
-	}
-	return ""
-}
+// ConfigValue returns key's first configuration value in the files, or "".
+func (d *Data) ConfigValue(key string) string { return d.firstConfig[key] }
 
 // Cell returns the cell for id, or nil.
 func (d *Data) Cell(id cellID) *Cell { return d.Cells[id] }

@@ -83,6 +83,9 @@ func (r *report) write(outDir string) error {
 			return err
 		}
 	}
+	if err := r.redisTier(); err != nil {
+		return err
+	}
 	r.floors()
 	r.appendix()
 	return os.WriteFile(filepath.Join(outDir, "REPORT.md"), []byte(r.b.String()), 0o644)
@@ -683,4 +686,70 @@ func fmtCount(v float64) string {
 		return sig3(v/1e3) + " k"
 	}
 	return sig3(v)
+}
+
+// redisTier writes the Redis tier's section: throughput by goroutine count,
+// latency percentiles and round trips per operation, or why it was skipped.
+func (r *report) redisTier() error {
+	r.printf("## Beyond one process: Redis\n\n")
+	status := r.d.ConfigValue("redis-tier")
+	locks, buckets := r.d.Groups("RedisLock"), r.d.Groups("RedisBucket")
+	if len(locks)+len(buckets) == 0 {
+		if status == "" {
+			status = "not run (no BenchmarkRedis results in the raw files)"
+		}
+		r.printf("**The Redis tier was not measured in this run: %s.** Its correctness tests (`impls/redis`, `harness.TestRemote*`) run in `make test`, which installs redis-server.\n\n", status)
+		return nil
+	}
+	r.printf("The same contracts with their state in Redis (`impls/redis`), on throw-away `redis-server` processes the benchmark starts on loopback (this run: %s). One operation is Acquire + Release for a lock, one `TryTake(1)` for a bucket; time/op is wall time per operation of all goroutines together, latency is one operation as its goroutine saw it, and round trips are counted by a hook on the client, not assumed. The harness checks these implementations with the same `RunLock`, `RunSemaphore` and `RunBucket` as the in-process ones (`harness/remote_test.go`), and `impls/redis` injects the faults: stalled holders, crashes, a paused and a killed server, Redlock with servers down.\n\n", status)
+	for _, g := range append(locks, buckets...) {
+		what := map[string]string{"RedisLock": "Redis locks: Acquire + Release", "RedisBucket": "Redis token buckets: TryTake(1)"}[g.Family]
+		impls := r.d.Impls(g)
+		gcs := r.d.GoroutineCounts(g)
+		procs := r.d.Procs()
+		p := procs[len(procs)-1]
+		for _, q := range procs {
+			if q == r.mainP {
+				p = q
+			}
+		}
+		title := fmt.Sprintf("%s, time per operation by goroutines", what)
+		c, err := groupedBars(title, "goroutines", "µs/op, all goroutines together", gcs, impls, func(gs, impl string) (point, bool) {
+			cell := r.d.Cell(r.id(g, impl, gs, p, "sec/op"))
+			if cell == nil {
+				return point{}, false
+			}
+			pt := point{y: cell.Summary.Center * 1e6, lo: math.NaN(), hi: math.NaN()}
+			if cell.HasCI {
+				pt.lo, pt.hi = cell.Summary.Lo*1e6, cell.Summary.Hi*1e6
+			}
+			return pt, true
+		})
+		if err != nil {
+			return err
+		}
+		r.printf("### %s\n\n", what)
+		if err := r.embed(c, strings.ToLower(g.Family)+"-by-goroutines", title); err != nil {
+			return err
+		}
+		r.printf("| impl | goroutines | time/op | 95%% CI | latency p50 | p99 | p99.9 | round trips/op |\n|---|---|---|---|---|---|---|---|\n")
+		for _, impl := range impls {
+			for _, gs := range gcs {
+				cell := r.d.Cell(r.id(g, impl, gs, p, "sec/op"))
+				if cell == nil {
+					continue
+				}
+				get := func(unit string, f func(float64) string) string {
+					if c := r.d.Cell(r.id(g, impl, gs, p, unit)); c != nil {
+						return f(c.Summary.Center)
+					}
+					return ""
+				}
+				r.printf("| `%s` | %s | %s | %s | %s | %s | %s | %s |\n", impl, gs, fmtTime(cell.Summary.Center), ciString(cell),
+					get("p50-sec", fmtTime), get("p99-sec", fmtTime), get("p999-sec", fmtTime), get("roundtrips/op", sig3))
+			}
+		}
+		r.printf("\n")
+	}
+	return nil
 }
