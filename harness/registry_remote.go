@@ -15,9 +15,9 @@ import (
 // key; the caller owns the clients. A new backend (etcd, ZooKeeper) is one
 // package plus entries here.
 
-// RemoteLease is the TTL the harness gives remote locks and semaphores: long
-// enough that no holder in a stress run outlives its lease, so an overlap is
-// a bug and not an expiry.
+// RemoteLease is the TTL the stress runs give remote locks and semaphores:
+// long enough that no holder outlives its lease, so an overlap is a bug and
+// not an expiry. The fault scenarios use shorter ones.
 const RemoteLease = 5 * time.Second
 
 // RemoteLockImpl is one registered server-backed Lock.
@@ -31,7 +31,7 @@ type RemoteLockImpl struct {
 	NoFencing bool
 	Summary   string
 	Flaw      string // for Broken: what goes wrong
-	New       func(clients []*redis.Client, key string) (contend.Lock, error)
+	New       func(clients []*redis.Client, key string, ttl time.Duration) (contend.Lock, error)
 }
 
 // RemoteSemaphoreImpl is one registered server-backed Semaphore.
@@ -42,7 +42,7 @@ type RemoteSemaphoreImpl struct {
 	Reference bool
 	Summary   string
 	Flaw      string
-	New       func(clients []*redis.Client, key string, capacity int64) (contend.Semaphore, error)
+	New       func(clients []*redis.Client, key string, capacity int64, ttl time.Duration) (contend.Semaphore, error)
 }
 
 // RemoteBucketImpl is one registered server-backed Bucket. It ignores
@@ -63,28 +63,28 @@ func RemoteLocks() []RemoteLockImpl {
 		{Name: "redis-naive", Servers: 1, Guarantee: Broken,
 			Summary: "the article's design: SETNX, then EXPIRE as a second command, polling on the wall clock; DEL to release",
 			Flaw:    "a crash between SETNX and EXPIRE leaves a lock that never expires; release deletes whoever holds it; no fencing token",
-			New: func(c []*redis.Client, key string) (contend.Lock, error) {
-				return redislab.NewNaiveLock(c[0], key, RemoteLease, redislab.WithPollInterval(time.Millisecond))
+			New: func(c []*redis.Client, key string, ttl time.Duration) (contend.Lock, error) {
+				return redislab.NewNaiveLock(c[0], key, ttl, redislab.WithPollInterval(time.Millisecond))
 			}},
 		{Name: "redis", Servers: 1, Guarantee: Exact,
 			Summary: "SET NX PX and a fencing counter in one Lua script; compare-and-delete release; exclusive while holders finish within the TTL",
-			New: func(c []*redis.Client, key string) (contend.Lock, error) {
-				return redislab.NewLock(c[0], key, RemoteLease)
+			New: func(c []*redis.Client, key string, ttl time.Duration) (contend.Lock, error) {
+				return redislab.NewLock(c[0], key, ttl)
 			}},
 		{Name: "redlock", Servers: 3, Guarantee: Exact,
 			Summary: "Redlock over 3 independent servers: quorum 2, validity = TTL − elapsed − drift; token is the max of per-node counters, not a safe fence",
-			New: func(c []*redis.Client, key string) (contend.Lock, error) {
-				return redislab.NewRedlock(c, key, RemoteLease)
+			New: func(c []*redis.Client, key string, ttl time.Duration) (contend.Lock, error) {
+				return redislab.NewRedlock(c, key, ttl)
 			}},
 		{Name: "redsync", Servers: 3, Guarantee: Exact, Reference: true, NoFencing: true,
 			Summary: "github.com/go-redsync/redsync/v4 Redlock; no fencing token",
-			New: func(c []*redis.Client, key string) (contend.Lock, error) {
-				return redislab.NewRedsyncLock(c, key, RemoteLease)
+			New: func(c []*redis.Client, key string, ttl time.Duration) (contend.Lock, error) {
+				return redislab.NewRedsyncLock(c, key, ttl)
 			}},
 		{Name: "redislock", Servers: 1, Guarantee: Exact, Reference: true, NoFencing: true,
 			Summary: "github.com/bsm/redislock: SET NX PX with token-checked release; no fencing token",
-			New: func(c []*redis.Client, key string) (contend.Lock, error) {
-				return redislab.NewRedisLockRef(c[0], key, RemoteLease)
+			New: func(c []*redis.Client, key string, ttl time.Duration) (contend.Lock, error) {
+				return redislab.NewRedisLockRef(c[0], key, ttl)
 			}},
 	}
 }
@@ -95,13 +95,13 @@ func RemoteSemaphores() []RemoteSemaphoreImpl {
 		{Name: "redis-naive", Servers: 1, Guarantee: Broken,
 			Summary: "the article's permit counter: GET, then DECRBY, as separate commands",
 			Flaw:    "concurrent acquirers all read enough permits and all take them: over-admits",
-			New: func(c []*redis.Client, key string, capacity int64) (contend.Semaphore, error) {
+			New: func(c []*redis.Client, key string, capacity int64, ttl time.Duration) (contend.Semaphore, error) {
 				return redislab.NewNaiveSemaphore(c[0], key, capacity)
 			}},
 		{Name: "redis", Servers: 1, Guarantee: Exact,
 			Summary: "FIFO semaphore in one Lua script on the server's TIME: holders expire, release is idempotent, fencing counter",
-			New: func(c []*redis.Client, key string, capacity int64) (contend.Semaphore, error) {
-				return redislab.NewSemaphore(c[0], key, capacity, RemoteLease)
+			New: func(c []*redis.Client, key string, capacity int64, ttl time.Duration) (contend.Semaphore, error) {
+				return redislab.NewSemaphore(c[0], key, capacity, ttl)
 			}},
 	}
 }

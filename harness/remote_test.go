@@ -38,7 +38,7 @@ func TestRemoteLocks(t *testing.T) {
 	clients := remoteClients(t, 3)
 	for _, impl := range RemoteLocks() {
 		t.Run(impl.Name, func(t *testing.T) {
-			l, err := impl.New(clients[:impl.Servers], "harness:lock:"+impl.Name)
+			l, err := impl.New(clients[:impl.Servers], "harness:lock:"+impl.Name, RemoteLease)
 			require.NoError(t, err)
 			run, err := RunLock(l, StressGoroutines, remoteRun, WorkRounds)
 			require.NoError(t, err)
@@ -66,7 +66,7 @@ func TestRemoteSemaphores(t *testing.T) {
 		t.Run(impl.Name, func(t *testing.T) {
 			var run SemaphoreRun
 			for try := 1; try <= 5; try++ {
-				s, err := impl.New(clients, fmt.Sprintf("harness:sem:%s:%d", impl.Name, try), capacity)
+				s, err := impl.New(clients, fmt.Sprintf("harness:sem:%s:%d", impl.Name, try), capacity, RemoteLease)
 				require.NoError(t, err)
 				run, err = RunSemaphore(s, 50, remoteRun, func(int) int64 { return 1 })
 				require.NoError(t, err)
