@@ -106,7 +106,7 @@ func TestRemoteFaults(t *testing.T) {
 			t.Cleanup(func() { _ = client.Close() })
 			b, err := impl.New([]*redis.Client{client}, "faults:bucket", contend.BucketConfig{Capacity: 10, Rate: 10})
 			require.NoError(t, err)
-			record(t, bucketPaused(t, impl.Name, b, servers[0]))
+			record(t, bucketPaused(t, "bucket:"+impl.Name, b, servers[0]))
 		})
 	}
 }

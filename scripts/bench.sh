@@ -109,6 +109,8 @@ else
 	echo "benchtime: $REDISTIME" >>"$raw"
 	(cd impls/redis && "$tmp/redis.test" -test.run '^$' -test.bench '^BenchmarkRedis' -test.count "$REDIS_COUNT" -test.benchtime "$REDISTIME") |
 		tee -a "$raw" >&2
+	log "Redis tier: fault scenarios (harness.TestRemoteFaults) -> faults.jsonl"
+	CONTEND_FAULTS_OUT="$tmp/faults.jsonl" "$GO" test -count=1 -run '^TestRemoteFaults$' ./harness >&2
 fi
 
 log "correctness and lock latency: -bench 'Correctness|LockLatency' -cpu $CPU -count $CHECK_COUNT -benchtime 1x"
@@ -135,6 +137,10 @@ mkdir -p "$OUT/raw"
 rm -f "$OUT"/raw/*.txt
 cp "$raw" "$OUT/raw/bench.txt"
 cp "$tmp/race-detector.log" "$OUT/raw/race-detector.log"
+rm -f "$OUT/raw/faults.jsonl"
+if [ -f "$tmp/faults.jsonl" ]; then
+	cp "$tmp/faults.jsonl" "$OUT/raw/faults.jsonl"
+fi
 log "benchmarks took $(($(date +%s) - start)) s; raw results in $OUT/raw/"
 
 log "writing the report"
