@@ -41,6 +41,24 @@ func TestReadmeListsEveryImplementation(t *testing.T) {
 		row := readmeRow("semaphore", s.Name, s.Guarantee, s.Reference, s.Summary, s.Flaw)
 		assert.True(t, strings.Contains(readme, row), "README.md lacks the row\n%s", row)
 	}
+	for _, row := range remoteRows() {
+		assert.True(t, strings.Contains(readme, row), "README.md lacks the row\n%s", row)
+	}
+}
+
+// remoteRows are the README rows of the server-backed implementations.
+func remoteRows() []string {
+	var rows []string
+	for _, l := range RemoteLocks() {
+		rows = append(rows, readmeRow("redis lock", l.Name, l.Guarantee, l.Reference, l.Summary, l.Flaw))
+	}
+	for _, s := range RemoteSemaphores() {
+		rows = append(rows, readmeRow("redis semaphore", s.Name, s.Guarantee, s.Reference, s.Summary, s.Flaw))
+	}
+	for _, b := range RemoteBuckets() {
+		rows = append(rows, readmeRow("redis bucket", b.Name, b.Guarantee, b.Reference, b.Summary, b.Flaw))
+	}
+	return rows
 }
 
 // TestReadmeTableRows prints the rows TestReadmeListsEveryImplementation
@@ -57,5 +75,8 @@ func TestReadmeTableRows(t *testing.T) {
 	}
 	for _, s := range Semaphores() {
 		t.Log(readmeRow("semaphore", s.Name, s.Guarantee, s.Reference, s.Summary, s.Flaw))
+	}
+	for _, row := range remoteRows() {
+		t.Log(row)
 	}
 }
