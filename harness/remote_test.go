@@ -55,6 +55,10 @@ func TestRemoteLocks(t *testing.T) {
 				// fewer contenders.
 				t.Logf("%s: no quorum won by 100 contenders in %v (split votes); retrying with 10", impl.Name, run.Elapsed)
 				assert.Zero(t, run.Overlaps, "two holders at once")
+				// A fresh key: contenders whose contexts ended mid-vote
+				// leave holds on some nodes until their TTL.
+				l, err = impl.New(clients[:impl.Servers], "harness:lock:"+impl.Name+":10", RemoteLease)
+				require.NoError(t, err)
 				run, err = RunLock(l, 10, remoteRun, WorkRounds)
 				require.NoError(t, err)
 				t.Logf("%s, 10 goroutines: %d acquisitions, %d overlaps, %d token regressions", impl.Name, run.Acquisitions, run.Overlaps, run.TokenRegressions)
