@@ -74,7 +74,9 @@ func RemoteLocks() []RemoteLockImpl {
 		{Name: "redlock", Servers: 3, Guarantee: Exact,
 			Summary: "Redlock over 3 independent servers: quorum 2, validity = TTL − elapsed − drift; token is the max of per-node counters, not a safe fence",
 			New: func(c []*redis.Client, key string, ttl time.Duration) (contend.Lock, error) {
-				return redislab.NewRedlock(c, key, ttl)
+				// 250 ms per server: the default (ttl/20, at most 50 ms) is
+				// too short for loopback under -race with 100 contenders.
+				return redislab.NewRedlock(c, key, ttl, redislab.WithNodeTimeout(250*time.Millisecond))
 			}},
 		{Name: "redsync", Servers: 3, Guarantee: Exact, Reference: true, NoFencing: true,
 			Summary: "github.com/go-redsync/redsync/v4 Redlock; no fencing token",

@@ -223,7 +223,9 @@ func (s *redlockLease) nodeValue(i int) string {
 
 // Release deletes the key on every server that still holds this lease's
 // value (in parallel, each bounded by the per-node timeout). It returns nil
-// if the lease was still valid by TTL and a quorum released; ErrNotHeld
+// if the lease was still valid by TTL and a quorum released; an error
+// wrapping context.DeadlineExceeded, leaving the lease releasable again, if
+// servers that did not answer could make up the quorum; ErrNotHeld
 // (wrapped) otherwise — the keys that were ours are deleted either way, and
 // servers that granted but could not be reached are cleaned up in the
 // background.
@@ -233,7 +235,7 @@ func (s *redlockLease) Release(ctx context.Context) error {
 	return s.done.release("Redlock", func() (bool, error) {
 		valid := s.v.remaining() > 0
 		var mu sync.Mutex
-		released := 0
+		released, unreached := 0, 0
 		r.each(func(i int, n lockNode) {
 			nctx, cancel := context.WithTimeout(ctx, r.nodeTimeout)
 			defer cancel()
@@ -241,6 +243,11 @@ func (s *redlockLease) Release(ctx context.Context) error {
 			var err error
 			if v := s.nodeValue(i); v != "" {
 				ok, err = n.release(nctx, v)
+				if err != nil {
+					mu.Lock()
+					unreached++
+					mu.Unlock()
+				}
 			} else if s.uncertain[i] {
 				// The acquire timed out here: a late grant may still land.
 				err = n.abandon(nctx, s.id)
@@ -254,6 +261,12 @@ func (s *redlockLease) Release(ctx context.Context) error {
 				mu.Unlock()
 			}
 		})
+		if valid && released < r.quorum && released+unreached >= r.quorum {
+			// Not "not held": the servers that did not answer may still
+			// hold it. Say so, and leave the lease releasable again.
+			return false, fmt.Errorf("release confirmed by %d servers, %d did not answer within %v (quorum %d): %w",
+				released, unreached, r.nodeTimeout, r.quorum, context.DeadlineExceeded)
+		}
 		return valid && released >= r.quorum, nil
 	})
 }
