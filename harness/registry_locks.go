@@ -21,7 +21,11 @@ type LockImpl struct {
 	Name      string // benchmark and report name: lower case, no trailing -digits
 	New       func() contend.Lock
 	Guarantee Guarantee
-	Fair      bool   // FIFO: a waiter is never overtaken by one that arrived after it
+	Fair      bool // FIFO: a waiter is never overtaken by one that arrived after it
+	// SpinsFIFO: waiters spin (never park) and are served in FIFO order, so
+	// with more runnable goroutines than cores the next in line is usually
+	// descheduled and every hand-off waits for a time slice (a convoy).
+	SpinsFIFO bool
 	Reference bool   // a library users would otherwise pick, run as the bar to beat
 	Summary   string // one line: how it excludes, and in what order waiters get it
 	Flaw      string // for Racy: what goes wrong
@@ -53,7 +57,7 @@ func Locks() []LockImpl {
 			Summary: "reentrant mutex (owner goroutine + depth): the holder re-acquires at once, one level deeper; not FIFO"},
 		{Name: "spin", New: func() contend.Lock { return spin.NewLock() }, Guarantee: Exact,
 			Summary: "test-and-test-and-set spinlock on an atomic.Bool, exponential backoff then Gosched; never parks, unfair"},
-		{Name: "ticket", New: func() contend.Lock { return ticket.NewLock() }, Guarantee: Exact, Fair: true,
+		{Name: "ticket", New: func() contend.Lock { return ticket.NewLock() }, Guarantee: Exact, Fair: true, SpinsFIFO: true,
 			Summary: "ticket lock: FIFO by drawn ticket; a cancelled waiter abandons its ticket and releases skip it"},
 		{Name: "channel", New: func() contend.Lock { return channel.NewLock() }, Guarantee: Exact, Fair: true,
 			Summary: "channel of capacity 1: send to acquire, receive to release; FIFO among parked waiters"},
