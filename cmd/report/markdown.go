@@ -183,7 +183,7 @@ func (r *report) correct(family, impl string) bool {
 func (r *report) verdict() error {
 	r.printf("## Verdict on this machine\n\n")
 	r.printf("The fastest implementation that passed its invariants, at 100 goroutines and GOMAXPROCS %d, in each workload. Racy and broken implementations are excluded, and so is a reference that declares it breaks the invariants under contention (`xrate`, see below); the other references are included.\n\n", r.mainP)
-	r.printf("| workload | fastest correct | time/op | mutex | speed-up vs mutex | runner-up |\n|---|---|---|---|---|---|\n")
+	r.printf("| workload | fastest correct | time/op | baseline | speed-up vs baseline | runner-up |\n|---|---|---|---|---|---|\n")
 	for _, f := range families {
 		if f.registry == "" {
 			continue
@@ -209,7 +209,7 @@ func (r *report) verdict() error {
 			base := r.d.Cell(r.id(g, baselineOf(g.Family), "100", r.mainP, "sec/op"))
 			mutex, speed := "", ""
 			if base != nil {
-				mutex = fmtTime(base.Summary.Center)
+				mutex = fmt.Sprintf("`%s` %s", baselineOf(g.Family), fmtTime(base.Summary.Center))
 				speed = r.speedup(base, es[0].c)
 			}
 			runner := ""
