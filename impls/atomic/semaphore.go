@@ -2,13 +2,12 @@ package atomic
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/contend-lab/contend"
+	"github.com/contend-lab/contend/internal/locallease"
 )
 
 // queued is the state word's top bit: set exactly when the wait queue is
@@ -255,37 +254,13 @@ func (s *Semaphore) remove(w *waiter) {
 	w.prev, w.next = nil, nil
 }
 
-func (s *Semaphore) grant(n int64) *semLease {
-	return &semLease{s: s, n: uint64(n), token: s.tokens.Add(1)}
+func (s *Semaphore) grant(n int64) *locallease.Lease {
+	return locallease.New((*semReleaser)(s), uint64(n), s.tokens.Add(1))
 }
 
-type semLease struct {
-	s        *Semaphore
-	n        uint64
-	token    uint64
-	released atomic.Bool
-}
+// semReleaser gives permits back for a lease; only locallease calls it.
+type semReleaser Semaphore
 
-func (l *semLease) Token() uint64 { return l.token }
+func (r *semReleaser) LeaseName() string { return "atomic semaphore" }
 
-func (l *semLease) Release(context.Context) error {
-	if !l.released.CompareAndSwap(false, true) {
-		return fmt.Errorf("atomic: semaphore Release: %w", contend.ErrNotHeld)
-	}
-	l.s.release(l.n)
-	return nil
-}
-
-var errBadTTL = errors.New("ttl must be positive")
-
-func (l *semLease) Extend(_ context.Context, ttl time.Duration) error {
-	if ttl <= 0 {
-		return fmt.Errorf("atomic: semaphore Extend(%v): %w", ttl, errBadTTL)
-	}
-	if l.released.Load() {
-		return fmt.Errorf("atomic: semaphore Extend: %w", contend.ErrNotHeld)
-	}
-	return nil
-}
-
-func (l *semLease) TTL() (time.Duration, bool) { return 0, false }
+func (r *semReleaser) ReleaseLease(n uint64) { (*Semaphore)(r).release(n) }

@@ -7,13 +7,12 @@ package channel
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"sync/atomic"
-	"time"
 
 	"github.com/contend-lab/contend"
+	"github.com/contend-lab/contend/internal/locallease"
 )
 
 // Lock is a contend.Lock on a channel of capacity 1: Acquire sends into it,
@@ -58,7 +57,7 @@ func (l *Lock) Acquire(ctx context.Context) (contend.Lease, error) {
 	}
 	select {
 	case l.ch <- struct{}{}:
-		return &lockLease{l: l, token: l.tokens.Add(1)}, nil
+		return locallease.New((*lockReleaser)(l), 0, l.tokens.Add(1)), nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("channel: Acquire: %w", ctx.Err())
 	}
@@ -68,33 +67,19 @@ func (l *Lock) Acquire(ctx context.Context) (contend.Lease, error) {
 func (l *Lock) TryAcquire(context.Context) (contend.Lease, error) {
 	select {
 	case l.ch <- struct{}{}:
-		return &lockLease{l: l, token: l.tokens.Add(1)}, nil
+		return locallease.New((*lockReleaser)(l), 0, l.tokens.Add(1)), nil
 	default:
 		return nil, fmt.Errorf("channel: TryAcquire: %w", contend.ErrHeld)
 	}
 }
 
-type lockLease struct {
-	l        *Lock
-	token    uint64
-	released atomic.Bool
-}
+// lockReleaser frees the lock for a lease; only locallease calls it.
+type lockReleaser Lock
 
-func (s *lockLease) Token() uint64 { return s.token }
+// ReleaseLease never blocks: the lease's value is in the buffer.
+func (r *lockReleaser) LeaseName() string { return "channel" }
 
-func (s *lockLease) Release(context.Context) error {
-	if !s.released.CompareAndSwap(false, true) {
-		return fmt.Errorf("channel: Release: %w", contend.ErrNotHeld)
-	}
-	<-s.l.ch // never blocks: our value is in the buffer
-	return nil
-}
-
-func (s *lockLease) Extend(_ context.Context, ttl time.Duration) error {
-	return extend(&s.released, ttl)
-}
-
-func (s *lockLease) TTL() (time.Duration, bool) { return 0, false }
+func (r *lockReleaser) ReleaseLease(uint64) { <-r.ch }
 
 // Semaphore is a contend.Semaphore on a channel of capacity Capacity: each
 // permit taken is one value sent into it, each permit given back one value
@@ -234,8 +219,8 @@ func (s *Semaphore) check(n int64) error {
 	return nil
 }
 
-func (s *Semaphore) grant(n int64) *semLease {
-	return &semLease{s: s, n: n, token: s.tokens.Add(1)}
+func (s *Semaphore) grant(n int64) *locallease.Lease {
+	return locallease.New((*semReleaser)(s), uint64(n), s.tokens.Add(1))
 }
 
 // giveBack releases n permits the caller holds. A receive never blocks: the
@@ -246,38 +231,9 @@ func (s *Semaphore) giveBack(n int64) {
 	}
 }
 
-type semLease struct {
-	s        *Semaphore
-	n        int64
-	token    uint64
-	released atomic.Bool
-}
+// semReleaser gives permits back for a lease; only locallease calls it.
+type semReleaser Semaphore
 
-func (l *semLease) Token() uint64 { return l.token }
+func (r *semReleaser) LeaseName() string { return "channel semaphore" }
 
-func (l *semLease) Release(context.Context) error {
-	if !l.released.CompareAndSwap(false, true) {
-		return fmt.Errorf("channel: Release: %w", contend.ErrNotHeld)
-	}
-	l.s.giveBack(l.n)
-	return nil
-}
-
-func (l *semLease) Extend(_ context.Context, ttl time.Duration) error {
-	return extend(&l.released, ttl)
-}
-
-func (l *semLease) TTL() (time.Duration, bool) { return 0, false }
-
-var errBadTTL = errors.New("ttl must be positive")
-
-// extend is Extend for a lease that never expires.
-func extend(released *atomic.Bool, ttl time.Duration) error {
-	if ttl <= 0 {
-		return fmt.Errorf("channel: Extend(%v): %w", ttl, errBadTTL)
-	}
-	if released.Load() {
-		return fmt.Errorf("channel: Extend: %w", contend.ErrNotHeld)
-	}
-	return nil
-}
+func (r *semReleaser) ReleaseLease(n uint64) { (*Semaphore)(r).giveBack(int64(n)) }

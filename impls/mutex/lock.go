@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/contend-lab/contend"
+	"github.com/contend-lab/contend/internal/locallease"
 )
 
 // Lock is a contend.Lock on a sync.Mutex, with context support.
@@ -111,8 +112,8 @@ func (l *Lock) TryAcquire(context.Context) (contend.Lease, error) {
 }
 
 // grant is called holding mu.
-func (l *Lock) grant() *lockLease {
-	return &lockLease{l: l, token: l.tokens.Add(1)}
+func (l *Lock) grant() *locallease.Lease {
+	return locallease.New((*lockReleaser)(l), 0, l.tokens.Add(1))
 }
 
 // unlock releases mu and wakes one cancellable waiter, if any.
@@ -126,28 +127,12 @@ func (l *Lock) unlock() {
 	}
 }
 
-// lockLease is a lease of a Lock.
-type lockLease struct {
-	l        *Lock
-	token    uint64
-	released atomic.Bool
-}
+// lockReleaser unlocks for a lease; only locallease calls it.
+type lockReleaser Lock
 
-func (s *lockLease) Token() uint64 { return s.token }
+func (r *lockReleaser) LeaseName() string { return "mutex" }
 
-func (s *lockLease) Release(context.Context) error {
-	if !s.released.CompareAndSwap(false, true) {
-		return fmt.Errorf("mutex: Release: %w", contend.ErrNotHeld)
-	}
-	s.l.unlock()
-	return nil
-}
-
-func (s *lockLease) Extend(_ context.Context, ttl time.Duration) error {
-	return extend("mutex", &s.released, ttl)
-}
-
-func (s *lockLease) TTL() (time.Duration, bool) { return 0, false }
+func (r *lockReleaser) ReleaseLease(uint64) { (*Lock)(r).unlock() }
 
 // errBadTTL is returned (wrapped) by a lease's Extend when ttl is not
 // positive.

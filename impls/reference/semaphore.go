@@ -2,14 +2,13 @@ package reference
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync/atomic"
-	"time"
 
 	"golang.org/x/sync/semaphore"
 
 	"github.com/contend-lab/contend"
+	"github.com/contend-lab/contend/internal/locallease"
 )
 
 // WeightedSemaphore is a contend.Semaphore on golang.org/x/sync/semaphore's
@@ -66,7 +65,7 @@ func (s *WeightedSemaphore) Acquire(ctx context.Context, n int64) (contend.Lease
 	if err := s.w.Acquire(ctx, n); err != nil {
 		return nil, fmt.Errorf("reference: x/sync semaphore Acquire: %w", err)
 	}
-	return &semLease{s: s, n: n, token: s.tokens.Add(1)}, nil
+	return locallease.New((*semReleaser)(s), uint64(n), s.tokens.Add(1)), nil
 }
 
 // TryAcquire takes n permits if they are free and nobody waits, or returns
@@ -78,36 +77,12 @@ func (s *WeightedSemaphore) TryAcquire(_ context.Context, n int64) (contend.Leas
 	if !s.w.TryAcquire(n) {
 		return nil, fmt.Errorf("reference: x/sync semaphore TryAcquire(%d): %w", n, contend.ErrHeld)
 	}
-	return &semLease{s: s, n: n, token: s.tokens.Add(1)}, nil
+	return locallease.New((*semReleaser)(s), uint64(n), s.tokens.Add(1)), nil
 }
 
-type semLease struct {
-	s        *WeightedSemaphore
-	n        int64
-	token    uint64
-	released atomic.Bool
-}
+// semReleaser gives permits back for a lease; only locallease calls it.
+type semReleaser WeightedSemaphore
 
-func (l *semLease) Token() uint64 { return l.token }
+func (r *semReleaser) LeaseName() string { return "reference: x/sync semaphore" }
 
-func (l *semLease) Release(context.Context) error {
-	if !l.released.CompareAndSwap(false, true) {
-		return fmt.Errorf("reference: x/sync semaphore Release: %w", contend.ErrNotHeld)
-	}
-	l.s.w.Release(l.n)
-	return nil
-}
-
-var errBadTTL = errors.New("ttl must be positive")
-
-func (l *semLease) Extend(_ context.Context, ttl time.Duration) error {
-	if ttl <= 0 {
-		return fmt.Errorf("reference: Extend(%v): %w", ttl, errBadTTL)
-	}
-	if l.released.Load() {
-		return fmt.Errorf("reference: Extend: %w", contend.ErrNotHeld)
-	}
-	return nil
-}
-
-func (l *semLease) TTL() (time.Duration, bool) { return 0, false }
+func (r *semReleaser) ReleaseLease(n uint64) { r.w.Release(int64(n)) }

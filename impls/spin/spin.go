@@ -5,13 +5,12 @@ package spin
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
 	"sync/atomic"
-	"time"
 
 	"github.com/contend-lab/contend"
+	"github.com/contend-lab/contend/internal/locallease"
 )
 
 const (
@@ -72,7 +71,7 @@ func (l *Lock) Acquire(ctx context.Context) (contend.Lease, error) {
 	backoff := 2
 	for round := 1; ; round++ {
 		if !l.held.Load() && l.held.CompareAndSwap(false, true) {
-			return &lease{l: l, token: l.tokens.Add(1)}, nil
+			return locallease.New((*releaser)(l), 0, l.tokens.Add(1)), nil
 		}
 		if round <= activeRounds {
 			// Spin on loads, leaving early when the word reads free.
@@ -98,36 +97,12 @@ func (l *Lock) TryAcquire(context.Context) (contend.Lease, error) {
 	if l.held.Load() || !l.held.CompareAndSwap(false, true) {
 		return nil, fmt.Errorf("spin: TryAcquire: %w", contend.ErrHeld)
 	}
-	return &lease{l: l, token: l.tokens.Add(1)}, nil
+	return locallease.New((*releaser)(l), 0, l.tokens.Add(1)), nil
 }
 
-// lease is a lease of a Lock; it never expires.
-type lease struct {
-	l        *Lock
-	token    uint64
-	released atomic.Bool
-}
+// releaser frees the lock for a lease; only locallease calls it.
+type releaser Lock
 
-func (s *lease) Token() uint64 { return s.token }
+func (r *releaser) LeaseName() string { return "spin" }
 
-func (s *lease) Release(context.Context) error {
-	if !s.released.CompareAndSwap(false, true) {
-		return fmt.Errorf("spin: Release: %w", contend.ErrNotHeld)
-	}
-	s.l.held.Store(false)
-	return nil
-}
-
-var errBadTTL = errors.New("ttl must be positive")
-
-func (s *lease) Extend(_ context.Context, ttl time.Duration) error {
-	if ttl <= 0 {
-		return fmt.Errorf("spin: Extend(%v): %w", ttl, errBadTTL)
-	}
-	if s.released.Load() {
-		return fmt.Errorf("spin: Extend: %w", contend.ErrNotHeld)
-	}
-	return nil
-}
-
-func (s *lease) TTL() (time.Duration, bool) { return 0, false }
+func (r *releaser) ReleaseLease(uint64) { r.held.Store(false) }

@@ -5,14 +5,13 @@ package ticket
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/contend-lab/contend"
+	"github.com/contend-lab/contend/internal/locallease"
 )
 
 const (
@@ -147,8 +146,8 @@ func (l *Lock) TryAcquire(context.Context) (contend.Lease, error) {
 	return l.grant(), nil
 }
 
-func (l *Lock) grant() *lease {
-	return &lease{l: l, ticket: l.serving.Load(), token: l.tokens.Add(1)}
+func (l *Lock) grant() *locallease.Lease {
+	return locallease.New((*releaser)(l), l.serving.Load(), l.tokens.Add(1))
 }
 
 // unlock serves the ticket after t, the holder's, skipping abandoned ones.
@@ -173,34 +172,9 @@ func (l *Lock) unlock(t uint64) {
 	l.abandonMu.Unlock()
 }
 
-// lease is a lease of a Lock; it never expires.
-type lease struct {
-	l        *Lock
-	ticket   uint64
-	token    uint64
-	released atomic.Bool
-}
+// releaser gives back a lease's ticket; only locallease calls it.
+type releaser Lock
 
-func (s *lease) Token() uint64 { return s.token }
+func (r *releaser) LeaseName() string { return "ticket" }
 
-func (s *lease) Release(context.Context) error {
-	if !s.released.CompareAndSwap(false, true) {
-		return fmt.Errorf("ticket: Release: %w", contend.ErrNotHeld)
-	}
-	s.l.unlock(s.ticket)
-	return nil
-}
-
-var errBadTTL = errors.New("ttl must be positive")
-
-func (s *lease) Extend(_ context.Context, ttl time.Duration) error {
-	if ttl <= 0 {
-		return fmt.Errorf("ticket: Extend(%v): %w", ttl, errBadTTL)
-	}
-	if s.released.Load() {
-		return fmt.Errorf("ticket: Extend: %w", contend.ErrNotHeld)
-	}
-	return nil
-}
-
-func (s *lease) TTL() (time.Duration, bool) { return 0, false }
+func (r *releaser) ReleaseLease(ticket uint64) { (*Lock)(r).unlock(ticket) }
