@@ -33,6 +33,13 @@ import (
 //     bucket (about 0.98–1 for an exact one), above 1 is an over-grant.
 //   - check=wall-clock-step, impl=wallclock vs impl=atomic: see wallClockStep.
 //   - check=large-clock, impl=float vs impl=atomic: see largeClock.
+//   - check=lock-overlaps, every lock: RunLock for exclusionRun. Metrics
+//     overlaps (critical sections entered while another was inside, per
+//     run) and overlap-fraction (of acquisitions). A correct lock reports 0.
+//   - check=semaphore-overflow, every semaphore of capacity
+//     benchSemCapacity, one permit per holder: RunSemaphore for
+//     exclusionRun. Metrics max-held (the most permits held at once over
+//     the samples) and overflows per run. A correct one holds at most 4.
 //
 // Goroutines: GOMAXPROCS (when above 1) and 100; one goroutine cannot race.
 // The racy control is skipped under -race.
@@ -88,7 +95,57 @@ func BenchmarkCorrectness(b *testing.B) {
 			{"atomic", monotonicAtomic},
 		})
 	})
+	b.Run("check=lock-overlaps", func(b *testing.B) {
+		for _, impl := range Locks() {
+			if impl.Guarantee == Racy && raceflag.Enabled {
+				continue
+			}
+			forCorrectnessGoroutines(b, "impl="+impl.Name, func(b *testing.B, g int) {
+				var overlaps, acquisitions float64
+				runs := scenarios(b, func() {
+					r, err := RunLock(impl.New(), g, exclusionRun, WorkRounds)
+					if err != nil {
+						b.Fatal(err)
+					}
+					overlaps += float64(r.Overlaps)
+					acquisitions += float64(r.Acquisitions)
+				})
+				b.ReportMetric(overlaps/runs, "overlaps")
+				if acquisitions > 0 {
+					b.ReportMetric(overlaps/acquisitions, "overlap-fraction")
+				}
+			})
+		}
+	})
+	b.Run("check=semaphore-overflow", func(b *testing.B) {
+		for _, impl := range Semaphores() {
+			if impl.Guarantee == Racy && raceflag.Enabled {
+				continue
+			}
+			forCorrectnessGoroutines(b, "impl="+impl.Name, func(b *testing.B, g int) {
+				var maxHeld, overflows float64
+				runs := scenarios(b, func() {
+					s, err := impl.New(benchSemCapacity)
+					if err != nil {
+						b.Fatal(err)
+					}
+					r, err := RunSemaphore(s, g, exclusionRun, func(int) int64 { return 1 })
+					if err != nil {
+						b.Fatal(err)
+					}
+					maxHeld = max(maxHeld, float64(r.MaxHeld))
+					overflows += float64(r.Overflows)
+				})
+				b.ReportMetric(maxHeld, "max-held")
+				b.ReportMetric(overflows/runs, "overflows")
+			})
+		}
+	})
 }
+
+// exclusionRun is how long each check=lock-overlaps and
+// check=semaphore-overflow iteration runs RunLock or RunSemaphore.
+const exclusionRun = 20 * time.Millisecond
 
 const (
 	// lostUpdateAdds is the Adds per goroutine of check=lost-updates: enough

@@ -45,6 +45,10 @@ func init() {
 		"Unit p99-ns better=lower",
 		"Unit p999-ns better=lower",
 		"Unit jain-fairness better=higher",
+		"Unit overlaps better=lower",
+		"Unit overlap-fraction better=lower",
+		"Unit max-held better=lower",
+		"Unit overflows better=lower",
 	)
 }
 

@@ -313,7 +313,7 @@ var workloadOrder = []string{"add-only", "read-mostly", "always-grant", "mostly-
 
 func workloadRank(w string) int { return rank(workloadOrder, w) }
 
-var checkOrder = []string{"lost-updates", "grant-ratio", "wall-clock-step", "large-clock"}
+var checkOrder = []string{"lost-updates", "grant-ratio", "wall-clock-step", "large-clock", "lock-overlaps", "semaphore-overflow"}
 
 func checkRank(c string) int { return rank(checkOrder, c) }
 

@@ -27,6 +27,12 @@ func (r *report) whatGoesWrong() error {
 		case "wall-clock-step":
 			err = r.steppedCheck(g, "wallclock", "Wall clock vs monotonic clock",
 				"A bucket of capacity 100 at 1000 tokens/s is drained, then polled in 50 phases 1 ms apart by every goroutine; the wall clock is stepped forward by an hour at phases 25 and 50, as NTP or an administrator can do. Grant ratio = tokens granted / (capacity + rate × real elapsed time).")
+		case "lock-overlaps":
+			err = r.exclusion(g, "Exclusion: the racy lock", "Goroutines acquire, work about 50 ns and release for 20 ms through `harness.RunLock`, which counts critical sections entered while another goroutine was inside one.",
+				"overlaps", "overlaps per 20 ms run", "overlap-fraction", "fraction of critical sections that overlapped another (0 is correct)")
+		case "semaphore-overflow":
+			err = r.exclusion(g, "Capacity: the racy semaphore", "A semaphore of 4 permits; goroutines take one each for 20 ms through `harness.RunSemaphore`, which counts the permits held at once.",
+				"max-held", "most permits held at once (capacity 4)", "max-held", "most permits held at once (a correct semaphore: at most 4)")
 		case "large-clock":
 			err = r.steppedCheck(g, "float", "float64 vs fixed point",
 				"A bucket of capacity 256 at 10⁹ tokens/s on a clock that starts at 1.7 × 10¹⁸ ns (a Unix time in nanoseconds; 54 years of uptime would do too) plus 127, advanced 16 times by 2 ns. A float64 holds such readings only to 256 ns, so the float bucket sees 256 ns pass where 2 did. Grant ratio = granted / (capacity + rate × elapsed).")
@@ -205,4 +211,31 @@ func (r *report) raceExcerpt() error {
 	r.printf("`make race` runs the naive counter and bucket from 8 goroutines under `go test -race`. The first report (full text in [`raw/race-detector.log`](raw/race-detector.log)):\n\n```\n%s\n```\n\n", strings.Join(lines, "\n"))
 	r.printf("Every other implementation runs clean under `go test -race` in `make test`.\n\n")
 	return nil
+}
+
+// exclusion reports a lock or semaphore check: a table of unit per
+// implementation and GOMAXPROCS, and a chart of chartUnit.
+func (r *report) exclusion(g groupID, title, doc, unit, what, chartUnit, xLabel string) error {
+	r.printf("### %s\n\n%s\n\n", title, doc)
+	r.procTable(g, unit, what, sig3)
+	var broken []string
+	for _, impl := range r.d.Impls(g) {
+		family := "lock"
+		if g.Check == "semaphore-overflow" {
+			family = "semaphore"
+		}
+		worst := r.worst(g, impl, unit)
+		bad := worst > 0
+		if g.Check == "semaphore-overflow" {
+			bad = worst > 4
+		}
+		if bad {
+			label := r.info[family+"/"+impl].Guarantee
+			broken = append(broken, fmt.Sprintf("`%s` (%s): %s", impl, label, sig3(worst)))
+		}
+	}
+	if len(broken) > 0 {
+		r.printf("Broke the invariant in at least one sample (worst): %s. Every other implementation held it in every sample.\n\n", strings.Join(broken, ", "))
+	}
+	return r.ratioChart(g, chartUnit, xLabel, false, math.NaN(), "")
 }
