@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -84,7 +85,7 @@ func (r *report) grantRatio(g groupID) error {
 		if r.info["bucket/"+impl].Reference {
 			label = "reference"
 		}
-		over = append(over, fmt.Sprintf("`%s` (%s) up to %s×", impl, label, sig3(worst)))
+		over = append(over, fmt.Sprintf("`%s` (%s) up to %s×", impl, label, strconv.FormatFloat(worst, 'g', 5, 64)))
 	}
 	if len(over) > 0 {
 		r.printf("Over-granted in at least one sample: %s. ", strings.Join(over, ", "))
@@ -97,7 +98,7 @@ func (r *report) grantRatio(g groupID) error {
 		}
 		verdict := "did not over-grant in this run's samples"
 		if w := r.worst(g, i.Name, "grant-ratio"); w > 1 {
-			verdict = fmt.Sprintf("over-granted in this run, up to %s×", sig3(w))
+			verdict = fmt.Sprintf("over-granted in this run, up to %s×", strconv.FormatFloat(w, 'g', 5, 64))
 		}
 		r.printf("The reference `%s` declares that it breaks the invariant under contention, and %s. Why: %s. It needs more runnable threads than cores (readings delayed between the clock and the mutex), so it shows at high GOMAXPROCS; the stress test at GOMAXPROCS 8 measured it, and `impls/reference` pins the mechanism deterministically.\n\n", i.Name, verdict, why)
 	}
