@@ -43,9 +43,14 @@ type stripe struct {
 // the benchmark's own per-goroutine state next to an unpadded header).
 // See the package documentation for the stripes' layout.
 type Counter struct {
-	stripes []stripe // len is a power of two; never changes
-	mask    uint64   // len(stripes) - 1
-	_       [padSize - 32]byte
+	mask uint64 // len(stripes) - 1; 0 with one stripe
+	// single is the one stripe when there is one (stripes is then nil): it
+	// shares the header's line, so that Add reads one line and writes it.
+	// With one stripe every Add goes to the same word anyway, so nothing is
+	// gained by keeping it apart.
+	single  atomic.Int64
+	stripes []stripe // len is a power of two (at least 2); never changes
+	_       [padSize - 40]byte
 }
 
 // NewCounter returns a zero Counter with one stripe per P: GOMAXPROCS, read
@@ -53,6 +58,9 @@ type Counter struct {
 // later, Ps share stripes (still exact, a little more contention).
 func NewCounter() *Counter {
 	n := currentSlots()
+	if n == 1 {
+		return &Counter{}
+	}
 	return &Counter{stripes: make([]stripe, n), mask: uint64(n - 1)}
 }
 
@@ -61,7 +69,7 @@ func NewCounter() *Counter {
 // cheap as a single shared word.
 func (c *Counter) Add(delta int64) {
 	if c.mask == 0 {
-		c.stripes[0].n.Add(delta)
+		c.single.Add(delta)
 		return
 	}
 	// shardHint, inlined by hand: as a function it calls two
@@ -76,10 +84,13 @@ func (c *Counter) Add(delta int64) {
 	c.stripes[hint&c.mask].n.Add(delta)
 }
 
+// stripeCount returns the number of stripes: 1 (single) or len(stripes).
+func (c *Counter) stripeCount() int { return max(1, len(c.stripes)) }
+
 // Load returns the sum of the stripes. It is exact when no Add runs
 // concurrently; see Counter for what it returns otherwise.
 func (c *Counter) Load() int64 {
-	var sum int64
+	sum := c.single.Load()
 	for i := range c.stripes {
 		sum += c.stripes[i].n.Load()
 	}
