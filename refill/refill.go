@@ -205,6 +205,22 @@ func (s Schedule) Take(g, elapsed, n, capacity uint64) (next uint64, ok bool) {
 	return g, false
 }
 
+// TakeEarned is Take with Earned(elapsed) computed by the caller: it makes
+// the same decision, because TimeOf(k) is the smallest elapsed time with
+// Earned >= k, so elapsed >= TimeOf(k) exactly when Earned(elapsed) >= k.
+// A caller that retries a compare-and-swap at one clock reading pays the
+// division once, outside its retry loop, and each attempt is then two
+// comparisons and an addition.
+func (s Schedule) TakeEarned(g, earned, n, capacity uint64) (next uint64, ok bool) {
+	if earned >= g {
+		return earned + n, true // full: tokens beyond capacity are forfeited
+	}
+	if g+n <= capacity || earned >= g+n-capacity {
+		return g + n, true
+	}
+	return g, false
+}
+
 // TakeUpTo is Take for a caller that wants at least min and at most max
 // tokens (0 < min <= max <= capacity): it grants as many as the bucket holds,
 // up to max, or nothing when it holds fewer than min. It returns the consumed

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/big"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -257,4 +258,28 @@ func FuzzTake(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTakeEarnedAgreesWithTake: TakeEarned given Earned(elapsed) decides
+// exactly as Take, on schedules and states drawn at random around the
+// boundaries where the two could disagree.
+func TestTakeEarnedAgreesWithTake(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	rates := []float64{1e-3, 0.7, 3, 10, 1000, 1e6 / 3, 1e9 / 7, 1e9}
+	for _, rate := range rates {
+		s, err := New(rate)
+		require.NoError(t, err)
+		for range 20000 {
+			capacity := uint64(1) + rng.Uint64N(1000)
+			elapsed := rng.Uint64N(1 << 40)
+			earned := s.Earned(elapsed)
+			// g near earned and near earned+capacity, where the branches switch.
+			g := earned + capacity - min(earned+capacity, rng.Uint64N(2*capacity+2))
+			n := uint64(1) + rng.Uint64N(capacity)
+			wantNext, wantOK := s.Take(g, elapsed, n, capacity)
+			gotNext, gotOK := s.TakeEarned(g, earned, n, capacity)
+			require.Equal(t, wantOK, gotOK, "rate %v g %d elapsed %d n %d cap %d", rate, g, elapsed, n, capacity)
+			require.Equal(t, wantNext, gotNext, "rate %v g %d elapsed %d n %d cap %d", rate, g, elapsed, n, capacity)
+		}
+	}
 }

@@ -43,9 +43,10 @@ func (c *Counter) Load() int64 { return c.n.Load() }
 //     MaxElapsed (about 292 years) after construction without overflow;
 //     past that the bucket stops earning tokens and denies.
 //
-// Cost: one clock read, one atomic load, one or two 64-bit multiplications,
-// and one CAS per grant (plus one division when the bucket is found full).
-// Under contention, a CAS that loses retries with a fresh load.
+// Cost: one clock read, one 128-by-64-bit division (the tokens earned by
+// now, computed before the word is read), one atomic load, a few
+// comparisons and one CAS per grant. Under contention, a CAS that loses
+// retries with a fresh load and the same reading, and no division.
 type Bucket struct {
 	consumed atomic.Uint64
 	p        bucketcore.Params
@@ -66,10 +67,13 @@ func (b *Bucket) TryTake(n int64) bool {
 	if !b.p.Possible(n) {
 		return false
 	}
-	elapsed := b.p.Elapsed()
+	// The division happens once, before the word is read: between the load
+	// and the CAS there are only comparisons, so the window in which
+	// another core's CAS can make ours fail is as short as it can be.
+	earned := b.p.Sched.Earned(b.p.Elapsed())
 	for {
 		g := b.consumed.Load()
-		next, ok := b.p.Sched.Take(g, elapsed, uint64(n), b.p.Capacity)
+		next, ok := b.p.Sched.TakeEarned(g, earned, uint64(n), b.p.Capacity)
 		if !ok {
 			return false
 		}
