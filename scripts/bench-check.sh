@@ -19,7 +19,7 @@ echo "bench-check: building the benchmark binary" >&2
 
 raw="$tmp/raw.txt"
 commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+if [ -n "$(git status --porcelain --untracked-files=no -- . ':!results' 2>/dev/null)" ]; then
 	commit="$commit-dirty"
 fi
 {

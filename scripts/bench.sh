@@ -63,7 +63,7 @@ log "building the benchmark binary"
 "$GO" test -c -o "$tmp/harness.test" ./harness
 
 commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+if [ -n "$(git status --porcelain --untracked-files=no -- . ':!results' 2>/dev/null)" ]; then
 	commit="$commit-dirty"
 fi
 cpumodel=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo 2>/dev/null | head -n1)
