@@ -506,36 +506,9 @@ func (r *report) keyed(groups []groupID) error {
 			return err
 		}
 		r.printf("`mutex-map` is the baseline here: a map behind one lock is what the other two replace.\n\n")
-		r.keyedTable(g, r.mainP)
+		r.table(g, r.mainP)
 	}
 	return nil
-}
-
-func (r *report) keyedTable(g groupID, procs int) {
-	r.printf("| impl | goroutines | time/op | 95%% CI | vs mutex-map | allocs/op |\n|---|---|---|---|---|---|\n")
-	for _, impl := range r.d.Impls(g) {
-		first := true
-		for _, gs := range r.d.GoroutineCounts(g) {
-			c := r.d.Cell(r.id(g, impl, gs, procs, "sec/op"))
-			if c == nil {
-				continue
-			}
-			name := ""
-			if first {
-				name, first = "`"+impl+"`", false
-			}
-			vs := ""
-			if base := r.d.Cell(r.id(g, "mutex-map", gs, procs, "sec/op")); base != nil && impl != "mutex-map" {
-				vs = r.delta(base, c)
-			}
-			allocs := ""
-			if a := r.d.Cell(r.id(g, impl, gs, procs, "allocs/op")); a != nil {
-				allocs = sig3(a.Summary.Center)
-			}
-			r.printf("| %s | %s | %s | %s | %s | %s |\n", name, gs, fmtTime(c.Summary.Center), ciString(c), vs, allocs)
-		}
-	}
-	r.printf("\n")
 }
 
 // floors writes the floor benchmarks: what nothing can beat.
@@ -566,11 +539,7 @@ func (r *report) appendix() {
 		for _, g := range r.d.Groups(f.bench) {
 			for _, p := range r.d.Procs() {
 				r.printf("<details><summary>%s, GOMAXPROCS %d</summary>\n\n", describeGroup(g), p)
-				if f.bench == "Keyed" {
-					r.keyedTable(g, p)
-				} else {
-					r.table(g, p)
-				}
+				r.table(g, p)
 				r.printf("</details>\n\n")
 			}
 		}

@@ -86,8 +86,7 @@ type Bucket struct {
 	burst    int64 // cap × T, ns
 	timeout  time.Duration
 
-	mu      sync.Mutex
-	lastErr error
+	failClosed
 }
 
 // NewBucket returns a Bucket on key with cfg's Capacity and Rate. An
@@ -151,22 +150,37 @@ func (b *Bucket) TryTakeContext(ctx context.Context, n int64) (bool, error) {
 
 // TryTake is TryTakeContext bounded by DefaultTakeTimeout (250 ms). It fails
 // closed: on an error it returns false and records the error (LastError).
-func (b *Bucket) TryTake(n int64) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
+func (b *Bucket) TryTake(n int64) bool { return b.tryTake(b, b.timeout, n) }
+
+// contextTaker is a bucket whose decision can fail: a network round trip.
+type contextTaker interface {
+	TryTakeContext(ctx context.Context, n int64) (bool, error)
+}
+
+// failClosed turns a contextTaker's TryTakeContext into contend.Bucket's
+// TryTake: bounded by a timeout, false on any error, and the error kept for
+// LastError. Embedded by every Redis bucket.
+type failClosed struct {
+	mu      sync.Mutex
+	lastErr error
+}
+
+func (f *failClosed) tryTake(t contextTaker, timeout time.Duration, n int64) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	ok, err := b.TryTakeContext(ctx, n)
+	ok, err := t.TryTakeContext(ctx, n)
 	if err != nil {
-		b.mu.Lock()
-		b.lastErr = err
-		b.mu.Unlock()
+		f.mu.Lock()
+		f.lastErr = err
+		f.mu.Unlock()
 	}
 	return ok
 }
 
 // LastError returns the error of the last TryTake that failed, or nil if
 // none has.
-func (b *Bucket) LastError() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.lastErr
+func (f *failClosed) LastError() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lastErr
 }

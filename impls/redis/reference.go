@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sync"
 	"time"
 
 	"github.com/bsm/redislock"
@@ -278,8 +277,7 @@ type RedisRateBucket struct {
 	key   string
 	limit redis_rate.Limit
 
-	mu      sync.Mutex
-	lastErr error
+	failClosed
 }
 
 // NewRedisRateBucket returns a RedisRateBucket on key (redis_rate prefixes
@@ -316,21 +314,4 @@ func (b *RedisRateBucket) TryTakeContext(ctx context.Context, n int64) (bool, er
 
 // TryTake is TryTakeContext bounded by DefaultTakeTimeout; false on error
 // (fail closed), recorded for LastError.
-func (b *RedisRateBucket) TryTake(n int64) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), DefaultTakeTimeout)
-	defer cancel()
-	ok, err := b.TryTakeContext(ctx, n)
-	if err != nil {
-		b.mu.Lock()
-		b.lastErr = err
-		b.mu.Unlock()
-	}
-	return ok
-}
-
-// LastError returns the error of the last TryTake that failed, or nil.
-func (b *RedisRateBucket) LastError() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.lastErr
-}
+func (b *RedisRateBucket) TryTake(n int64) bool { return b.tryTake(b, DefaultTakeTimeout, n) }
