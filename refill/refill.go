@@ -189,20 +189,48 @@ func (s Schedule) TimeOf(k uint64) uint64 {
 // elapsed <= MaxElapsed. With those bounds, g <= Earned(elapsed) + capacity
 // always holds, and no operation overflows.
 //
-// The common path costs one multiplication; a bucket found full (idle long
-// enough to have earned its capacity back) costs one division more.
+// A denial costs one Reached (two multiplications; it is decided first, so
+// that a denied request costs as little as possible), a grant two, and a
+// grant by a bucket found full (idle long enough to have earned its
+// capacity back) one division more.
 func (s Schedule) Take(g, elapsed, n, capacity uint64) (next uint64, ok bool) {
-	if elapsed >= s.TimeOf(g) {
+	if s.Short(g, elapsed, n, capacity) {
+		return g, false
+	}
+	if s.Reached(elapsed, g) {
 		// Earned >= g: the bucket is full. Tokens earned beyond capacity are
 		// forfeited by moving g up to Earned(elapsed).
 		return s.Earned(elapsed) + n, true
 	}
-	// Earned < g: the bucket holds capacity - (g - Earned) tokens, which is at
-	// least n when Earned >= g + n - capacity.
-	if g+n <= capacity || elapsed >= s.TimeOf(g+n-capacity) {
-		return g + n, true
-	}
-	return g, false
+	// Earned < g, and the bucket holds at least n (Short is false).
+	return g + n, true
+}
+
+// Short reports whether a bucket of the given capacity that has consumed g
+// tokens holds fewer than n at elapsed nanoseconds: exactly when Take
+// denies. It costs one Reached.
+//
+// The bucket holds capacity - (g - Earned) tokens when Earned < g, so it
+// holds fewer than n when Earned < g + n - capacity, that is when
+// elapsed < TimeOf(g + n - capacity). That also implies Earned < g (the
+// bucket is not full), because n <= capacity makes g + n - capacity <= g.
+// Same preconditions as Take.
+func (s Schedule) Short(g, elapsed, n, capacity uint64) bool {
+	return g+n > capacity && !s.Reached(elapsed, g+n-capacity)
+}
+
+// Reached reports whether k tokens have been earned by elapsed nanoseconds:
+// Earned(elapsed) >= k, which is elapsed >= TimeOf(k). It decides that
+// without dividing and without TimeOf's rounding and range checks, small
+// enough to be inlined into a hot path: Earned(elapsed) >= k exactly when
+// elapsed × 2^Shift >= k × Interval, and both products are exact in 128
+// bits (elapsed <= MaxElapsed < 2^63 and Shift <= 62, so the left side is
+// below 2^125; k < 2^64 and Interval <= 2^63, so the right is below 2^127).
+// It costs two independent multiplications and a 128-bit comparison.
+func (s Schedule) Reached(elapsed, k uint64) bool {
+	eh, el := bits.Mul64(elapsed, 1<<s.Shift)
+	kh, kl := bits.Mul64(k, s.Interval)
+	return eh > kh || (eh == kh && el >= kl)
 }
 
 // TakeEarned is Take with Earned(elapsed) computed by the caller: it makes
@@ -229,7 +257,7 @@ func (s Schedule) TakeEarned(g, earned, n, capacity uint64) (next uint64, ok boo
 // Sharded buckets use it to move a batch of tokens into a local cache with
 // one update of the shared state.
 func (s Schedule) TakeUpTo(g, elapsed, min, max, capacity uint64) (next, got uint64) {
-	if elapsed >= s.TimeOf(g) {
+	if s.Reached(elapsed, g) {
 		return s.Earned(elapsed) + max, max
 	}
 	// Earned < g: the bucket holds capacity - (g - Earned) tokens, or none.

@@ -283,3 +283,32 @@ func TestTakeEarnedAgreesWithTake(t *testing.T) {
 		}
 	}
 }
+
+// TestReachedAgreesWithTimeOf: Reached, which compares 128-bit products,
+// decides exactly as TimeOf and Earned do, at the boundaries (k one below,
+// at and above Earned(elapsed)) and at the ends of the range, where
+// TimeOf rounds or returns Never.
+func TestReachedAgreesWithTimeOf(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	rates := []float64{MinRate, 1e-3, 0.7, 3, 10, 1000, 1e6 / 3, 1e9 / 7, MaxRate}
+	for _, rate := range rates {
+		s, err := New(rate)
+		require.NoError(t, err)
+		elapsedValues := []uint64{0, 1, MaxElapsed - 1, MaxElapsed}
+		for range 5000 {
+			elapsedValues = append(elapsedValues, rng.Uint64N(MaxElapsed), rng.Uint64N(1<<40))
+			// Exactly when a token is due, and one nanosecond before.
+			if due := s.TimeOf(rng.Uint64N(1 << 30)); due != Never && due > 0 {
+				elapsedValues = append(elapsedValues, due, due-1)
+			}
+		}
+		for _, elapsed := range elapsedValues {
+			earned := s.Earned(elapsed)
+			for _, k := range []uint64{0, max(earned, 1) - 1, earned, earned + 1, earned + 2, math.MaxUint64} {
+				want := elapsed >= s.TimeOf(k)
+				require.Equal(t, want, s.Reached(elapsed, k), "rate %v elapsed %d k %d: Reached against TimeOf", rate, elapsed, k)
+				require.Equal(t, earned >= k, s.Reached(elapsed, k), "rate %v elapsed %d k %d: Reached against Earned", rate, elapsed, k)
+			}
+		}
+	}
+}

@@ -6,7 +6,14 @@ import (
 
 	"github.com/contend-lab/contend"
 	"github.com/contend-lab/contend/internal/bucketcore"
+	"github.com/contend-lab/contend/refill"
 )
+
+// The deny path calls refill.Schedule.Short through bucketcore.Params. Go
+// 1.26 inlines a method only from a package its caller imports itself: with
+// refill reached through bucketcore alone, Short stayed a call on every
+// denial (checked with -gcflags=-m). TryTake's call to refill.Elapsed
+// imports it.
 
 // maxBatch caps the batch size. At 64 tokens per batch a request of one
 // token touches the shared word at most once in 64 times (1.6%), which
@@ -43,8 +50,8 @@ type cache struct {
 // cache, which it claims first (the refilling flag) and releases in the
 // same atomic add that deposits. A goroutine that finds the flag set, or
 // asks for more than B, goes to the global word for exactly n, as
-// impls/atomic does. When the global word cannot supply n, it looks for one
-// cache holding n and takes from it ("steals") before denying.
+// impls/atomic does. When the global word cannot supply n, it looks for
+// another P's cache holding n and takes from it ("steals") before denying.
 //
 // # Guarantees
 //
@@ -92,8 +99,10 @@ type cache struct {
 // word) plus the claim and the deposit on the local cache. When supply is
 // short the global word holds less than a batch, refills take exactly n,
 // and the bucket behaves like impls/atomic plus the cache check. A denial
-// reads the clock, the global word and the S caches (S cache lines), and
-// writes nothing.
+// reads its own cache, the clock, the global word and the S - 1 other
+// caches (S + 1 cache lines, none of them written by a denial), and writes
+// nothing. It is decided inline, with no call but the clock's: the emptiness
+// test (refill.Schedule.Short) is two multiplications and a comparison.
 //
 // # Sizing
 //
@@ -190,7 +199,15 @@ func (b *Bucket) TryTake(n int64) bool {
 		// global word, and do not look for a cache to steal from.
 		return b.takeGlobal(u)
 	}
-	home := shardHint() & b.mask
+	// shardHint, inlined by hand as in Counter.Add: as a function it
+	// exceeds the inliner's budget and costs a second call on every request.
+	var hint uint64
+	if useRDPID {
+		hint = rdpid()
+	} else {
+		hint = pid()
+	}
+	home := hint & b.mask
 	c := &b.caches[home].w
 	for {
 		v := c.Load()
@@ -205,16 +222,29 @@ func (b *Bucket) TryTake(n int64) bool {
 			// Another goroutine is refilling this cache: do not wait.
 			break
 		}
-		granted, retry := b.refill(c, v, u)
+		// The cache is short: read the clock and the global word. The
+		// denial is decided here, inline, before any call: it costs a
+		// clock read, one load and two multiplications (refill.Short).
+		// (bucketcore's Params.Elapsed, inlined by hand: its interface call
+		// puts it just over the inliner's budget.)
+		elapsed := refill.Elapsed(b.p.Start, b.p.Clock.Now())
+		g := b.consumed.Load()
+		if b.p.Sched.Short(g, elapsed, u, b.p.Capacity) {
+			return b.steal(home, b.mask, u)
+		}
+		granted, retry := b.refill(c, v, u, g, elapsed)
 		if !retry {
-			return granted || b.steal(home, u)
+			return granted || b.steal(home, b.mask, u)
 		}
 	}
-	return b.takeGlobal(u) || b.steal(home, u)
+	// home is being refilled: its depositor may have finished, so the
+	// steal ends with it.
+	return b.takeGlobal(u) || b.steal(home, b.mask+1, u)
 }
 
 // refill is TryTake's slow path for n <= B when the cache c was seen
-// holding v < n tokens, flag clear. It takes n + B - v tokens from the
+// holding v < n tokens, flag clear, and the global word, read as g at
+// elapsed, was seen holding at least n. It takes n + B - v tokens from the
 // global word if it holds that many, or else exactly n, grants n and
 // deposits the rest in c, so that c never holds more than B. It reports
 // whether n was granted, or retry when c changed before it could be claimed
@@ -224,10 +254,8 @@ func (b *Bucket) TryTake(n int64) bool {
 // multiplications; TakeUpTo would divide on every call) and, when supply is
 // short, leave the scarce tokens in the global word where every P can reach
 // them instead of stranding them in one cache.
-func (b *Bucket) refill(c *atomic.Uint64, v, n uint64) (granted, retry bool) {
+func (b *Bucket) refill(c *atomic.Uint64, v, n, g, elapsed uint64) (granted, retry bool) {
 	batch := min(n+b.batch-v, b.p.Capacity) // v < n <= B, so n < n+B-v
-	elapsed := b.p.Elapsed()
-	g := b.consumed.Load()
 	next, got := b.decide(g, elapsed, n, batch)
 	if got == 0 {
 		return false, false // denied: nothing written
@@ -291,10 +319,15 @@ func (b *Bucket) takeGlobal(n uint64) bool {
 	}
 }
 
-// steal takes n tokens from the first cache, starting after home and ending
-// with it, that holds at least n. It writes only when it grants.
-func (b *Bucket) steal(home, n uint64) bool {
-	for i := uint64(1); i <= b.mask+1; i++ {
+// steal takes n tokens from the first cache that holds at least n among
+// the count caches after home, in order (count = S ends with home itself).
+// It writes only when it grants.
+//
+// After a denial or a failed refill the caller has just seen home short,
+// and passes S - 1: looking at home again would cost a load on every
+// denial for tokens that arrived in the last few nanoseconds.
+func (b *Bucket) steal(home, count, n uint64) bool {
+	for i := uint64(1); i <= count; i++ {
 		c := &b.caches[(home+i)&b.mask].w
 		for {
 			v := c.Load()
