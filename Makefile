@@ -16,7 +16,7 @@ help:
 	@echo "make test         gofmt check, go vet, all tests with -race (what CI runs)"
 	@echo "make bench        full benchmark run (CPU=1,2,4,8 COUNT=10, ~13 min) and report -> results/"
 	@echo "make bench-quick  smoke benchmark run (< 3 minutes) -> results/"
-	@echo "make bench-check  measure the performance targets (ratios, -count 10) and fail if one is missed"
+	@echo "make bench-check  measure the performance targets (ratios, 10 interleaved passes) and fail if one is missed"
 	@echo "make race         show the race detector catching the naive control"
 	@echo "make deadlock     show the deadlock demonstrations (lock order, self-deadlock, reentrancy)"
 	@echo "make stress       long stress run (20x the default durations)"
