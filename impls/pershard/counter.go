@@ -70,7 +70,7 @@ func NewCounter() *Counter {
 // Add adds delta to the counter. With one stripe (GOMAXPROCS 1 at
 // construction) there is nothing to choose, and Add is one atomic add, as
 // cheap as a single shared word. Otherwise it adds to the stripe its cached
-// hint names, and refreshes the hint when the stripe's old value says so
+// hint names, and refreshes the hint when the stripe's new value says so
 // (refreshDue: about one Add in 64).
 func (c *Counter) Add(delta int64) {
 	if c.mask == 0 {
@@ -78,8 +78,8 @@ func (c *Counter) Add(delta int64) {
 		return
 	}
 	e := hintEntry()
-	old := c.stripes[uint64(e.Load())&c.mask].n.Add(delta)
-	if refreshDue(uint64(old)) {
+	sum := c.stripes[uint64(e.Load())&c.mask].n.Add(delta)
+	if refreshDue(uint64(sum)) {
 		refreshHint(e)
 	}
 }

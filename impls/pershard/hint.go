@@ -34,8 +34,8 @@ func hintEntry() *atomic.Uint32 {
 	return &hintTable[(uintptr(unsafe.Pointer(&anchor))>>11)&(1<<hintTableBits-1)]
 }
 
-// refreshDue reports whether an update that saw x (the value it replaced)
-// should refresh its hint: a multiplicative hash of x, mixed with its high
+// refreshDue reports whether an update that left its word at x should
+// refresh its hint: a multiplicative hash of x, mixed with its high
 // half so that deltas that are large powers of two still vary it, falls in
 // 1/64 of its range. x varies from one update to the next, so over a run
 // about one update in 64 refreshes, whichever goroutine makes it. Values

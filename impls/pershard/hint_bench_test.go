@@ -48,7 +48,7 @@ func BenchmarkSlotChoice(b *testing.B) {
 
 func stackTableAdd(s []stripe, mask uint64, _ *stripe) {
 	e := hintEntry()
-	if old := s[uint64(e.Load())&mask].n.Add(1); refreshDue(uint64(old)) {
+	if sum := s[uint64(e.Load())&mask].n.Add(1); refreshDue(uint64(sum)) {
 		refreshHint(e)
 	}
 }
