@@ -48,7 +48,7 @@ var targets = []target{
 		Num: "Counter/workload=add-only/impl=pershard/goroutines=100-2", Den: "Counter/workload=add-only/impl=xsync/goroutines=100-2", Max: 1, Faster: true},
 	{What: "counter add-only: pershard within 1.5x of padded per-goroutine slots",
 		Num: "Counter/workload=add-only/impl=pershard/goroutines=100-2", Den: "Counter/workload=add-only/impl=padded-slots/goroutines=100-2", Max: 1.5,
-		WhyMissed: "padded-slots gives each goroutine its slot for free; a counter shared by unknown goroutines must find one on every Add. pershard reads a per-goroutine cached CPU hint with no call (one table load on the add's address path, about 2 ns per Add per core here); with RDPID's call on every Add it measured 1.9-2.4x, now 1.56-1.7x in steady state (BenchmarkSlotChoice in impls/pershard isolates the choice)"},
+		WhyMissed: "padded-slots gives each goroutine its slot for free; a counter shared by unknown goroutines must find one on every Add. pershard reads a per-goroutine cached CPU hint with no call, but that load and its masking sit on the add's address path: 1.45-2.26x across this machine's runs (1.9-2.4x when it called RDPID on every Add). BenchmarkSlotChoice in impls/pershard isolates the choice"},
 	{What: "counter add-only, GOMAXPROCS 1: pershard within 1.5x of atomic.Int64",
 		Num: "Counter/workload=add-only/impl=pershard/goroutines=100", Den: "Counter/workload=add-only/impl=atomic/goroutines=100", Max: 1.5},
 	{What: "bucket always-grant, frozen clock: atomic <= 0.5x x/time/rate AllowN",
@@ -67,7 +67,7 @@ var targets = []target{
 		Num: "Bucket/workload=mostly-deny/clock=frozen/impl=atomic/goroutines=100-2", Den: "Bucket/workload=always-grant/clock=frozen/impl=atomic/goroutines=100-2", Max: 1, OrSame: true},
 	{What: "deny path, frozen clock: pershard deny costs no more than a grant",
 		Num: "Bucket/workload=mostly-deny/clock=frozen/impl=pershard/goroutines=100-2", Den: "Bucket/workload=always-grant/clock=frozen/impl=pershard/goroutines=100-2", Max: 1, OrSame: true,
-		WhyMissed: "a grant and a denial share their start (the CPU hint and a load of that CPU's cache); a grant then does one CAS on that line, without the clock, while a correct denial must read the clock (the bucket may have refilled), the global word and the other caches: about twice the CAS here. It writes nothing, is decided inline (22 ns before, 9-10 now) and costs a fraction of atomic's grant"},
+		WhyMissed: "a grant and a denial share their start (the CPU hint and a load of that CPU's cache); a grant then does one CAS on that line, without the clock, while a correct denial must read the clock (the bucket may have refilled), the global word and the other caches. It writes nothing and is decided inline: 1.1-1.3x its grant across this machine's runs, from 2.0-2.4x before"},
 	{What: "keyed, 10,000 keys, Zipf: xsync.MapOf limiter >= 2x the throughput of a mutex-guarded map",
 		Num: "Keyed/workload=zipf/impl=xsync-mapof/goroutines=100-2", Den: "Keyed/workload=zipf/impl=mutex-map/goroutines=100-2", Max: 0.5},
 }
