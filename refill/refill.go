@@ -189,10 +189,10 @@ func (s Schedule) TimeOf(k uint64) uint64 {
 // elapsed <= MaxElapsed. With those bounds, g <= Earned(elapsed) + capacity
 // always holds, and no operation overflows.
 //
-// A denial costs one Reached (two multiplications; it is decided first, so
-// that a denied request costs as little as possible), a grant two, and a
-// grant by a bucket found full (idle long enough to have earned its
-// capacity back) one division more.
+// A denial costs at most one Reached (two multiplications; it is decided
+// first, so that a denied request costs as little as possible), a grant at
+// most two, and a grant by a bucket found full (idle long enough to have
+// earned its capacity back) one division more.
 func (s Schedule) Take(g, elapsed, n, capacity uint64) (next uint64, ok bool) {
 	if s.Short(g, elapsed, n, capacity) {
 		return g, false
@@ -208,7 +208,7 @@ func (s Schedule) Take(g, elapsed, n, capacity uint64) (next uint64, ok bool) {
 
 // Short reports whether a bucket of the given capacity that has consumed g
 // tokens holds fewer than n at elapsed nanoseconds: exactly when Take
-// denies. It costs one Reached.
+// denies. It costs at most one Reached (none when g + n <= capacity).
 //
 // The bucket holds capacity - (g - Earned) tokens when Earned < g, so it
 // holds fewer than n when Earned < g + n - capacity, that is when

@@ -291,11 +291,25 @@ func TestTakeEarnedAgreesWithTake(t *testing.T) {
 func TestReachedAgreesWithTimeOf(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	rates := []float64{MinRate, 1e-3, 0.7, 3, 10, 1000, 1e6 / 3, 1e9 / 7, MaxRate}
+	var schedules []Schedule
 	for _, rate := range rates {
 		s, err := New(rate)
 		require.NoError(t, err)
+		schedules = append(schedules, s)
+	}
+	// Valid schedules New would not make from these rates: both ends of
+	// Interval's range, and random ones, with every Shift.
+	for shift := uint(0); shift <= 62; shift++ {
+		schedules = append(schedules,
+			Schedule{Interval: 1 << 62, Shift: shift},
+			Schedule{Interval: 1 << 63, Shift: shift},
+			Schedule{Interval: 1<<62 + rng.Uint64N(1<<62), Shift: shift})
+	}
+	for _, s := range schedules {
+		require.True(t, s.Valid(), "%+v", s)
+		rate := s.Rate()
 		elapsedValues := []uint64{0, 1, MaxElapsed - 1, MaxElapsed}
-		for range 5000 {
+		for range 1000 {
 			elapsedValues = append(elapsedValues, rng.Uint64N(MaxElapsed), rng.Uint64N(1<<40))
 			// Exactly when a token is due, and one nanosecond before.
 			if due := s.TimeOf(rng.Uint64N(1 << 30)); due != Never && due > 0 {
@@ -305,9 +319,15 @@ func TestReachedAgreesWithTimeOf(t *testing.T) {
 		for _, elapsed := range elapsedValues {
 			earned := s.Earned(elapsed)
 			for _, k := range []uint64{0, max(earned, 1) - 1, earned, earned + 1, earned + 2, math.MaxUint64} {
-				want := elapsed >= s.TimeOf(k)
-				require.Equal(t, want, s.Reached(elapsed, k), "rate %v elapsed %d k %d: Reached against TimeOf", rate, elapsed, k)
-				require.Equal(t, earned >= k, s.Reached(elapsed, k), "rate %v elapsed %d k %d: Reached against Earned", rate, elapsed, k)
+				// Plain comparisons, testify only on failure: this loop runs
+				// millions of times, also under -race.
+				got := s.Reached(elapsed, k)
+				if want := elapsed >= s.TimeOf(k); got != want {
+					require.Failf(t, "Reached disagrees with TimeOf", "%+v (rate %v) elapsed %d k %d: Reached %v, elapsed >= TimeOf %v", s, rate, elapsed, k, got, want)
+				}
+				if want := earned >= k; got != want {
+					require.Failf(t, "Reached disagrees with Earned", "%+v (rate %v) elapsed %d k %d: Reached %v, Earned >= k %v", s, rate, elapsed, k, got, want)
+				}
 			}
 		}
 	}

@@ -50,8 +50,9 @@ type cache struct {
 // cache, which it claims first (the refilling flag) and releases in the
 // same atomic add that deposits. A goroutine that finds the flag set, or
 // asks for more than B, goes to the global word for exactly n, as
-// impls/atomic does. When the global word cannot supply n, it looks for
-// another P's cache holding n and takes from it ("steals") before denying.
+// impls/atomic does. When the global word cannot supply n, it looks for a
+// cache holding n (its own last) and takes from it ("steals") before
+// denying.
 //
 // # Guarantees
 //
@@ -92,17 +93,18 @@ type cache struct {
 //
 // # Cost
 //
-// The common path is pin/unpin, one atomic load and one CAS on the local
-// cache: no clock read, no division, no floating point, no allocation.
+// The common path is the CPU hint (RDPID, or pin/unpin), one atomic load
+// and one CAS on the local cache: no clock read, no division, no floating point, no allocation.
 // One request in about B/n refills, paying what impls/atomic pays on every
 // request (a clock read, a few multiplications and a CAS on the shared
 // word) plus the claim and the deposit on the local cache. When supply is
 // short the global word holds less than a batch, refills take exactly n,
 // and the bucket behaves like impls/atomic plus the cache check. A denial
-// reads its own cache, the clock, the global word and the S - 1 other
-// caches (S + 1 cache lines, none of them written by a denial), and writes
-// nothing. It is decided inline, with no call but the clock's: the emptiness
-// test (refill.Schedule.Short) is two multiplications and a comparison.
+// reads its own cache, the clock, the global word, and then every cache
+// once more, its own last (S + 2 loads on S + 1 cache lines, none of them
+// written by a denial), and writes nothing. It is decided inline, with no calls beyond the CPU hint and the
+// clock: the emptiness test (refill.Schedule.Short) is at most two
+// multiplications and a comparison.
 //
 // # Sizing
 //
@@ -199,8 +201,8 @@ func (b *Bucket) TryTake(n int64) bool {
 		// global word, and do not look for a cache to steal from.
 		return b.takeGlobal(u)
 	}
-	// shardHint, inlined by hand as in Counter.Add: as a function it
-	// exceeds the inliner's budget and costs a second call on every request.
+	// shardHint, inlined by hand: as a function it exceeds the inliner's
+	// budget and costs a second call on every request.
 	var hint uint64
 	if useRDPID {
 		hint = rdpid()
@@ -222,24 +224,22 @@ func (b *Bucket) TryTake(n int64) bool {
 			// Another goroutine is refilling this cache: do not wait.
 			break
 		}
-		// The cache is short: read the clock and the global word. The
-		// denial is decided here, inline, before any call: it costs a
-		// clock read, one load and two multiplications (refill.Short).
+		// The cache is short: read the clock and the global word. A
+		// denial is decided here, inline, with no call but the clock's:
+		// one load and at most two multiplications (refill.Short).
 		// (bucketcore's Params.Elapsed, inlined by hand: its interface call
 		// puts it just over the inliner's budget.)
 		elapsed := refill.Elapsed(b.p.Start, b.p.Clock.Now())
 		g := b.consumed.Load()
 		if b.p.Sched.Short(g, elapsed, u, b.p.Capacity) {
-			return b.steal(home, b.mask, u)
+			return b.steal(home, u)
 		}
 		granted, retry := b.refill(c, v, u, g, elapsed)
 		if !retry {
-			return granted || b.steal(home, b.mask, u)
+			return granted || b.steal(home, u)
 		}
 	}
-	// home is being refilled: its depositor may have finished, so the
-	// steal ends with it.
-	return b.takeGlobal(u) || b.steal(home, b.mask+1, u)
+	return b.takeGlobal(u) || b.steal(home, u)
 }
 
 // refill is TryTake's slow path for n <= B when the cache c was seen
@@ -319,15 +319,16 @@ func (b *Bucket) takeGlobal(n uint64) bool {
 	}
 }
 
-// steal takes n tokens from the first cache that holds at least n among
-// the count caches after home, in order (count = S ends with home itself).
-// It writes only when it grants.
+// steal takes n tokens from the first cache, starting after home and ending
+// with it, that holds at least n. It writes only when it grants.
 //
-// After a denial or a failed refill the caller has just seen home short,
-// and passes S - 1: looking at home again would cost a load on every
-// denial for tokens that arrived in the last few nanoseconds.
-func (b *Bucket) steal(home, count, n uint64) bool {
-	for i := uint64(1); i <= count; i++ {
+// It ends with home although its caller has just seen home short: between
+// that look and the steal the caller read the clock (and may have been
+// preempted), and a refill may have filled home meanwhile. Skipping it
+// would save one load per denial and could deny a request while its own
+// cache holds the tokens (TestDenialLooksHomeAgain).
+func (b *Bucket) steal(home, n uint64) bool {
+	for i := uint64(1); i <= b.mask+1; i++ {
 		c := &b.caches[(home+i)&b.mask].w
 		for {
 			v := c.Load()

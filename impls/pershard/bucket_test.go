@@ -574,3 +574,22 @@ func TestShortSupplyTakesExactlyN(t *testing.T) {
 	assert.Equal(t, uint64(1000+10+64), b.consumed.Load(), "n plus a batch of B")
 	assert.Equal(t, uint64(64), cached(t, b))
 }
+
+// TestDenialLooksHomeAgain: a request that found its cache short reads the
+// clock; a refill that lands in that cache meanwhile (here: inside the
+// clock read) must not leave the request denied while its own cache holds
+// the tokens. The denial's steal ends with home, which it last saw before
+// the clock.
+func TestDenialLooksHomeAgain(t *testing.T) {
+	withGOMAXPROCS(t, 1) // one cache: home is the only place to look
+	clk := new(hookClock)
+	b, err := NewBucket(contend.BucketConfig{Capacity: 1000, Rate: 1, Clock: clk})
+	require.NoError(t, err)
+	require.Equal(t, uint64(64), b.batch)
+	b.consumed.Store(1000 - 65) // the global word holds n + B: one batch
+	clk.hook = func() { assert.True(t, b.TryTake(1), "inner refill") }
+
+	assert.True(t, b.TryTake(1), "denied while its own cache holds %d tokens", cached(t, b))
+	assert.Nil(t, clk.hook, "the hook ran")
+	assert.Equal(t, uint64(63), cached(t, b), "the outer request took one of the inner refill's tokens")
+}

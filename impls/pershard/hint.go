@@ -12,8 +12,11 @@ const hintTableBits = 11
 // id) so that the hot path reads it with one load instead of a call. A
 // goroutine's entry is chosen by its stack address: the 2 KiB granule (the
 // smallest goroutine stack) its current frame lies in, modulo the table
-// size. Goroutines alive at the same time have disjoint stacks, so up to
-// 2048 of them whose stacks are packed together get distinct entries.
+// size. Goroutines alive at the same time have disjoint stacks, so those
+// whose current frames lie in different granules of one 4 MiB span get
+// distinct entries. (With larger stacks, as adaptive initial stack sizes or
+// the race detector give, fewer fit, and one goroutine may map to another
+// entry at another call depth; each entry is refreshed on its own.)
 //
 // Entries are hints, like shardHint's result, and may be wrong in every
 // way without harming correctness: a goroutine that migrated, one whose
@@ -26,24 +29,25 @@ const hintTableBits = 11
 // state the table is read-only and each CPU keeps its lines in cache.
 var hintTable [1 << hintTableBits]atomic.Uint32
 
-// hintEntry returns the calling goroutine's entry in hintTable. It must be
-// inlined for the address to be the caller's stack (it is: cost well under
-// the inliner's budget); any address on the goroutine's stack would do.
+// hintEntry returns the calling goroutine's entry in hintTable, from the
+// address of a variable on its stack (any address on the goroutine's stack
+// would do, hintEntry's own frame included). It is small enough to be
+// inlined, which matters only for its cost.
 func hintEntry() *atomic.Uint32 {
 	var anchor byte
 	return &hintTable[(uintptr(unsafe.Pointer(&anchor))>>11)&(1<<hintTableBits-1)]
 }
 
 // refreshDue reports whether an update that left its word at x should
-// refresh its hint: a multiplicative hash of x, mixed with its high
-// half so that deltas that are large powers of two still vary it, falls in
-// 1/64 of its range. x varies from one update to the next, so over a run
-// about one update in 64 refreshes, whichever goroutine makes it. Values
+// refresh its hint: the top six bits of a multiplicative (Fibonacci) hash
+// of x are zero. The top bits of the product depend on every bit of x, so
+// as x moves from one update to the next about one update in 64
+// refreshes, whichever goroutine makes it and whatever the delta. Values
 // that repeat with a short period (Add(0), or Add(1<<60), which wraps every
 // 16 updates) may refresh every time or never: slower or staler, never
 // wrong.
 func refreshDue(x uint64) bool {
-	return (x^x>>32)*0x9E3779B97F4A7C15>>58 == 0
+	return x*0x9E3779B97F4A7C15>>58 == 0
 }
 
 // refreshHint stores the calling goroutine's current shard hint in e,

@@ -25,6 +25,8 @@ func TestRefreshDueRate(t *testing.T) {
 		{"by 64", 0, 64},
 		{"by 2^32", 0, 1 << 32},
 		{"by 2^40", 12345, 1 << 40},
+		{"by 2^56", 5, 1 << 56},
+		{"by 2^57", 0, 1 << 57},
 		{"by 3 (odd, not a power of two)", 7, 3},
 		{"by -1", 1 << 20, ^uint64(0)},
 	}
@@ -71,8 +73,7 @@ func TestHintEntryPerGoroutine(t *testing.T) {
 	assert.GreaterOrEqual(t, len(distinct), n*9/10, "goroutines alive together should rarely share an entry")
 }
 
-// TestRefreshHint: refreshHint replaces a wrong entry with the current hint
-// and leaves a right one unwritten.
+// TestRefreshHint: refreshHint replaces a wrong entry with the current hint.
 func TestRefreshHint(t *testing.T) {
 	e := hintEntry()
 	const wrong = 1 << 31 // no CPU number or P id: shardHint's values are below 2^24
