@@ -30,8 +30,9 @@ type stripe struct {
 // "Caching the hint" in the package documentation), one uncontended LOCK
 // XADD on a line that, in the common case, only this CPU writes, and on
 // about one Add in 64 a refresh of the hint (RDPID, or a procPin/procUnpin
-// pair). At 100 goroutines and GOMAXPROCS 2 here that is about 1.5 times
-// the cost of an add on a padded slot the goroutine owns outright. With one
+// pair). At 100 goroutines and GOMAXPROCS 2 here that is 1.5 to 2.3 times
+// the cost of an add on a padded slot the goroutine owns outright,
+// depending on the run. With one
 // stripe (GOMAXPROCS 1 at construction) Add skips the hint. Load costs one
 // atomic load per stripe: the number of stripes is GOMAXPROCS at
 // construction rounded up to a power of two, so Load is O(GOMAXPROCS) and
