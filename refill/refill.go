@@ -130,11 +130,8 @@ func Elapsed(start, now int64) uint64 {
 	if now <= start {
 		return 0
 	}
-	d := uint64(now) - uint64(start) // exact: now > start
-	if d > MaxElapsed {
-		return MaxElapsed
-	}
-	return d
+	// Exact: now > start. The difference of two int64s is below 2^64.
+	return min(uint64(now)-uint64(start), MaxElapsed)
 }
 
 // Earned returns the number of whole tokens earned in elapsed nanoseconds:

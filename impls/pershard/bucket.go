@@ -9,11 +9,10 @@ import (
 	"github.com/contend-lab/contend/refill"
 )
 
-// The deny path calls refill.Schedule.Short through bucketcore.Params. Go
-// 1.26 inlines a method only from a package its caller imports itself: with
-// refill reached through bucketcore alone, Short stayed a call on every
-// denial (checked with -gcflags=-m). TryTake's call to refill.Elapsed
-// imports it.
+// The deny path calls refill.Schedule.Short as a method expression on
+// purpose. Go 1.26 inlines a method only from a package its caller imports
+// itself: written b.p.Sched.Short, with refill reached through bucketcore
+// alone, Short stayed a call on every denial (checked with -gcflags=-m).
 
 // maxBatch caps the batch size. At 64 tokens per batch a request of one
 // token touches the shared word at most once in 64 times (1.6%), which
@@ -227,11 +226,9 @@ func (b *Bucket) TryTake(n int64) bool {
 		// The cache is short: read the clock and the global word. A
 		// denial is decided here, inline, with no call but the clock's:
 		// one load and at most two multiplications (refill.Short).
-		// (bucketcore's Params.Elapsed, inlined by hand: its interface call
-		// puts it just over the inliner's budget.)
-		elapsed := refill.Elapsed(b.p.Start, b.p.Clock.Now())
+		elapsed := b.p.Elapsed()
 		g := b.consumed.Load()
-		if b.p.Sched.Short(g, elapsed, u, b.p.Capacity) {
+		if refill.Schedule.Short(b.p.Sched, g, elapsed, u, b.p.Capacity) {
 			return b.steal(home, u)
 		}
 		granted, retry := b.refill(c, v, u, g, elapsed)
