@@ -19,7 +19,6 @@ import (
 
 	"github.com/contend-lab/contend"
 	atomicsem "github.com/contend-lab/contend/impls/atomic"
-	"github.com/contend-lab/contend/internal/raceflag"
 )
 
 // The conformance checks below report through a require.TestingT: a
@@ -663,27 +662,34 @@ func TestSemaphoreConformance(t *testing.T) {
 // benchmark names: unique within a family, lower case, no trailing -digits,
 // a summary each, and a flaw for each racy control.
 func TestLockRegistryNames(t *testing.T) {
-	valid := regexp.MustCompile(`^[a-z][a-z0-9]*$`)
-	seen := map[string]bool{}
+	// One row per registered lock and semaphore, so that both registries
+	// are held to the same checks.
+	type entry struct {
+		family, name, summary, flaw string
+		guarantee                   Guarantee
+		byName                      func(string) (string, bool)
+	}
+	lockByName := func(n string) (string, bool) { l, ok := LockByName(n); return l.Name, ok }
+	semaphoreByName := func(n string) (string, bool) { s, ok := SemaphoreByName(n); return s.Name, ok }
+	var entries []entry
 	for _, l := range Locks() {
-		assert.Regexp(t, valid, l.Name)
-		assert.False(t, seen["lock "+l.Name], "lock %s registered twice", l.Name)
-		seen["lock "+l.Name] = true
-		assert.NotEmpty(t, l.Summary, l.Name)
-		assert.Equal(t, !l.Guarantee.Correct(), l.Flaw != "", "lock %s: a flaw is stated exactly for racy controls", l.Name)
-		got, ok := LockByName(l.Name)
-		assert.True(t, ok)
-		assert.Equal(t, l.Name, got.Name)
+		entries = append(entries, entry{"lock", l.Name, l.Summary, l.Flaw, l.Guarantee, lockByName})
 	}
 	for _, s := range Semaphores() {
-		assert.Regexp(t, valid, s.Name)
-		assert.False(t, seen["semaphore "+s.Name], "semaphore %s registered twice", s.Name)
-		seen["semaphore "+s.Name] = true
-		assert.NotEmpty(t, s.Summary, s.Name)
-		assert.Equal(t, !s.Guarantee.Correct(), s.Flaw != "", "semaphore %s: a flaw is stated exactly for racy controls", s.Name)
-		got, ok := SemaphoreByName(s.Name)
-		assert.True(t, ok)
-		assert.Equal(t, s.Name, got.Name)
+		entries = append(entries, entry{"semaphore", s.Name, s.Summary, s.Flaw, s.Guarantee, semaphoreByName})
+	}
+	valid := regexp.MustCompile(`^[a-z][a-z0-9]*$`)
+	seen := map[string]bool{}
+	for _, e := range entries {
+		key := e.family + " " + e.name
+		assert.Regexp(t, valid, e.name)
+		assert.False(t, seen[key], "%s registered twice", key)
+		seen[key] = true
+		assert.NotEmpty(t, e.summary, key)
+		assert.Equal(t, !e.guarantee.Correct(), e.flaw != "", "%s: a flaw is stated exactly for racy controls", key)
+		got, ok := e.byName(e.name)
+		assert.True(t, ok, key)
+		assert.Equal(t, e.name, got, key)
 	}
 	_, ok := LockByName("nosuch")
 	assert.False(t, ok)
@@ -773,11 +779,7 @@ const racyLockPatience = 20 * time.Second
 // -race it re-runs itself in a subprocess built without it, as
 // TestRacyControl does.
 func TestRacyLockControl(t *testing.T) {
-	if raceflag.Enabled {
-		out, err := goTest(t, "", "CONTEND_RACY=1", "-run", "^TestRacyLockControl$", "-v")
-		require.NoError(t, err, "the racy control subprocess failed:\n%s", out)
-		assert.Contains(t, out, "naive lock overlapped", "subprocess output:\n%s", out)
-		assert.Contains(t, out, "naive semaphore overflowed", "subprocess output:\n%s", out)
+	if rerunWithoutRace(t, "naive lock overlapped", "naive semaphore overflowed") {
 		return
 	}
 	lock, _ := LockByName("naive")

@@ -3,9 +3,12 @@ package redislab
 import (
 	"context"
 	"os"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/contend-lab/contend"
 	"github.com/contend-lab/contend/internal/redisserver"
 	"github.com/redis/go-redis/v9"
 )
@@ -57,4 +60,51 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// bucketLoad is what loadBucket measured.
+type bucketLoad struct {
+	granted, denied, errs int64
+	elapsed               time.Duration
+	supply                float64 // capacity + rate × elapsed
+}
+
+// loadBucket asks b for one token at a time from 20 goroutines for 300 ms
+// (failing t if that takes over 2 s) and returns what it granted, against
+// capacity + rate × elapsed for cfg. The servers decide on their wall clock
+// (TIME), so elapsed is taken on the wall clock too (Round(0) drops the
+// monotonic reading).
+func loadBucket(t *testing.T, b interface {
+	TryTakeContext(context.Context, int64) (bool, error)
+}, cfg contend.BucketConfig) bucketLoad {
+	t.Helper()
+	var granted, denied, errs atomic.Int64
+	start := time.Now().Round(0)
+	within(t, 2*time.Second, "20 goroutines for 300 ms", func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Go(func() {
+				for ctx.Err() == nil {
+					ok, err := b.TryTakeContext(context.Background(), 1)
+					switch {
+					case err != nil:
+						errs.Add(1)
+					case ok:
+						granted.Add(1)
+					default:
+						denied.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+	})
+	elapsed := time.Now().Round(0).Sub(start)
+	l := bucketLoad{granted: granted.Load(), denied: denied.Load(), errs: errs.Load(), elapsed: elapsed,
+		supply: float64(cfg.Capacity) + cfg.Rate*elapsed.Seconds()}
+	t.Logf("granted %d, denied %d, errors %d in %v: bound %.1f, %.1f%% of it",
+		l.granted, l.denied, l.errs, l.elapsed, l.supply, 100*float64(l.granted)/l.supply)
+	return l
 }

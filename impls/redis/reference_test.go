@@ -153,39 +153,15 @@ func TestReferenceBucketBound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var granted, denied, errs atomic.Int64
-	start := time.Now().Round(0)
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	var wg sync.WaitGroup
-	for range 20 {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				ok, err := b.TryTakeContext(context.Background(), 1)
-				switch {
-				case err != nil:
-					errs.Add(1)
-				case ok:
-					granted.Add(1)
-				default:
-					denied.Add(1)
-				}
-			}
-		})
+	l := loadBucket(t, b, cfg)
+	if l.errs != 0 || l.denied == 0 {
+		t.Fatalf("errors %d, denials %d", l.errs, l.denied)
 	}
-	wg.Wait()
-	elapsed := time.Now().Round(0).Sub(start)
-	supply := float64(cfg.Capacity) + cfg.Rate*elapsed.Seconds()
-	t.Logf("redis_rate: granted %d, denied %d, errors %d in %v: bound %.1f, %.1f%% of it",
-		granted.Load(), denied.Load(), errs.Load(), elapsed, supply, 100*float64(granted.Load())/supply)
-	if errs.Load() != 0 || denied.Load() == 0 {
-		t.Fatalf("errors %d, denials %d", errs.Load(), denied.Load())
+	if g := float64(l.granted); g < 0.9*l.supply {
+		t.Fatalf("granted %v < 90%% of %.1f", g, l.supply)
 	}
-	if g := float64(granted.Load()); g < 0.9*supply {
-		t.Fatalf("granted %v < 90%% of %.1f", g, supply)
-	}
-	if g := float64(granted.Load()); g > math.Floor(supply) {
-		t.Logf("redis_rate granted %v > capacity + rate × elapsed = %.2f", g, supply)
+	if g := float64(l.granted); g > math.Floor(l.supply) {
+		t.Logf("redis_rate granted %v > capacity + rate × elapsed = %.2f", g, l.supply)
 	}
 }
 

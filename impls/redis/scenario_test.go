@@ -762,51 +762,24 @@ func TestBucketBound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var granted, denied, errs atomic.Int64
-	// The server decides on its wall clock (TIME), so the bound is taken
-	// on the wall clock too (Round(0) drops the monotonic reading).
-	start := time.Now().Round(0)
-	within(t, 2*time.Second, "20 goroutines for 300 ms", func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		defer cancel()
-		var wg sync.WaitGroup
-		for range 20 {
-			wg.Go(func() {
-				for ctx.Err() == nil {
-					ok, err := b.TryTakeContext(context.Background(), 1)
-					switch {
-					case err != nil:
-						errs.Add(1)
-					case ok:
-						granted.Add(1)
-					default:
-						denied.Add(1)
-					}
-				}
-			})
-		}
-		wg.Wait()
-	})
-	elapsed := time.Now().Round(0).Sub(start)
-	supply := float64(cfg.Capacity) + cfg.Rate*elapsed.Seconds()
-	t.Logf("granted %d, denied %d, errors %d in %v: bound %.1f, %.1f%% of it; %d round trips",
-		granted.Load(), denied.Load(), errs.Load(), elapsed, supply, 100*float64(granted.Load())/supply, b.RoundTrips())
-	if errs.Load() != 0 {
-		t.Fatalf("%d errors", errs.Load())
+	l := loadBucket(t, b, cfg)
+	t.Logf("%d round trips", b.RoundTrips())
+	if l.errs != 0 {
+		t.Fatalf("%d errors", l.errs)
 	}
-	if denied.Load() == 0 {
+	if l.denied == 0 {
 		t.Fatalf("demand never exceeded supply")
 	}
-	if g := granted.Load(); float64(g) > math.Floor(supply) {
-		t.Fatalf("granted %d > capacity + rate × elapsed = %.2f", g, supply)
+	if float64(l.granted) > math.Floor(l.supply) {
+		t.Fatalf("granted %d > capacity + rate × elapsed = %.2f", l.granted, l.supply)
 	}
-	if g := granted.Load(); float64(g) < 0.9*supply {
-		t.Fatalf("granted %d < 90%% of %.1f", g, supply)
+	if float64(l.granted) < 0.9*l.supply {
+		t.Fatalf("granted %d < 90%% of %.1f", l.granted, l.supply)
 	}
 	// One round trip per decision, plus, once per goroutine at most, an
 	// EVAL after the first EVALSHA found the script not loaded yet and a
 	// HELLO for a new connection.
-	if rt, d := b.RoundTrips(), granted.Load()+denied.Load(); rt < d || rt > d+40 {
+	if rt, d := b.RoundTrips(), l.granted+l.denied; rt < d || rt > d+40 {
 		t.Fatalf("%d round trips for %d decisions: want one each (+ at most 20 script loads and 20 HELLOs)", rt, d)
 	}
 }
