@@ -3,6 +3,7 @@ package contend
 import (
 	"fmt"
 	"math"
+	"reflect"
 
 	"github.com/contend-lab/contend/refill"
 )
@@ -13,12 +14,14 @@ const (
 	MaxCapacity = refill.MaxCapacity // 2^62 tokens
 	MinRate     = refill.MinRate     // one token per 2^62 ns, about 146 years
 	MaxRate     = refill.MaxRate     // one token per nanosecond
+	MaxBurst    = refill.MaxBurst    // Capacity / Rate at most 2^62 ns, about 146 years
 )
 
 // BucketConfig configures a token bucket.
 type BucketConfig struct {
 	// Capacity is the most tokens the bucket holds, and the largest request
-	// it can grant. The bucket starts full. 1 <= Capacity <= MaxCapacity.
+	// it can grant. The bucket starts full. 1 <= Capacity <= MaxCapacity,
+	// and Capacity / Rate (the time to refill from empty) at most MaxBurst.
 	Capacity int64
 	// Rate is the refill rate in tokens per second, MinRate <= Rate <= MaxRate.
 	// It is converted once, at construction, to integer fixed point (see
@@ -28,9 +31,9 @@ type BucketConfig struct {
 	Clock Clock
 }
 
-// ConfigError reports an invalid BucketConfig field.
+// ConfigError reports an invalid configuration field.
 type ConfigError struct {
-	Field  string // "Capacity" or "Rate"
+	Field  string // "Capacity", "Rate" or "Clock"
 	Value  any    // the rejected value
 	Reason string
 }
@@ -41,33 +44,41 @@ func (e *ConfigError) Error() string {
 
 // Validate reports the first invalid field of c as a *ConfigError, or nil.
 func (c BucketConfig) Validate() error {
-	_, err := c.Schedule()
-	return err
+	if _, err := c.Limit(); err != nil {
+		return err
+	}
+	// A Clock that is a nil pointer (a nil *ManualClock, say) would panic on
+	// the first reading.
+	if v := reflect.ValueOf(c.Clock); c.Clock != nil && v.Kind() == reflect.Pointer && v.IsNil() {
+		return &ConfigError{"Clock", fmt.Sprintf("(%T)(nil)", c.Clock), "is a nil pointer; leave Clock nil for DefaultClock"}
+	}
+	return nil
 }
 
-// Schedule validates c and returns its rate as a refill.Schedule.
-func (c BucketConfig) Schedule() (refill.Schedule, error) {
+// Limit validates Capacity and Rate and returns them as a refill.Limit.
+func (c BucketConfig) Limit() (refill.Limit, error) {
 	switch {
 	case c.Capacity <= 0:
-		return refill.Schedule{}, &ConfigError{"Capacity", c.Capacity, "must be at least 1"}
+		return refill.Limit{}, &ConfigError{"Capacity", c.Capacity, "must be at least 1"}
 	case c.Capacity > MaxCapacity:
-		return refill.Schedule{}, &ConfigError{"Capacity", c.Capacity, fmt.Sprintf("must be at most %d (2^62)", int64(MaxCapacity))}
+		return refill.Limit{}, &ConfigError{"Capacity", c.Capacity, fmt.Sprintf("must be at most %d (2^62)", int64(MaxCapacity))}
 	case math.IsNaN(c.Rate):
-		return refill.Schedule{}, &ConfigError{"Rate", c.Rate, "is not a number"}
+		return refill.Limit{}, &ConfigError{"Rate", c.Rate, "is not a number"}
 	case math.IsInf(c.Rate, 0):
-		return refill.Schedule{}, &ConfigError{"Rate", c.Rate, "must be finite"}
+		return refill.Limit{}, &ConfigError{"Rate", c.Rate, "must be finite"}
 	case c.Rate <= 0:
-		return refill.Schedule{}, &ConfigError{"Rate", c.Rate, "must be positive"}
+		return refill.Limit{}, &ConfigError{"Rate", c.Rate, "must be positive"}
 	case c.Rate < MinRate:
-		return refill.Schedule{}, &ConfigError{"Rate", c.Rate, fmt.Sprintf("is below the smallest representable rate %v tokens/s (one token per 2^62 ns)", MinRate)}
+		return refill.Limit{}, &ConfigError{"Rate", c.Rate, fmt.Sprintf("is below the smallest representable rate %v tokens/s (one token per 2^62 ns)", MinRate)}
 	case c.Rate > MaxRate:
-		return refill.Schedule{}, &ConfigError{"Rate", c.Rate, fmt.Sprintf("is above the largest representable rate %v tokens/s (one token per ns); count in larger units", MaxRate)}
+		return refill.Limit{}, &ConfigError{"Rate", c.Rate, fmt.Sprintf("is above the largest representable rate %v tokens/s (one token per ns); count in larger units", MaxRate)}
 	}
-	s, err := refill.New(c.Rate)
-	if err != nil { // unreachable after the checks above; kept for safety
-		return refill.Schedule{}, &ConfigError{"Rate", c.Rate, err.Error()}
+	l, err := refill.New(uint64(c.Capacity), c.Rate)
+	if err != nil { // only capacity / rate is left to reject
+		return refill.Limit{}, &ConfigError{"Capacity", c.Capacity,
+			fmt.Sprintf("at %v tokens/s takes more than 2^62 ns (about 146 years) to refill; the most is Rate × 2^62 ns", c.Rate)}
 	}
-	return s, nil
+	return l, nil
 }
 
 // ClockOrDefault returns c.Clock, or DefaultClock when it is nil.

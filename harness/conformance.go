@@ -201,6 +201,18 @@ func exactTokenTime(k uint64, rate float64) (ns int64, dyadic bool) {
 	return q.Int64(), dyadic
 }
 
+// maxCapacityAt returns the largest capacity that refills within MaxBurst at
+// rate: floor(2^62 ns × rate / 1e9), at most MaxCapacity.
+func maxCapacityAt(rate float64) int64 {
+	c := new(big.Rat).SetFloat64(rate)
+	c.Mul(c, big.NewRat(contend.MaxBurst, 1e9))
+	q := new(big.Int).Quo(c.Num(), c.Denom())
+	if !q.IsInt64() || q.Int64() > contend.MaxCapacity {
+		return contend.MaxCapacity
+	}
+	return q.Int64()
+}
+
 // checkRefillAtBoundaries drains a large bucket and asks for k tokens at
 // once just before and exactly at the time the k-th token is due.
 //
@@ -210,13 +222,15 @@ func exactTokenTime(k uint64, rate float64) (ns int64, dyadic bool) {
 // 1e6/3 /s) the token may be due up to 1 ns later, and never more for times
 // below 2^62 ns; for rates like 10/s, 0.5/s and 1e9/s there is no slack.
 func checkRefillAtBoundaries(_ *testing.T, nb NewBucketFunc) error {
-	const capacity = 1 << 40
 	rates := []float64{10, 3, 7.5, 1, 0.5, 1e9, 1e6 / 3, 1e9 / 7, 1234.5678}
 	ks := []uint64{1, 2, 3, 7, 10, 999, 1_000_003, 1<<33 + 1}
 	for _, rate := range rates {
+		// A large bucket, drained at once: 2^40 tokens, or as many as refill
+		// in MaxBurst (2^62 ns) at this rate.
+		capacity := min(int64(1)<<40, maxCapacityAt(rate))
 		for _, k := range ks {
 			due, dyadic := exactTokenTime(k, rate)
-			if due > 1<<62 {
+			if due > 1<<62 || int64(k) > capacity {
 				continue
 			}
 			slack := int64(0)

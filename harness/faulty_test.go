@@ -2,11 +2,11 @@ package harness
 
 import (
 	"errors"
+	"math/big"
 	"sync"
 
 	"github.com/contend-lab/contend"
 	"github.com/contend-lab/contend/internal/bucketcore"
-	"github.com/contend-lab/contend/refill"
 )
 
 // faultyBucket is a mutex bucket with one deliberate fault, used to show
@@ -15,7 +15,9 @@ type faultyBucket struct {
 	mu       sync.Mutex
 	p        bucketcore.Params
 	fault    string
-	consumed uint64
+	rate     float64
+	tat      uint64 // refill's state, for the faults that keep the lab's arithmetic
+	consumed uint64 // tokens taken, for the faults that count tokens
 	attempts int
 	// for the "classic" fault: tokens and the last reading, the way a
 	// typical hand-written bucket keeps them
@@ -41,28 +43,33 @@ func (b *faultyBucket) TryTake(n int64) bool {
 		return false
 	}
 	now := b.p.Clock.Now()
-	elapsed := refill.Elapsed(b.p.Start, now)
+	elapsed := b.p.Limit.Elapsed(b.p.Start, now)
+	capacity := b.p.Limit.Capacity()
 	switch b.fault {
 	case "refills 1 ns early":
-		elapsed++
+		// Once the bucket is short of full (a full bucket's reset absorbs a
+		// constant offset of every reading), decide as if 1 ns later.
+		if b.p.Limit.Tokens(b.tat, elapsed) < capacity {
+			elapsed++
+		}
 	case "keeps tokens beyond capacity":
-		earned := b.p.Sched.Earned(elapsed)
-		if int64(b.p.Capacity+earned-b.consumed) >= n {
+		earned := earnedTokens(elapsed, b.rate)
+		if int64(capacity+earned-b.consumed) >= n {
 			b.consumed += uint64(n)
 			return true
 		}
 		return false
 	case "overflows int64 on long idle":
 		// tokens = Capacity + elapsed × rate / 1e9 - consumed, in int64
-		earned := int64(elapsed) * int64(b.p.Sched.Rate()+0.5) / 1e9
-		if int64(b.p.Capacity)+earned-int64(b.consumed) >= n {
+		earned := int64(elapsed) * int64(b.rate+0.5) / 1e9
+		if int64(capacity)+earned-int64(b.consumed) >= n {
 			b.consumed += uint64(n)
 			return true
 		}
 		return false
 	case "refills from a clock that went backwards":
 		if now > b.last {
-			b.tokens = min(int64(b.p.Capacity), b.tokens+int64(b.p.Sched.Earned(uint64(now-b.last))))
+			b.tokens = min(int64(capacity), b.tokens+int64(earnedTokens(uint64(now-b.last), b.rate)))
 		}
 		b.last = now // the classic mistake: a backward step moves last back
 		if b.tokens >= n {
@@ -75,11 +82,18 @@ func (b *faultyBucket) TryTake(n int64) bool {
 	if b.fault == "takes only one token" {
 		take = 1
 	}
-	next, ok := b.p.Sched.Take(b.consumed, elapsed, take, b.p.Capacity)
+	next, ok := b.p.Limit.Take(b.tat, elapsed, take)
 	if ok {
-		b.consumed = next
+		b.tat = next
 	}
 	return ok
+}
+
+// earnedTokens returns floor(elapsed × rate / 1e9), exactly.
+func earnedTokens(elapsed uint64, rate float64) uint64 {
+	r := new(big.Rat).SetFloat64(rate)
+	r.Mul(r, new(big.Rat).SetFrac(new(big.Int).SetUint64(elapsed), big.NewInt(1e9)))
+	return new(big.Int).Quo(r.Num(), r.Denom()).Uint64()
 }
 
 type faulty struct {
@@ -112,9 +126,9 @@ func newFaulty(fault string) NewBucketFunc {
 		if err != nil {
 			return nil, err
 		}
-		b := &faultyBucket{p: p, fault: fault, tokens: cfg.Capacity, last: p.Start}
+		b := &faultyBucket{p: p, fault: fault, rate: cfg.Rate, tokens: cfg.Capacity, last: p.Start}
 		if fault == "starts empty" {
-			b.consumed = p.Capacity
+			b.tat, _ = p.Limit.Take(0, 0, p.Limit.Capacity())
 		}
 		return b, nil
 	}

@@ -62,7 +62,7 @@ func (b *checkThenActBucket) TryTake(n int64) bool {
 		return false
 	}
 	g := b.g.Load()
-	next, ok := b.p.Sched.Take(g, b.p.Elapsed(), uint64(n), b.p.Capacity)
+	next, ok := b.p.Limit.Take(g, b.p.Elapsed(), uint64(n))
 	if ok {
 		runtime.Gosched()
 		b.g.Store(next)

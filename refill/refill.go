@@ -1,49 +1,93 @@
 // Package refill is the integer fixed-point arithmetic that the lab's token
-// buckets share: it converts a rate, once, into a Schedule, and then decides
-// every request with integer operations only.
+// buckets share. It converts a capacity and a rate, once, into a [Limit],
+// and then decides every request with integer multiplications and
+// comparisons: no division, no floating point.
+//
+// # What is computed
+//
+// The textbook token bucket: it starts full, tokens = min(Capacity, tokens +
+// Rate × dt), and a request for n is granted iff tokens >= n, which then
+// spends n. Equivalently (GCRA, the generic cell rate algorithm), the bucket
+// keeps its theoretical arrival time tat: the instant at which it will be
+// full again if nothing more is granted. At time t it holds
+// Capacity - max(0, tat - t)/T tokens, T = 1/Rate being the emission
+// interval; a grant of n sets tat = max(tat, t) + n×T. Resetting to t when
+// tat < t is what forfeits the tokens earned beyond Capacity, partial token
+// included, so over any window of length W the bucket grants at most
+// Capacity + Rate × W tokens.
 //
 // # Representation
 //
-// A bucket's state is one unsigned integer g, the number of tokens it has
-// consumed since it was created, counting both the tokens it granted and
-// the ones it forfeited while full. By elapsed nanoseconds e after creation
-// the bucket has earned E(e) = floor(e / T) tokens, where T = 1e9 / rate is
-// the emission interval in nanoseconds. The bucket holds
+// The state is one uint64, tat, counted in units of u = Interval / 2^63 ns,
+// Interval in (2^62, 2^63], so that u lies in (0.5, 1] ns, and a token costs
+// exactly P units (Per). In those units the burst allowance is Capacity × P,
+// and grants add no rounding error at all. Two cases:
 //
-//	tokens(e) = Capacity - (g - E(e))   if g > E(e)
-//	tokens(e) = Capacity                 otherwise (full; g catches up to E(e))
+//   - T is a whole number of nanoseconds (1/s, 10/s, 1000/s, 1/min, ...): u
+//     is 1 ns and P = T. Every clock reading is a whole number of units, so
+//     the bucket is exactly the textbook bucket.
+//   - Otherwise T is rounded up, once, to 62 significant bits: P = 2^k and
+//     u = T/2^k in (0.5, 1] ns. The bucket is the textbook bucket at a rate
+//     at most 2^-62 below the configured one, never above it, and a reading
+//     converts to units with a rounding covered by the tolerance below.
 //
-// Tokens are due on a fixed grid, at k×T after creation. A bucket that is
-// full keeps its progress towards the next grid point, where a textbook
-// bucket (tokens = min(C, tokens + rate×dt)) throws that partial token away;
-// so after a full spell it may grant its next token up to one interval
-// sooner than the textbook bucket would. Over any window of time it grants
-// at most Capacity + rate × window + 1 tokens (the +1 is that partial
-// token), and over the whole run since creation never more than
-// Capacity + rate × elapsed.
+// A clock reading is e ns after construction. A request for n is granted iff
 //
-// This is GCRA (the generic cell rate algorithm) counted in tokens instead
-// of in time: g × T is GCRA's theoretical arrival time. Counting tokens keeps
-// the whole state in one integer that only grows, so a lock-free bucket can
-// decide and update with one compare-and-swap, and nothing is ever stored
-// about the time: a clock that goes backwards can only delay tokens.
+//	tat <= e/u + (Capacity - n) × P
 //
-// T is held as a 64-bit fixed-point number Interval × 2^-Shift with Shift
-// chosen so that Interval lies in [2^62, 2^63]: a relative precision of
-// 2^-62 for every representable rate. Interval is the exact rational 1e9/rate
-// rounded up, so the schedule never earns a token earlier than the exact rate
-// would: rounding can only under-grant, by at most one token in 2^62.
-// Rates whose T is an integer number of nanoseconds (10/s, 1000/s, 1e9/s)
-// are exact.
+// which is decided exactly, without dividing, as
+// (tat - (Capacity - n)×P) × Interval <= e × 2^63 (both sides are exact
+// 128-bit products). A grant then stores max(tat, ceil(e/u)) + n × P, the
+// ceiling computed by multiplying by Inverse = ceil(2^126/Interval) and
+// checking the result with one more multiplication. A denial stores nothing.
 //
-// # Range
+// # Exactness
 //
-// Valid rates are [MinRate, MaxRate]: MaxRate is one token per nanosecond,
-// which keeps E(e) <= e; MinRate is one token per 2^62 nanoseconds
-// (about 146 years), the largest T the representation holds. Capacity is at
-// most MaxCapacity = 2^62. Elapsed time is clamped to MaxElapsed = 2^63-1 ns
-// (about 292 years), which with these bounds keeps every intermediate value
-// below 2^64: no operation can overflow, however long a bucket sits idle.
+// Let X be the textbook bucket's tat (at the rounded rate), in real units,
+// fed the same readings and the same decisions. Then 0 <= tat - X < 1 unit
+// at all times:
+//
+//   - At construction both are 0 (the bucket starts full at e = 0).
+//   - A grant sets tat to max(tat, c) + n×P and X to max(X, e/u) + n×P,
+//     with c = ceil(e/u) in [e/u, e/u + 1). max is monotone, so
+//     0 <= tat - X keeps holding, and the gap after a reset (c - e/u) is
+//     below one unit.
+//
+// Every grant is therefore a grant of the textbook bucket (its tat is no
+// later than ours, and the comparison is exact). The only difference is a
+// denial when the textbook bucket would grant with less than one unit to
+// spare, that is when it became able to grant the request less than 1 ns
+// before the reading: [Tolerance]. Add to that the rate's rounding, which
+// makes every token at most 2^-62 × T late: less than a nanosecond over any
+// run shorter than a century. When T is a whole number of nanoseconds,
+// e/u = e is a whole number of units, c = e/u, the gap is always 0 and
+// there is no tolerance at all. Otherwise a denial within the tolerance is
+// what a caller sees when a full bucket is emptied in one instant of a
+// clock that is not moving (a ManualClock, say): its last token may come a
+// fraction of a nanosecond later.
+//
+// Readings are the caller's business: a lock-free bucket reads the clock
+// after loading tat and before its compare-and-swap, so that the order of
+// successful updates is the order of their readings and the run is one
+// textbook run (see impls/atomic).
+//
+// # Range and overflow
+//
+// Valid configurations have 1 <= Capacity <= MaxCapacity, MinRate <= Rate <=
+// MaxRate and Capacity × T <= MaxBurst = 2^62 ns (about 146 years of refill
+// from empty; New rejects more). Then, with u > 0.5 ns:
+//
+//   - Capacity × P = Capacity × T / u < 2^62 / 0.5 = 2^63.
+//   - A grant needs tat <= e/u + (Capacity - n)×P <= c + (Capacity - n)×P
+//     and stores at most c + Capacity × P, so tat <= c + Capacity × P
+//     always. New computes MaxElapsed, the largest e <= 2^63-1 for which
+//     c + Capacity × P <= 2^64-1; readings beyond it are clamped to it
+//     (the bucket stops earning). Since Capacity × P < 2^63 and
+//     Inverse < 2^64, MaxElapsed >= 2^62 - 1 ns: every bucket runs at least
+//     146 years, most about 292.
+//   - The comparison's left product is below 2^64 × 2^63 and the right one
+//     below 2^63 × 2^63; e × Inverse is below 2^63 × 2^64. All fit in 128
+//     bits, and c <= floor(e × Inverse / 2^63) + 1 < 2^64.
 package refill
 
 import (
@@ -54,232 +98,178 @@ import (
 )
 
 const (
-	// MaxRate is the largest rate a Schedule represents: one token per
+	// MaxRate is the largest rate a Limit represents: one token per
 	// nanosecond. Count in larger units (KiB instead of bytes) for more.
 	MaxRate = 1e9
-	// MinRate is the smallest rate a Schedule represents: one token per
-	// 2^62 nanoseconds, about one token every 146 years.
+	// MinRate is the smallest rate a Limit represents: one token per 2^62
+	// nanoseconds, about one token every 146 years.
 	MinRate = 1e9 / (1 << 62)
 	// MaxCapacity is the largest bucket capacity, 2^62 tokens.
 	MaxCapacity = 1 << 62
-	// MaxElapsed is the longest elapsed time a Schedule accounts for,
-	// in nanoseconds (about 292 years); longer times are clamped to it.
-	MaxElapsed = math.MaxInt64
-	// Never is what TimeOf returns for a token count that is not earned
-	// within MaxElapsed.
-	Never = math.MaxUint64
+	// MaxBurst is the largest Capacity / Rate, in nanoseconds: 2^62 ns,
+	// about 146 years to refill from empty.
+	MaxBurst = 1 << 62
+	// Tolerance is how close to the textbook bucket's boundary a denial of
+	// a request the textbook bucket grants can be: the bucket may deny a
+	// request only if the textbook bucket could not have granted it 1 ns
+	// earlier (see the package documentation). The rate's rounding adds at
+	// most (Capacity/Rate + elapsed) × 2^-62 ns to that.
+	Tolerance = 1 // ns
 )
 
-// Schedule is a refill rate in integer fixed point: one token every
-// Interval × 2^-Shift nanoseconds. The zero Schedule is invalid; make one
-// with New.
-type Schedule struct {
-	// Interval is the emission interval T = 1e9/rate nanoseconds, scaled by
-	// 2^Shift and rounded up. It lies in [2^62, 2^63].
-	Interval uint64
-	// Shift is the number of fractional bits in Interval, in [0, 62].
-	Shift uint
+// Limit is a bucket's capacity and rate in integer fixed point, immutable
+// after New and safe to share. The zero Limit is invalid; make one with New.
+type Limit struct {
+	capacity   uint64 // Capacity
+	burst      uint64 // Capacity × per: the allowance in units
+	per        uint64 // P: units per token
+	interval   uint64 // I in (2^62, 2^63]: a unit is I / 2^63 ns
+	inverse    uint64 // ceil(2^126 / I): units per ns, scaled by 2^63
+	maxElapsed uint64 // readings beyond it are clamped (see the package doc)
 }
 
-// RangeError reports a rate outside [MinRate, MaxRate], or not a number.
+// RangeError reports a capacity or rate outside what a Limit represents.
 type RangeError struct {
-	Rate float64
+	Capacity uint64
+	Rate     float64
+	Reason   string
 }
 
 func (e *RangeError) Error() string {
-	return fmt.Sprintf("refill: rate %v tokens/s is outside the representable range [%v, %v]", e.Rate, MinRate, MaxRate)
+	return fmt.Sprintf("refill: capacity %d at %v tokens/s: %s", e.Capacity, e.Rate, e.Reason)
 }
 
-// New converts rate, in tokens per second, into a Schedule. The conversion
-// is exact rational arithmetic, rounded once, up, so that the schedule never
-// earns tokens faster than rate. It returns a *RangeError for NaN, infinite,
-// or out-of-range rates.
-func New(rate float64) (Schedule, error) {
-	if math.IsNaN(rate) || rate < MinRate || rate > MaxRate {
-		return Schedule{}, &RangeError{Rate: rate}
+// New converts capacity and rate (tokens per second) into a Limit. The
+// conversion is exact rational arithmetic, rounded once so that the limit
+// never earns tokens faster than rate. It returns a *RangeError for a
+// capacity outside [1, MaxCapacity], a rate that is NaN or outside
+// [MinRate, MaxRate], or capacity / rate above MaxBurst.
+func New(capacity uint64, rate float64) (Limit, error) {
+	switch {
+	case capacity < 1 || capacity > MaxCapacity:
+		return Limit{}, &RangeError{capacity, rate, fmt.Sprintf("capacity must be in [1, %d]", uint64(MaxCapacity))}
+	case math.IsNaN(rate) || rate < MinRate || rate > MaxRate:
+		return Limit{}, &RangeError{capacity, rate, fmt.Sprintf("rate must be in [%v, %v]", MinRate, MaxRate)}
 	}
-	// T = 1e9 / rate, exactly: a float64 is an exact binary rational.
+	// T = 1e9 / rate ns, exactly: a float64 is an exact binary rational.
 	t := new(big.Rat).SetFloat64(rate)
 	t.Quo(big.NewRat(1e9, 1), t)
-	// Choose Shift so that T × 2^Shift lies in [2^62, 2^63).
-	whole := new(big.Int).Quo(t.Num(), t.Denom()) // floor(T) >= 1
-	shift := uint(63 - whole.BitLen())
-	scaled := new(big.Int).Lsh(t.Num(), shift)
-	q, r := new(big.Int).QuoRem(scaled, t.Denom(), new(big.Int))
-	if r.Sign() != 0 {
-		q.Add(q, big.NewInt(1)) // round up: never earn early
+	interval, per := uint64(1<<63), uint64(0)
+	if t.IsInt() {
+		// T whole nanoseconds: units of exactly 1 ns, and a token costs T.
+		per = new(big.Int).Quo(t.Num(), t.Denom()).Uint64()
+	} else {
+		// Interval = ceil(T × 2^Shift) in (2^62, 2^63]: with 2^(L-1) < T < 2^L
+		// (T is not a whole number, so not a power of two), Shift = 63 - L
+		// puts T × 2^Shift in (2^62, 2^63). A token is 2^(63-Shift) units.
+		shift := 63 - new(big.Int).Quo(t.Num(), t.Denom()).BitLen()
+		scaled := new(big.Int).Lsh(t.Num(), uint(shift))
+		q, r := new(big.Int).QuoRem(scaled, t.Denom(), new(big.Int))
+		if r.Sign() != 0 {
+			q.Add(q, big.NewInt(1)) // round up: never earn early
+		}
+		interval, per = q.Uint64(), 1<<(63-shift)
 	}
-	return Schedule{Interval: q.Uint64(), Shift: shift}, nil
+	// Capacity × T (rounded) <= 2^62 ns: capacity × per × interval / 2^63 <= 2^62.
+	burstNs := new(big.Int).Mul(new(big.Int).SetUint64(capacity), new(big.Int).SetUint64(per))
+	if burstNs.Mul(burstNs, new(big.Int).SetUint64(interval)).Cmp(new(big.Int).Lsh(big.NewInt(1), 125)) > 0 {
+		return Limit{}, &RangeError{capacity, rate, "capacity / rate must be at most 2^62 ns (about 146 years)"}
+	}
+	inverse, rem := bits.Div64(1<<62, 0, interval) // 2^126 / I < 2^64, since I > 2^62
+	if rem != 0 {
+		inverse++
+	}
+	lim := Limit{capacity: capacity, burst: capacity * per, per: per, interval: interval, inverse: inverse}
+	// MaxElapsed: an e with ceilUnits(e) + burst <= 2^64-1, that is
+	// floor(e × inverse / 2^63) < h = 2^64-1-burst, which holds when
+	// e × inverse < h × 2^63: e = floor(h × 2^63 / inverse) - 1.
+	h := math.MaxUint64 - lim.burst
+	e, _ := bits.Div64(h>>1, h<<63, inverse) // h>>1 < 2^63 <= inverse: no overflow
+	lim.maxElapsed = min(e-1, math.MaxInt64)
+	return lim, nil
 }
 
-// Valid reports whether s was made by New (or is equal to such a Schedule).
-func (s Schedule) Valid() bool {
-	return s.Shift <= 62 && s.Interval >= 1<<62 && s.Interval <= 1<<63
-}
+// Capacity returns the limit's capacity in tokens.
+func (l *Limit) Capacity() uint64 { return l.capacity }
 
-// Rate returns the schedule's rate in tokens per second, as a float64, for
-// display. It is never used to decide a request.
-func (s Schedule) Rate() float64 {
-	return 1e9 * math.Ldexp(1, int(s.Shift)) / float64(s.Interval)
-}
+// MaxElapsed returns the longest time since construction, in nanoseconds,
+// that the limit accounts for; Elapsed clamps later readings to it. It is
+// at least 2^62 - 1 ns (146 years).
+func (l *Limit) MaxElapsed() uint64 { return l.maxElapsed }
 
 // Elapsed returns now - start in nanoseconds as an unsigned number, clamped
 // to [0, MaxElapsed]. A reading before start (a clock that went backwards)
 // counts as no time at all, so it can only delay tokens, never add them.
-func Elapsed(start, now int64) uint64 {
+func (l *Limit) Elapsed(start, now int64) uint64 {
 	if now <= start {
 		return 0
 	}
 	// Exact: now > start. The difference of two int64s is below 2^64.
-	return min(uint64(now)-uint64(start), MaxElapsed)
+	return min(uint64(now)-uint64(start), l.maxElapsed)
 }
 
-// Earned returns the number of whole tokens earned in elapsed nanoseconds:
-// floor(elapsed × 2^Shift / Interval). It costs one 128-by-64-bit division.
-// elapsed must be at most MaxElapsed (use Elapsed).
-func (s Schedule) Earned(elapsed uint64) uint64 {
-	hi, lo := bits.Mul64(elapsed, 1<<s.Shift)
-	// The quotient is at most elapsed (Interval >= 2^Shift), so hi < Interval
-	// and Div64 cannot overflow.
-	q, _ := bits.Div64(hi, lo, s.Interval)
-	return q
-}
-
-// TimeOf returns the elapsed time, in nanoseconds, at which the k-th token
-// is earned: the smallest e with Earned(e) >= k. It returns 0 for k == 0 and
-// Never when that time is beyond MaxElapsed. It costs one multiplication.
-func (s Schedule) TimeOf(k uint64) uint64 {
-	hi, lo := bits.Mul64(k, s.Interval)
-	// ceil((hi:lo) / 2^Shift)
-	mask := uint64(1)<<s.Shift - 1
-	roundUp := uint64(0)
-	if lo&mask != 0 {
-		roundUp = 1
-	}
-	if s.Shift == 0 {
-		if hi != 0 || lo > MaxElapsed {
-			return Never
-		}
-		return lo
-	}
-	if hi>>s.Shift != 0 {
-		return Never
-	}
-	t := hi<<(64-s.Shift) | lo>>s.Shift
-	if t >= MaxElapsed {
-		if t == MaxElapsed && roundUp == 0 {
-			return t
-		}
-		return Never
-	}
-	return t + roundUp
-}
-
-// Take decides a request for n tokens against a bucket of the given
-// capacity that has consumed g tokens, at elapsed nanoseconds since its
-// creation. It returns the consumed count to store and whether the tokens
-// are granted. It is a pure function: a caller that is denied must store
-// nothing, and a caller that is granted stores next (with a compare-and-swap
-// against g, in a lock-free bucket).
+// Take decides a request for n tokens against the state tat at elapsed
+// nanoseconds since construction (at most MaxElapsed; use Elapsed). It
+// returns the state to store and whether the tokens are granted. It is a
+// pure function: a caller that is denied must store nothing, and a caller
+// that is granted stores next (with a compare-and-swap against tat, in a
+// lock-free bucket). The caller guarantees 0 < n <= Capacity, and tat is 0
+// or a value Take returned.
 //
-// The caller guarantees 0 < n <= capacity <= MaxCapacity and
-// elapsed <= MaxElapsed. With those bounds, g <= Earned(elapsed) + capacity
-// always holds, and no operation overflows.
-//
-// A denial costs at most one Reached (two multiplications; it is decided
-// first, so that a denied request costs as little as possible), a grant at
-// most two, and a grant by a bucket found full (idle long enough to have
-// earned its capacity back) one division more.
-func (s Schedule) Take(g, elapsed, n, capacity uint64) (next uint64, ok bool) {
-	if s.Short(g, elapsed, n, capacity) {
-		return g, false
+// A denial costs two multiplications, a grant four.
+func (l *Limit) Take(tat, elapsed, n uint64) (next uint64, ok bool) {
+	if l.Denies(tat, elapsed, n) {
+		return tat, false
 	}
-	if s.Reached(elapsed, g) {
-		// Earned >= g: the bucket is full. Tokens earned beyond capacity are
-		// forfeited by moving g up to Earned(elapsed).
-		return s.Earned(elapsed) + n, true
-	}
-	// Earned < g, and the bucket holds at least n (Short is false).
-	return g + n, true
+	return max(tat, l.ceilUnits(elapsed)) + n*l.per, true
 }
 
-// Short reports whether a bucket of the given capacity that has consumed g
-// tokens holds fewer than n at elapsed nanoseconds: exactly when Take
-// denies. It costs at most one Reached (none when g + n <= capacity).
-//
-// The bucket holds capacity - (g - Earned) tokens when Earned < g, so it
-// holds fewer than n when Earned < g + n - capacity, that is when
-// elapsed < TimeOf(g + n - capacity). That also implies Earned < g (the
-// bucket is not full), because n <= capacity makes g + n - capacity <= g.
-// Same preconditions as Take.
-func (s Schedule) Short(g, elapsed, n, capacity uint64) bool {
-	return g+n > capacity && !s.Reached(elapsed, g+n-capacity)
+// Denies reports whether Take denies: whether a bucket in state tat holds
+// fewer than n tokens at elapsed nanoseconds. Same preconditions as Take.
+// It is small enough to be inlined into a caller's hot path.
+func (l *Limit) Denies(tat, elapsed, n uint64) bool {
+	allow := l.burst - n*l.per // (Capacity - n) × P: what may be owed after the grant
+	if tat <= allow {
+		return false // at most the allowance owed: granted at any reading
+	}
+	// Granted iff tat - allow <= elapsed / u, i.e. (tat - allow) × I <= elapsed × 2^63.
+	yh, yl := bits.Mul64(tat-allow, l.interval)
+	eh, el := elapsed>>1, elapsed<<63
+	return yh > eh || (yh == eh && yl > el)
 }
 
-// Reached reports whether k tokens have been earned by elapsed nanoseconds:
-// Earned(elapsed) >= k, which is elapsed >= TimeOf(k). It decides that
-// without dividing and without TimeOf's rounding and range checks, small
-// enough to be inlined into a hot path: Earned(elapsed) >= k exactly when
-// elapsed × 2^Shift >= k × Interval, and both products are exact in 128
-// bits (elapsed <= MaxElapsed < 2^63 and Shift <= 62, so the left side is
-// below 2^125; k < 2^64 and Interval <= 2^63, so the right is below 2^127).
-// It costs two independent multiplications and a 128-bit comparison.
-func (s Schedule) Reached(elapsed, k uint64) bool {
-	eh, el := bits.Mul64(elapsed, 1<<s.Shift)
-	kh, kl := bits.Mul64(k, s.Interval)
-	return eh > kh || (eh == kh && el >= kl)
+// ceilUnits returns ceil(elapsed / u), exactly: the product with the
+// rounded-up inverse is at most one unit too high, and one more
+// multiplication tells whether it is.
+func (l *Limit) ceilUnits(elapsed uint64) uint64 {
+	hi, lo := bits.Mul64(elapsed, l.inverse)
+	c := hi<<1 | lo>>63 // floor(elapsed × inverse / 2^63), in [floor(e/u), floor(e/u) + 1]
+	// c >= e/u iff c × I >= e × 2^63; if not, the ceiling is c + 1.
+	ch, cl := bits.Mul64(c, l.interval)
+	if eh, el := elapsed>>1, elapsed<<63; ch < eh || (ch == eh && cl < el) {
+		c++
+	}
+	return c
 }
 
-// TakeEarned is Take with Earned(elapsed) computed by the caller: it makes
-// the same decision, because TimeOf(k) is the smallest elapsed time with
-// Earned >= k, so elapsed >= TimeOf(k) exactly when Earned(elapsed) >= k.
-// A caller that retries a compare-and-swap at one clock reading pays the
-// division once, outside its retry loop, and each attempt is then two
-// comparisons and an addition.
-func (s Schedule) TakeEarned(g, earned, n, capacity uint64) (next uint64, ok bool) {
-	if earned >= g {
-		return earned + n, true // full: tokens beyond capacity are forfeited
+// Tokens returns the whole tokens a bucket in state tat holds at elapsed
+// nanoseconds, for reports and tests: Capacity - ceil(debt / T), where debt
+// is tat - elapsed/u when positive. Not for the hot path: it divides.
+func (l *Limit) Tokens(tat, elapsed uint64) uint64 {
+	// debt in units × I = tat × I - elapsed × 2^63, exactly.
+	debt := new(big.Int).Mul(new(big.Int).SetUint64(tat), new(big.Int).SetUint64(l.interval))
+	debt.Sub(debt, new(big.Int).Lsh(new(big.Int).SetUint64(elapsed), 63))
+	if debt.Sign() <= 0 {
+		return l.capacity
 	}
-	if g+n <= capacity || earned >= g+n-capacity {
-		return g + n, true
+	// tokens owed = ceil(debt / (I × P)).
+	per := new(big.Int).Mul(new(big.Int).SetUint64(l.interval), new(big.Int).SetUint64(l.per))
+	owed, r := new(big.Int).QuoRem(debt, per, new(big.Int))
+	if r.Sign() != 0 {
+		owed.Add(owed, big.NewInt(1))
 	}
-	return g, false
-}
-
-// TakeUpTo is Take for a caller that wants at least min and at most max
-// tokens (0 < min <= max <= capacity): it grants as many as the bucket holds,
-// up to max, or nothing when it holds fewer than min. It returns the consumed
-// count to store and the number granted (0 when denied).
-//
-// Sharded buckets use it to move a batch of tokens into a local cache with
-// one update of the shared state.
-func (s Schedule) TakeUpTo(g, elapsed, min, max, capacity uint64) (next, got uint64) {
-	if s.Reached(elapsed, g) {
-		return s.Earned(elapsed) + max, max
-	}
-	// Earned < g: the bucket holds capacity - (g - Earned) tokens, or none.
-	var held uint64
-	if debt := g - s.Earned(elapsed); debt < capacity {
-		held = capacity - debt
-	}
-	if held < min {
-		return g, 0
-	}
-	if held > max {
-		held = max
-	}
-	return g + held, held
-}
-
-// Tokens returns the number of tokens the bucket holds at elapsed
-// nanoseconds, given its consumed count g. For reports and tests.
-func (s Schedule) Tokens(g, elapsed, capacity uint64) uint64 {
-	earned := s.Earned(elapsed)
-	if earned >= g {
-		return capacity
-	}
-	if g-earned >= capacity {
+	if !owed.IsUint64() || owed.Uint64() >= l.capacity {
 		return 0
 	}
-	return capacity - (g - earned)
+	return l.capacity - owed.Uint64()
 }

@@ -16,7 +16,7 @@ import (
 // rate; last = now), in the lab's exact integer arithmetic so that the clock
 // is the only thing wrong: under a mutex it reads the wall clock, adds the
 // time since its previous reading (ignoring a negative difference) to the
-// elapsed time it believes has passed, and decides with refill.Schedule.Take
+// elapsed time it believes has passed, and decides with refill.Limit.Take
 // on that. With a wall clock that never steps it is exactly the lab's mutex
 // bucket: the sum of the differences is now - start.
 //
@@ -45,14 +45,13 @@ import (
 // cannot present their readings out of order (which alone would look like
 // small backward steps and double-count). Safe for concurrent use.
 type WallClockBucket struct {
-	sched    refill.Schedule
-	capacity uint64
-	wall     func() int64
+	limit refill.Limit
+	wall  func() int64
 
-	mu       sync.Mutex
-	last     int64  // previous wall reading
-	elapsed  uint64 // sum of positive differences between readings, saturating at refill.MaxElapsed
-	consumed uint64 // tokens consumed; see package refill
+	mu      sync.Mutex
+	last    int64  // previous wall reading
+	elapsed uint64 // sum of positive differences between readings, saturating at limit.MaxElapsed()
+	tat     uint64 // see package refill
 }
 
 // NewWallClockBucket returns a full WallClockBucket on the system wall
@@ -70,20 +69,20 @@ func wallNow() int64 { return time.Now().UnixNano() }
 // call the bucket. cfg.Clock is ignored. A nil wall is the system wall
 // clock.
 func NewWallClockBucketWith(cfg contend.BucketConfig, wall func() int64) (*WallClockBucket, error) {
-	s, err := cfg.Schedule()
+	l, err := cfg.Limit()
 	if err != nil {
 		return nil, err
 	}
 	if wall == nil {
 		wall = wallNow
 	}
-	return &WallClockBucket{sched: s, capacity: uint64(cfg.Capacity), wall: wall, last: wall()}, nil
+	return &WallClockBucket{limit: l, wall: wall, last: wall()}, nil
 }
 
 // TryTake takes n tokens at once, or none. It returns false, changing
 // nothing, when n <= 0 or n > Capacity.
 func (b *WallClockBucket) TryTake(n int64) bool {
-	if n <= 0 || uint64(n) > b.capacity {
+	if n <= 0 || uint64(n) > b.limit.Capacity() {
 		return false
 	}
 	b.mu.Lock()
@@ -92,16 +91,12 @@ func (b *WallClockBucket) TryTake(n int64) bool {
 	if now > b.last {
 		// tokens += (now - last) × rate, in elapsed time.
 		d := uint64(now) - uint64(b.last)
-		if d > refill.MaxElapsed-b.elapsed {
-			b.elapsed = refill.MaxElapsed
-		} else {
-			b.elapsed += d
-		}
+		b.elapsed = min(b.elapsed+min(d, b.limit.MaxElapsed()), b.limit.MaxElapsed())
 	}
 	b.last = now // also when now < last: the correcting forward step will count
-	next, ok := b.sched.Take(b.consumed, b.elapsed, uint64(n), b.capacity)
+	next, ok := b.limit.Take(b.tat, b.elapsed, uint64(n))
 	if ok {
-		b.consumed = next
+		b.tat = next
 	}
 	return ok
 }

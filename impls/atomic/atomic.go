@@ -27,29 +27,28 @@ func (c *Counter) Add(delta int64) { c.n.Add(delta) }
 // Load returns the counter's value.
 func (c *Counter) Load() int64 { return c.n.Load() }
 
-// Bucket is a lock-free contend.Bucket: GCRA counted in tokens (see package
-// refill), with its whole state in one uint64, the number of tokens consumed
-// since construction.
+// Bucket is a lock-free contend.Bucket: GCRA (see package refill) with its
+// whole state in one uint64, the bucket's theoretical arrival time.
 //
 // Guarantees:
-//   - Linearizable and exact: a request is decided and recorded by one
-//     compare-and-swap on the state word, so no two requests can spend the
-//     same token, and it never grants more than Capacity + Rate × elapsed.
-//   - A denied request writes nothing: it loads the word and returns.
-//   - It never fails open. The state only grows and holds no time, so a
-//     clock reading that goes backwards (or a stalled goroutine deciding on
-//     an old reading) can only delay tokens, never add them.
-//   - Range: every representable configuration (package refill) works for
-//     MaxElapsed (about 292 years) after construction without overflow;
-//     past that the bucket stops earning tokens and denies.
+//   - Exact and linearizable: each decision is the textbook token bucket's
+//     at the clock reading it took, and takes effect in reading order. The
+//     reading is taken after the state word is loaded and before the
+//     compare-and-swap, so a successful CAS proves that no other grant took
+//     effect in between: successful updates are ordered as their readings.
+//     Over any window of W it grants at most Capacity + Rate × W.
+//   - A denial writes nothing. It may deny a request that the textbook
+//     bucket grants only within refill.Tolerance of the boundary.
+//   - Never fails open: a stale or backwards reading can only delay tokens.
+//   - Range: every valid configuration works for at least 146 years
+//     (refill.Limit.MaxElapsed); past that the bucket stops earning.
 //
-// Cost: one clock read, one 128-by-64-bit division (the tokens earned by
-// now, computed before the word is read), one atomic load, a few
-// comparisons and one CAS per grant. Under contention, a CAS that loses
-// retries with a fresh load and the same reading, and no division.
+// Cost: per attempt, one atomic load, one clock read and one multiplication
+// (two more for a grant), and one CAS per grant. A CAS that loses to another
+// grant retries with a fresh load and a fresh reading.
 type Bucket struct {
-	consumed atomic.Uint64
-	p        bucketcore.Params
+	tat atomic.Uint64
+	p   bucketcore.Params
 }
 
 // NewBucket returns a full Bucket, or a *contend.ConfigError.
@@ -67,17 +66,14 @@ func (b *Bucket) TryTake(n int64) bool {
 	if !b.p.Possible(n) {
 		return false
 	}
-	// The division happens once, before the word is read: between the load
-	// and the CAS there are only comparisons, so the window in which
-	// another core's CAS can make ours fail is as short as it can be.
-	earned := b.p.Sched.Earned(b.p.Elapsed())
 	for {
-		g := b.consumed.Load()
-		next, ok := b.p.Sched.TakeEarned(g, earned, uint64(n), b.p.Capacity)
+		tat := b.tat.Load()
+		// The reading after the load: see the type's documentation.
+		next, ok := b.p.Limit.Take(tat, b.p.Elapsed(), uint64(n))
 		if !ok {
 			return false
 		}
-		if b.consumed.CompareAndSwap(g, next) {
+		if b.tat.CompareAndSwap(tat, next) {
 			return true
 		}
 	}

@@ -38,14 +38,14 @@ func (c *Counter) Load() int64 {
 	return c.n
 }
 
-// Bucket is a contend.Bucket guarded by a sync.Mutex. TryTake is
-// linearizable and exact: it never grants more than Capacity + Rate ×
-// elapsed, and under-grants only by refill's rounding (one token in 2^62).
-// The clock is read outside the lock.
+// Bucket is a contend.Bucket guarded by a sync.Mutex: exact and
+// linearizable like atomic.Bucket (the textbook bucket, within
+// refill.Tolerance), with the clock read under the lock so that decisions
+// take effect in the order of their readings.
 type Bucket struct {
-	p        bucketcore.Params
-	mu       sync.Mutex
-	consumed uint64 // tokens consumed since start; see package refill
+	p   bucketcore.Params
+	mu  sync.Mutex
+	tat uint64 // see package refill
 }
 
 // NewBucket returns a full Bucket, or a *contend.ConfigError.
@@ -63,11 +63,10 @@ func (b *Bucket) TryTake(n int64) bool {
 	if !b.p.Possible(n) {
 		return false
 	}
-	elapsed := b.p.Elapsed()
 	b.mu.Lock()
-	next, ok := b.p.Sched.Take(b.consumed, elapsed, uint64(n), b.p.Capacity)
+	next, ok := b.p.Limit.Take(b.tat, b.p.Elapsed(), uint64(n))
 	if ok {
-		b.consumed = next
+		b.tat = next
 	}
 	b.mu.Unlock()
 	return ok

@@ -148,9 +148,9 @@ func (c *ReentrantCounter) AddAndLoad(delta int64) int64 {
 // ReentrantBucket is a contend.Bucket guarded by a ReentrantMutex, with the
 // same exact arithmetic and guarantees as Bucket.
 type ReentrantBucket struct {
-	p        bucketcore.Params
-	mu       ReentrantMutex
-	consumed uint64 // tokens consumed since start; see package refill
+	p   bucketcore.Params
+	mu  ReentrantMutex
+	tat uint64 // see package refill
 }
 
 // NewReentrantBucket returns a full ReentrantBucket, or a
@@ -169,11 +169,10 @@ func (b *ReentrantBucket) TryTake(n int64) bool {
 	if !b.p.Possible(n) {
 		return false
 	}
-	elapsed := b.p.Elapsed()
 	b.mu.Lock()
-	next, ok := b.p.Sched.Take(b.consumed, elapsed, uint64(n), b.p.Capacity)
+	next, ok := b.p.Limit.Take(b.tat, b.p.Elapsed(), uint64(n))
 	if ok {
-		b.consumed = next
+		b.tat = next
 	}
 	b.mu.Unlock()
 	return ok
@@ -185,10 +184,10 @@ func (b *ReentrantBucket) TryTake(n int64) bool {
 func (b *ReentrantBucket) TryTakeAll(ns ...int64) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	saved := b.consumed
+	saved := b.tat
 	for _, n := range ns {
 		if !b.TryTake(n) {
-			b.consumed = saved
+			b.tat = saved
 			return false
 		}
 	}

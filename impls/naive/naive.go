@@ -33,8 +33,8 @@ func (c *Counter) Load() int64 { return c.n }
 // granted: it over-grants under concurrency. Correct only when used by one
 // goroutine.
 type Bucket struct {
-	p        bucketcore.Params
-	consumed uint64
+	p   bucketcore.Params
+	tat uint64 // see package refill
 }
 
 // NewBucket returns a full Bucket, or a *contend.ConfigError.
@@ -51,10 +51,9 @@ func (b *Bucket) TryTake(n int64) bool {
 	if !b.p.Possible(n) {
 		return false
 	}
-	g := b.consumed
-	next, ok := b.p.Sched.Take(g, b.p.Elapsed(), uint64(n), b.p.Capacity)
+	next, ok := b.p.Limit.Take(b.tat, b.p.Elapsed(), uint64(n))
 	if ok {
-		b.consumed = next
+		b.tat = next
 	}
 	return ok
 }

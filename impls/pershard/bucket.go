@@ -9,10 +9,10 @@ import (
 	"github.com/contend-lab/contend/refill"
 )
 
-// The deny path calls refill.Schedule.Short as a method expression on
+// The deny path calls refill.Limit.Denies as a method expression on
 // purpose. Go 1.26 inlines a method only from a package its caller imports
-// itself: written b.p.Sched.Short, with refill reached through bucketcore
-// alone, Short stayed a call on every denial (checked with -gcflags=-m).
+// itself: written b.p.Limit.Denies, with refill reached through bucketcore
+// alone, it stayed a call on every denial (checked with -gcflags=-m).
 
 // maxBatch caps the batch size. At 64 tokens per batch a request of one
 // token touches the shared word at most once in 64 times (1.6%), which
@@ -127,9 +127,9 @@ type cache struct {
 // package documentation describes.
 type Bucket struct {
 	bucketConf
-	_        [padSize - unsafe.Sizeof(bucketConf{})%padSize]byte
-	consumed atomic.Uint64 // tokens consumed since construction (refill's g)
-	_        [padSize - 8]byte
+	_   [padSize - unsafe.Sizeof(bucketConf{})%padSize]byte
+	tat atomic.Uint64 // the global word: refill's state, as in impls/atomic
+	_   [padSize - 8]byte
 }
 
 // bucketConf is the read-only part of a Bucket.
@@ -152,7 +152,7 @@ func NewBucket(cfg contend.BucketConfig) (*Bucket, error) {
 		p:      p,
 		caches: make([]cache, s),
 		mask:   uint64(s - 1),
-		batch:  batchSize(p.Capacity, s),
+		batch:  batchSize(p.Limit.Capacity(), s),
 	}}, nil
 }
 
@@ -223,12 +223,12 @@ func (b *Bucket) TryTake(n int64) bool {
 			// Another goroutine is refilling this cache: do not wait.
 			break
 		}
-		// The cache is short: read the clock and the global word. A
-		// denial is decided here, inline, with no call but the clock's:
-		// one load and at most two multiplications (refill.Short).
+		// The cache is short: load the global word, then read the clock
+		// (in that order, as impls/atomic does). A denial is decided here,
+		// inline, with no call but the clock's: one multiplication.
+		g := b.tat.Load()
 		elapsed := b.p.Elapsed()
-		g := b.consumed.Load()
-		if refill.Schedule.Short(b.p.Sched, g, elapsed, u, b.p.Capacity) {
+		if (*refill.Limit).Denies(&b.p.Limit, g, elapsed, u) {
 			return b.steal(home, u)
 		}
 		granted, retry := b.refill(c, v, u, g, elapsed)
@@ -247,12 +247,11 @@ func (b *Bucket) TryTake(n int64) bool {
 // whether n was granted, or retry when c changed before it could be claimed
 // (nothing was written then).
 //
-// All-or-nothing batches keep the path free of divisions (refill.Take costs
-// multiplications; TakeUpTo would divide on every call) and, when supply is
-// short, leave the scarce tokens in the global word where every P can reach
-// them instead of stranding them in one cache.
+// All-or-nothing batches keep the path free of divisions and, when supply
+// is short, leave the scarce tokens in the global word where every P can
+// reach them instead of stranding them in one cache.
 func (b *Bucket) refill(c *atomic.Uint64, v, n, g, elapsed uint64) (granted, retry bool) {
-	batch := min(n+b.batch-v, b.p.Capacity) // v < n <= B, so n < n+B-v
+	batch := min(n+b.batch-v, b.p.Limit.Capacity()) // v < n <= B, so n < n+B-v
 	next, got := b.decide(g, elapsed, n, batch)
 	if got == 0 {
 		return false, false // denied: nothing written
@@ -264,14 +263,14 @@ func (b *Bucket) refill(c *atomic.Uint64, v, n, g, elapsed uint64) (granted, ret
 		if !c.CompareAndSwap(v, v|refilling) {
 			return false, true
 		}
-	} else if b.consumed.CompareAndSwap(g, next) {
+	} else if b.tat.CompareAndSwap(g, next) {
 		return true, false // exactly n, nothing to deposit: no claim needed
 	} else {
 		return false, true // lost the global word: look at the cache again
 	}
-	for !b.consumed.CompareAndSwap(g, next) {
-		g = b.consumed.Load()
-		next, got = b.decide(g, elapsed, n, batch)
+	for !b.tat.CompareAndSwap(g, next) {
+		g = b.tat.Load()
+		next, got = b.decide(g, b.p.Elapsed(), n, batch) // a fresh reading after each load
 		if got == 0 {
 			c.Add(refilling) // clears the flag (wraps mod 2^64); tokens unchanged
 			return false, false
@@ -290,11 +289,11 @@ func (b *Bucket) refill(c *atomic.Uint64, v, n, g, elapsed uint64) (granted, ret
 //
 // It asks for n first, so that a denial costs what impls/atomic's does.
 func (b *Bucket) decide(g, elapsed, n, batch uint64) (next, got uint64) {
-	next, ok := b.p.Sched.Take(g, elapsed, n, b.p.Capacity)
+	next, ok := b.p.Limit.Take(g, elapsed, n)
 	if !ok {
 		return g, 0
 	}
-	if more, ok := b.p.Sched.Take(g, elapsed, batch, b.p.Capacity); ok {
+	if more, ok := b.p.Limit.Take(g, elapsed, batch); ok {
 		return more, batch
 	}
 	return next, n
@@ -303,14 +302,13 @@ func (b *Bucket) decide(g, elapsed, n, batch uint64) (next, got uint64) {
 // takeGlobal decides n tokens against the global word alone, exactly as
 // impls/atomic.Bucket does. A denial writes nothing.
 func (b *Bucket) takeGlobal(n uint64) bool {
-	elapsed := b.p.Elapsed()
 	for {
-		g := b.consumed.Load()
-		next, ok := b.p.Sched.Take(g, elapsed, n, b.p.Capacity)
+		g := b.tat.Load()
+		next, ok := b.p.Limit.Take(g, b.p.Elapsed(), n)
 		if !ok {
 			return false
 		}
-		if b.consumed.CompareAndSwap(g, next) {
+		if b.tat.CompareAndSwap(g, next) {
 			return true
 		}
 	}

@@ -28,16 +28,32 @@ func (c *countingClock) Now() int64 {
 // state is a snapshot of a bucket's words, for checking that a call
 // changed nothing.
 type state struct {
-	consumed uint64
-	caches   []uint64
+	tat    uint64
+	caches []uint64
 }
 
 func snapshot(b *Bucket) state {
-	s := state{consumed: b.consumed.Load()}
+	s := state{tat: b.tat.Load()}
 	for i := range b.caches {
 		s.caches = append(s.caches, b.caches[i].w.Load())
 	}
 	return s
+}
+
+// held returns the tokens the global word holds at the clock's reading.
+func held(b *Bucket) uint64 { return b.p.Limit.Tokens(b.tat.Load(), b.p.Elapsed()) }
+
+// setHeld makes the global word of a bucket whose clock still reads its
+// start hold h tokens.
+func setHeld(t *testing.T, b *Bucket, h uint64) {
+	t.Helper()
+	require.Zero(t, b.p.Elapsed(), "setHeld needs the clock at the bucket's start")
+	var tat uint64
+	if c := b.p.Limit.Capacity(); h < c {
+		tat, _ = b.p.Limit.Take(0, 0, c-h)
+	}
+	b.tat.Store(tat)
+	require.Equal(t, h, held(b))
 }
 
 // cached returns the tokens held in b's caches, checking that no cache is
@@ -202,19 +218,20 @@ func TestCommonPathSkipsClock(t *testing.T) {
 	reads := clk.reads.Load()
 	require.True(t, b.TryTake(1))
 	assert.Equal(t, reads+1, clk.reads.Load(), "the refill reads the clock once")
-	assert.Equal(t, uint64(65), b.consumed.Load(), "one batch: n plus B")
+	assert.Equal(t, uint64(1000-65), held(b), "one batch: n plus B")
 	assert.Equal(t, uint64(64), cached(t, b))
 
+	reads = clk.reads.Load() // held read the clock too
 	for i := range 64 {
 		require.True(t, b.TryTake(1), "cached token %d", i)
 	}
-	assert.Equal(t, reads+1, clk.reads.Load(), "cached tokens need no clock")
-	assert.Equal(t, uint64(65), b.consumed.Load(), "cached tokens leave the global word alone")
+	assert.Equal(t, reads, clk.reads.Load(), "cached tokens need no clock")
+	assert.Equal(t, uint64(1000-65), held(b), "cached tokens leave the global word alone")
 	assert.Zero(t, cached(t, b))
 
 	// n > B goes to the global word for exactly n.
 	require.True(t, b.TryTake(65))
-	assert.Equal(t, uint64(130), b.consumed.Load())
+	assert.Equal(t, uint64(1000-130), held(b))
 	assert.Zero(t, cached(t, b))
 }
 
@@ -226,10 +243,10 @@ func TestRefillFillsAtMostB(t *testing.T) {
 	b, err := NewBucket(contend.BucketConfig{Capacity: 1000, Rate: 1000, Clock: contend.NewManualClock(0)})
 	require.NoError(t, err)
 	for _, n := range []int64{1, 10, 64, 30, 64, 5, 64, 64} {
-		before := b.consumed.Load()
+		before := held(b)
 		cachedBefore := cached(t, b)
 		require.True(t, b.TryTake(n))
-		drawn := b.consumed.Load() - before
+		drawn := before - held(b)
 		assert.Equal(t, cachedBefore+drawn, cached(t, b)+uint64(n), "tokens are conserved on TryTake(%d)", n)
 		assert.LessOrEqual(t, cached(t, b), b.batch)
 	}
@@ -251,7 +268,7 @@ func TestStartsFull(t *testing.T) {
 			}
 			wg.Wait()
 			assert.LessOrEqual(t, granted.Load(), capacity, "GOMAXPROCS %d, Capacity %d: over-granted", procs, capacity)
-			assert.Equal(t, uint64(granted.Load())+cached(t, b), b.consumed.Load(), "tokens conserved")
+			assert.Equal(t, uint64(granted.Load())+cached(t, b), uint64(capacity)-held(b), "tokens conserved")
 			assert.GreaterOrEqual(t, granted.Load(), capacity-b.UnderGrantBound())
 
 			rest := drain(b, 1)
@@ -305,8 +322,7 @@ func TestNeverOverGrants(t *testing.T) {
 
 		limit := tt.capacity + clk.Now()/ms // T = 1 ms exactly
 		assert.LessOrEqual(t, granted.Load(), limit, "GOMAXPROCS %d, Capacity %d", tt.procs, tt.capacity)
-		assert.LessOrEqual(t, uint64(granted.Load())+cached(t, b), b.consumed.Load(), "only tokens the global word counted")
-		assert.LessOrEqual(t, b.consumed.Load(), uint64(limit))
+		assert.LessOrEqual(t, granted.Load()+int64(cached(t, b)), limit, "only tokens the global word granted")
 		assert.Positive(t, granted.Load())
 
 		granted.Add(drain(b, 1))
@@ -352,7 +368,7 @@ func TestUnderGrantWithinBound(t *testing.T) {
 			})
 		}
 		globalEmpty := func() bool {
-			return b.p.Sched.Tokens(b.consumed.Load(), b.p.Elapsed(), b.p.Capacity) == 0
+			return held(b) == 0
 		}
 		step := time.Duration(max(tt.capacity/2, 1) * ms) // earns Capacity/2 tokens
 		for range 20 {
@@ -406,8 +422,8 @@ func TestIdleDecades(t *testing.T) {
 		{"1/s, 50 years", 1, 100, 50 * year, 100},
 		{"max rate, 50 years", contend.MaxRate, 1000, 50 * year, 1000},
 		{"max rate, max capacity, 200 years", contend.MaxRate, contend.MaxCapacity, 200 * year, -1},
-		{"one per 146 years, 50 years", contend.MinRate, 10, 50 * year, 0},
-		{"one per 146 years, 200 years", contend.MinRate, 10, 200 * year, 1},
+		{"one per 146 years, 50 years", contend.MinRate, 1, 50 * year, 0},
+		{"one per 146 years, 200 years", contend.MinRate, 1, 200 * year, 1},
 		{"1/s, to the end of the clock", 1, 100, math.MaxInt64, 100},
 	}
 	for _, tt := range tests {
@@ -462,7 +478,7 @@ func TestBucketZeroAllocs(t *testing.T) {
 	}
 	withGOMAXPROCS(t, 1)
 	clk := contend.NewManualClock(0)
-	b, err := NewBucket(contend.BucketConfig{Capacity: 1 << 40, Rate: 1, Clock: clk})
+	b, err := NewBucket(contend.BucketConfig{Capacity: 1 << 40, Rate: 1e6, Clock: clk})
 	require.NoError(t, err)
 	assert.Zero(t, testing.AllocsPerRun(1000, func() { b.TryTake(1) }), "cached and refill paths")
 	assert.Zero(t, testing.AllocsPerRun(100, func() { b.TryTake(1000) }), "global path")
@@ -483,7 +499,7 @@ func TestStealsFromAnotherCache(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, b.caches, 8)
 		// Global word empty; cache k holds 5 tokens, cache k+1 holds 4.
-		b.consumed.Store(capacity)
+		setHeld(t, b, 0)
 		b.caches[k].w.Store(5)
 		b.caches[(k+1)%8].w.Store(4)
 
@@ -495,7 +511,8 @@ func TestStealsFromAnotherCache(t *testing.T) {
 		assert.Equal(t, uint64(4), cached(t, b))
 		assert.Equal(t, int64(4), drain(b, 1))
 		assert.Zero(t, cached(t, b))
-		assert.Equal(t, uint64(capacity), b.consumed.Load(), "stealing leaves the global word alone")
+		assert.Zero(t, held(b), "stealing leaves the global word alone")
+		assert.Equal(t, before.tat, b.tat.Load())
 	}
 }
 
@@ -507,16 +524,16 @@ func TestClaimedCacheGoesGlobal(t *testing.T) {
 	withGOMAXPROCS(t, 1) // one cache, so this goroutine's home is cache 0
 	b, err := NewBucket(contend.BucketConfig{Capacity: 1000, Rate: 1, Clock: contend.NewManualClock(0)})
 	require.NoError(t, err)
-	b.consumed.Store(3)
+	setHeld(t, b, 997)
 	b.caches[0].w.Store(refilling | 3)
 
 	assert.True(t, b.TryTake(2), "served from the claimed cache")
 	assert.Equal(t, refilling|1, b.caches[0].w.Load())
-	assert.Equal(t, uint64(3), b.consumed.Load())
+	assert.Equal(t, uint64(997), held(b))
 
 	assert.True(t, b.TryTake(2), "served by the global word")
 	assert.Equal(t, refilling|1, b.caches[0].w.Load(), "no deposit into a claimed cache")
-	assert.Equal(t, uint64(5), b.consumed.Load(), "exactly n from the global word")
+	assert.Equal(t, uint64(995), held(b), "exactly n from the global word")
 }
 
 // hookClock runs hook, once, on its next reading.
@@ -548,7 +565,7 @@ func TestRefillRace(t *testing.T) {
 	require.True(t, b.TryTake(1), "outer refill")
 	assert.Nil(t, clk.hook, "the hook ran")
 	assert.Equal(t, uint64(63), cached(t, b), "the outer request took a token the inner refill cached")
-	assert.Equal(t, uint64(65), b.consumed.Load(), "one batch only")
+	assert.Equal(t, uint64(1000-65), held(b), "one batch only")
 }
 
 // TestShortSupplyTakesExactlyN: when the global word holds less than a
@@ -560,18 +577,18 @@ func TestShortSupplyTakesExactlyN(t *testing.T) {
 	b, err := NewBucket(contend.BucketConfig{Capacity: 1000, Rate: 1000, Clock: clk})
 	require.NoError(t, err)
 	require.Equal(t, uint64(64), b.batch)
-	b.consumed.Store(1000 - 40) // the global word holds 40 tokens, less than n + B
+	setHeld(t, b, 40) // less than n + B
 
 	for i := range uint64(4) {
 		require.True(t, b.TryTake(10))
-		assert.Equal(t, 1000-40+10*(i+1), b.consumed.Load())
+		assert.Equal(t, 40-10*(i+1), held(b))
 		assert.Zero(t, cached(t, b))
 	}
 	assert.False(t, b.TryTake(1))
 
 	clk.Advance(time.Duration(100 * ms)) // 100 tokens: enough for a batch
 	require.True(t, b.TryTake(10))
-	assert.Equal(t, uint64(1000+10+64), b.consumed.Load(), "n plus a batch of B")
+	assert.Equal(t, uint64(100-10-64), held(b), "n plus a batch of B")
 	assert.Equal(t, uint64(64), cached(t, b))
 }
 
@@ -586,7 +603,7 @@ func TestDenialLooksHomeAgain(t *testing.T) {
 	b, err := NewBucket(contend.BucketConfig{Capacity: 1000, Rate: 1, Clock: clk})
 	require.NoError(t, err)
 	require.Equal(t, uint64(64), b.batch)
-	b.consumed.Store(1000 - 65) // the global word holds n + B: one batch
+	setHeld(t, b, 65) // n + B: one batch
 	clk.hook = func() { assert.True(t, b.TryTake(1), "inner refill") }
 
 	assert.True(t, b.TryTake(1), "denied while its own cache holds %d tokens", cached(t, b))

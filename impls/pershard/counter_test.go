@@ -34,7 +34,7 @@ func TestLayout(t *testing.T) {
 	assert.Equal(t, uintptr(padSize), unsafe.Sizeof(stripe{}))
 	assert.Equal(t, uintptr(padSize), unsafe.Sizeof(cache{}))
 	var b Bucket
-	assert.Equal(t, uintptr(padSize), unsafe.Offsetof(b.consumed), "the global word starts the second block")
+	assert.Equal(t, uintptr(padSize), unsafe.Offsetof(b.tat), "the global word starts the second block")
 	assert.Equal(t, uintptr(2*padSize), unsafe.Sizeof(b), "two blocks")
 	assert.Equal(t, uintptr(padSize), unsafe.Sizeof(Counter{}), "the counter's header fills one block")
 

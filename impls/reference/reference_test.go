@@ -108,10 +108,11 @@ func TestTimeRate_EarlyAtLargeElapsed(t *testing.T) {
 	}
 	for _, tc := range cases {
 		clk := contend.NewManualClock(1_000_000_007)
-		cfg := contend.BucketConfig{Capacity: 1 << 41, Rate: tc.rate, Clock: clk}
+		// Capacity k: the largest request, and within 2^62 ns of refill at every rate here.
+		cfg := contend.BucketConfig{Capacity: tc.k, Rate: tc.rate, Clock: clk}
 		xr, lab := pair(t, cfg)
-		require.True(t, xr.TryTake(1<<41))
-		require.True(t, lab.TryTake(1<<41))
+		require.True(t, xr.TryTake(tc.k))
+		require.True(t, lab.TryTake(tc.k))
 		clk.Advance(time.Duration(tc.due - tc.early))
 		assert.False(t, lab.TryTake(tc.k), "lab, rate %v: %d tokens %d ns early", tc.rate, tc.k, tc.early)
 		assert.True(t, xr.TryTake(tc.k), "x/time/rate, rate %v: %d tokens granted %d ns early", tc.rate, tc.k, tc.early)
@@ -125,7 +126,8 @@ func TestTimeRate_HugeBurstNeverRunsDown(t *testing.T) {
 	const capacity = 1 << 54
 	const small = 1000
 	clk := contend.NewManualClock(0)
-	xr, lab := pair(t, contend.BucketConfig{Capacity: capacity, Rate: 1, Clock: clk})
+	// The clock is frozen: MaxRate only makes the capacity valid (at most 2^62 ns to refill).
+	xr, lab := pair(t, contend.BucketConfig{Capacity: capacity, Rate: contend.MaxRate, Clock: clk})
 	for _, b := range []contend.Bucket{xr, lab} {
 		require.Equal(t, int64(small), drain(b, small))
 	}
@@ -139,7 +141,7 @@ func TestTimeRate_RequestRoundedToFloat(t *testing.T) {
 	const capacity = 1 << 62
 	const n = 1<<61 + 255
 	clk := contend.NewManualClock(0)
-	xr, lab := pair(t, contend.BucketConfig{Capacity: capacity, Rate: 1, Clock: clk})
+	xr, lab := pair(t, contend.BucketConfig{Capacity: capacity, Rate: contend.MaxRate, Clock: clk}) // frozen clock, as above
 	for _, b := range []contend.Bucket{xr, lab} {
 		require.True(t, b.TryTake(n))
 	}
@@ -176,10 +178,12 @@ func TestTimeRate_BackwardsThenForwardDoubleCounts(t *testing.T) {
 	assert.Equal(t, int64(15), granted["x/time/rate"], "x/time/rate: the 0.5 s after the stale reading is earned twice")
 }
 
-// TestTimeRate_PartialTokenDiscardedWhenFull: a full Limiter forgets the
+// TestTimeRate_PartialTokenDiscardedWhenFull: a full bucket forgets the
 // progress towards its next token, so after a take the next token comes a
-// whole interval later; the lab's grid, fixed at construction, does not
-// move. An under-grant only: x/time/rate is later, never earlier, here.
+// whole interval later. That is the textbook bucket, and x/time/rate and
+// the lab now agree on it (before, the lab's tokens fell due on a grid fixed
+// at construction, and it granted this second token at 1 s: two tokens
+// 0.5 s apart on a limit of one per second).
 func TestTimeRate_PartialTokenDiscardedWhenFull(t *testing.T) {
 	clk := contend.NewManualClock(1_000_000_007)
 	xr, lab := pair(t, contend.BucketConfig{Capacity: 1, Rate: 1, Clock: clk})
@@ -187,9 +191,10 @@ func TestTimeRate_PartialTokenDiscardedWhenFull(t *testing.T) {
 	for _, b := range []contend.Bucket{xr, lab} {
 		require.True(t, b.TryTake(1))
 	}
-	clk.Advance(500 * time.Millisecond) // 1 s since creation: the lab's second token is due
-	assert.True(t, lab.TryTake(1), "lab: Capacity + Rate × 1 s = 2 tokens by 1 s")
+	clk.Advance(500 * time.Millisecond) // 1 s since creation, 0.5 s since the take
+	assert.False(t, lab.TryTake(1), "lab: only half a token since the take")
 	assert.False(t, xr.TryTake(1), "x/time/rate: only half a token since the take")
 	clk.Advance(500 * time.Millisecond)
+	assert.True(t, lab.TryTake(1), "lab: a whole second after the take")
 	assert.True(t, xr.TryTake(1), "x/time/rate: a whole second after the take")
 }

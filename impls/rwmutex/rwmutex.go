@@ -36,15 +36,17 @@ func (c *Counter) Load() int64 {
 	return c.n
 }
 
-// Bucket is a contend.Bucket guarded by a sync.RWMutex, linearizable and
-// exact like mutex.Bucket. A request first checks, under the read lock,
-// whether it would be granted; a request that would be denied returns
-// without ever taking the write lock, so the deny path runs concurrently.
-// A request that would be granted takes the write lock and decides again.
+// Bucket is a contend.Bucket guarded by a sync.RWMutex, exact and
+// linearizable like mutex.Bucket. A request first decides, under the read
+// lock, whether it would be granted; one that would be denied returns
+// without taking the write lock, so denials run concurrently. One that would
+// be granted takes the write lock, reads the clock again and decides again.
+// Each reading is taken under the lock it decides under, so decisions take
+// effect in reading order.
 type Bucket struct {
-	p        bucketcore.Params
-	mu       sync.RWMutex
-	consumed uint64 // tokens consumed since start; see package refill
+	p   bucketcore.Params
+	mu  sync.RWMutex
+	tat uint64 // see package refill
 }
 
 // NewBucket returns a full Bucket, or a *contend.ConfigError.
@@ -62,17 +64,16 @@ func (b *Bucket) TryTake(n int64) bool {
 	if !b.p.Possible(n) {
 		return false
 	}
-	elapsed := b.p.Elapsed()
 	b.mu.RLock()
-	_, ok := b.p.Sched.Take(b.consumed, elapsed, uint64(n), b.p.Capacity)
+	denied := b.p.Limit.Denies(b.tat, b.p.Elapsed(), uint64(n))
 	b.mu.RUnlock()
-	if !ok {
-		return false // denied: nothing written, no exclusive lock taken
+	if denied {
+		return false // nothing written, no exclusive lock taken
 	}
 	b.mu.Lock()
-	next, ok := b.p.Sched.Take(b.consumed, elapsed, uint64(n), b.p.Capacity)
+	next, ok := b.p.Limit.Take(b.tat, b.p.Elapsed(), uint64(n))
 	if ok {
-		b.consumed = next
+		b.tat = next
 	}
 	b.mu.Unlock()
 	return ok
