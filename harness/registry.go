@@ -80,6 +80,10 @@ type BucketImpl struct {
 	// grant fewer than Capacity + Rate × elapsed when demand exceeds supply,
 	// beyond what an Exact bucket may. Computed for the current GOMAXPROCS.
 	UnderGrant func(cfg contend.BucketConfig) int64
+	// BurstExcess, for an Approximate bucket, returns the most tokens it may
+	// grant over any window W beyond the textbook bound Capacity + Rate × W
+	// (an Exact bucket: none). Computed for the current GOMAXPROCS.
+	BurstExcess func(cfg contend.BucketConfig) int64
 	// Deviations lists, for a reference implementation, the conformance
 	// checks it fails, by check name, with what it does instead. The harness
 	// runs those checks expecting them to fail, so the list stays true and
@@ -96,6 +100,11 @@ type BucketImpl struct {
 // StressDeviation is the BucketImpl.Deviations key for a reference that
 // breaks the stress invariants (over- or under-grants under concurrency).
 const StressDeviation = "stress"
+
+// TextbookDeviation is the BucketImpl.Deviations key for a reference whose
+// sequential decisions differ from the textbook token bucket's (package
+// textbook) beyond refill.Tolerance.
+const TextbookDeviation = "textbook"
 
 // Counters returns every registered Counter implementation, in the order
 // the report lists them.
@@ -132,7 +141,7 @@ func Buckets() []BucketImpl {
 			Summary: "sync.RWMutex: denials decided under the read lock, grants under the write lock"},
 		{Name: "atomic", New: adapt(atomic.NewBucket), Guarantee: Exact,
 			Summary: "GCRA counted in tokens: one CAS on one 64-bit word; lock-free, denials write nothing"},
-		{Name: "pershard", New: adapt(pershard.NewBucket), Guarantee: Approximate, UnderGrant: pershard.UnderGrantBound,
+		{Name: "pershard", New: adapt(pershard.NewBucket), Guarantee: Approximate, UnderGrant: pershard.UnderGrantBound, BurstExcess: pershard.UnderGrantBound,
 			Summary: "per-P token caches refilled in batches from one atomic bucket; never over-grants"},
 		{Name: "per-goroutine", New: adapt(antipattern.NewPerGoroutineBucket), Guarantee: Broken,
 			Summary: "anti-pattern: one private bucket per goroutine, no shared limit",
@@ -149,6 +158,7 @@ func Buckets() []BucketImpl {
 				"refill-at-boundaries": "grants a token up to 1 ns before it is due: the wait for the missing fraction is truncated to 0 ns",
 				"rate-edges":           "at MaxRate (1e9/s) grants the next token 1 ns early, as in refill-at-boundaries",
 				"clock-backwards":      "a reading before the last one earns nothing, but a grant stores it, and the next reading earns the interval again",
+				TextbookDeviation:      "grants up to 1 ns early (the wait for the missing fraction of a token is truncated), and spends requests above 2^53 as float64",
 				StressDeviation: "over-grants under contention: a caller's clock reading, taken before the Limiter's mutex, " +
 					"can be older than the last caller's, and the Limiter then counts the time between them twice (golang/go#56287)",
 			}},
