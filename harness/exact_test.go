@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -72,45 +73,17 @@ func TestExactRegressionTable(t *testing.T) {
 	}
 }
 
-// oracleCase is one configuration of the differential test: gaps between
-// requests are drawn from gaps (each jittered), sizes from sizes.
-type oracleCase struct {
-	name     string
-	capacity int64
-	rate     float64
-	gaps     []time.Duration
-	sizes    []int64 // request sizes; 0 stands for Capacity
-}
-
-var oracleCases = []oracleCase{
-	{"capacity 1 at 1/s", 1, 1, []time.Duration{1, 300 * time.Millisecond, 500 * time.Millisecond, 999_999_999, time.Second, 1500 * time.Millisecond}, []int64{1}},
-	{"capacity 2 at 3/s (interval not whole ns)", 2, 3, []time.Duration{1, 100 * time.Millisecond, 333_333_333, 333_333_334, time.Second}, []int64{1, 2}},
-	{"capacity 10 at 10/s, requests of 1 and 10", 10, 10, []time.Duration{1, 10 * time.Millisecond, 99_999_999, 100 * time.Millisecond, time.Second}, []int64{1, 0, 3}},
-	{"capacity 100 at 1000/s", 100, 1000, []time.Duration{1, 999_999, time.Millisecond, 50 * time.Millisecond}, []int64{1, 0, 7, 50}},
-	{"tiny rate: one per 11.6 days", 2, 1e-6, []time.Duration{1, time.Hour, 24 * time.Hour, 11 * 24 * time.Hour, 365 * 24 * time.Hour}, []int64{1, 0}},
-	{"MaxRate: one per ns", 1000, contend.MaxRate, []time.Duration{1, 2, 3, 100, 999, 1000}, []int64{1, 0, 10, 500}},
-	{"huge rate, interval 1.5 ns", 5, 1e9 / 1.5, []time.Duration{1, 2, 3, 7}, []int64{1, 0, 2}},
-	{"1e6/3 per second, capacity 1e6", 1_000_000, 1e6 / 3, []time.Duration{1, 3000, 3001, time.Millisecond, time.Second, 3 * time.Second}, []int64{1, 0, 1000, 333_333}},
-	{"7.5/s, requests of capacity only", 7, 7.5, []time.Duration{1, 133_333_333, 933_333_333, 933_333_334, time.Second}, []int64{0}},
-	{"idle gaps from 1 ns to decades", 3, 1, []time.Duration{1, time.Second, 24 * time.Hour, 365 * 24 * time.Hour, 10 * 365 * 24 * time.Hour}, []int64{1, 0}},
-	{"1234.5678/s, capacity 50", 50, 1234.5678, []time.Duration{1, 810_000, 810_001, 10 * time.Millisecond}, []int64{1, 0, 13}},
-	{"MaxCapacity at MaxRate", contend.MaxCapacity, contend.MaxRate, []time.Duration{1, 1000, time.Second, 100 * 365 * 24 * time.Hour}, []int64{1, 0, 1 << 61}},
-}
-
-// oracleRun is what the differential test measured for one bucket on one case.
+// oracleRun is what the differential test measured for one bucket on one
+// case, over all its seeds: the row the report shows.
 type oracleRun struct {
 	Impl, Guarantee, Case string
-	Decisions             int
-	OverGrants            int     // granted what the textbook bucket refused
-	WrongDenials          int     // denied what the textbook bucket granted, beyond the tolerance
-	Tolerated             int     // denied within the tolerance
-	WindowExcess          float64 // most tokens granted over a window beyond Capacity + Rate × W
+	textbook.Result
 }
 
 // tolerance returns the ns within which a bucket may deny what the textbook
 // bucket grants: none when the emission interval is whole nanoseconds,
-// else refill.Tolerance plus the rate's rounding over the run (package
-// refill's documentation).
+// else refill.Tolerance plus the rate's rounding over a run of elapsed ns
+// (package refill's documentation).
 func tolerance(capacity int64, rate float64, elapsed int64) int64 {
 	t := new(big.Rat).SetFloat64(rate)
 	t.Quo(big.NewRat(1e9, 1), t)
@@ -121,111 +94,23 @@ func tolerance(capacity int64, rate float64, elapsed int64) int64 {
 	return refill.Tolerance + int64(math.Ceil((burst+float64(elapsed))/(1<<62)))
 }
 
-// replay runs one random sequential history of c on a new bucket from nb,
-// against the textbook bucket, and returns what it measured. The textbook
-// bucket follows the bucket's decisions, so that one tolerated denial does
-// not turn every later decision into a disagreement.
-func replay(t *testing.T, nb NewBucketFunc, c oracleCase, seed uint64, steps int) (oracleRun, error) {
-	rng := rand.New(rand.NewPCG(seed, 7))
+// replay runs one random sequential history of c on a new bucket from nb
+// against the textbook bucket (textbook.Replay), on a ManualClock.
+func replay(nb NewBucketFunc, c textbook.Case, seed uint64, steps int) (textbook.Result, error) {
 	clk := contend.NewManualClock(startOfTime)
-	b, err := nb(contend.BucketConfig{Capacity: c.capacity, Rate: c.rate, Clock: clk})
+	b, err := nb(contend.BucketConfig{Capacity: c.Capacity, Rate: c.Rate, Clock: clk})
 	if err != nil {
-		return oracleRun{}, err
+		return textbook.Result{}, err
 	}
-	ref := textbook.New(c.capacity, c.rate, startOfTime)
-	var run oracleRun
-	var grants []windowGrant
-	for i := range steps {
-		if i > 0 {
-			gap := int64(c.gaps[rng.IntN(len(c.gaps))])
-			if rng.IntN(3) == 0 {
-				gap += rng.Int64N(3) - 1 // jitter around the interesting gaps
-			}
-			if now := clk.Now(); gap > 0 && now <= math.MaxInt64-gap {
-				clk.Set(now + gap)
-			}
-		}
-		now := clk.Now()
-		n := c.sizes[rng.IntN(len(c.sizes))]
-		if n == 0 {
-			n = c.capacity
-		}
-		if rng.IntN(50) == 0 { // impossible requests: always refused, change nothing
-			for _, bad := range []int64{0, -1, c.capacity + 1} {
-				if b.TryTake(bad) {
-					return run, fmt.Errorf("step %d: TryTake(%d) granted on capacity %d", i, bad, c.capacity)
-				}
-			}
-		}
-		got := b.TryTake(n)
-		margin := ref.Margin(now, n)
-		run.Decisions++
-		switch {
-		case got && margin.Sign() < 0:
-			run.OverGrants++
-		case !got && margin.Sign() >= 0:
-			if margin.Cmp(ref.Earned(tolerance(c.capacity, c.rate, now-startOfTime))) < 0 {
-				run.Tolerated++
-			} else {
-				run.WrongDenials++
-				if run.WrongDenials == 1 {
-					t.Logf("%s: step %d: TryTake(%d) at +%d ns denied with %s tokens to spare", c.name, i, n, now-startOfTime, margin.FloatString(9))
-				}
-			}
-		}
-		if got {
-			ref.Spend(now, n)
-			grants = append(grants, windowGrant{at: now, n: n})
-		}
+	// The longest run a case can make: steps times its longest gap.
+	elapsed := int64(math.MaxInt64)
+	if longest := int64(slices.Max(c.Gaps)); longest <= math.MaxInt64/int64(steps) {
+		elapsed = longest * int64(steps)
 	}
-	run.WindowExcess, _ = windowExcess(grants, c.capacity, c.rate).Float64()
-	return run, nil
-}
-
-// windowGrant is a grant at a known reading, for windowExcess.
-type windowGrant struct {
-	at int64
-	n  int64
-}
-
-// windowExcess returns the largest Σn − (capacity + rate × (t_j − t_i)) over
-// every window [t_i, t_j] of grants ordered by reading, exactly, in one
-// pass: with P_j the tokens granted up to j, the excess of (i, j) is
-// (P_j − rate×t_j) − (P_{i−1} − rate×t_i) − capacity.
-func windowExcess(grants []windowGrant, capacity int64, rate float64) *big.Rat {
-	r := new(big.Rat).SetFloat64(rate)
-	r.Quo(r, big.NewRat(1e9, 1))
-	best := new(big.Rat).SetInt64(-capacity)
-	if len(grants) == 0 {
-		return best
-	}
-	var runMax *big.Rat // max over i <= j of rate×t_i − P_{i−1}
-	var prefix int64
-	for _, g := range grants {
-		rt := new(big.Rat).Mul(r, new(big.Rat).SetInt64(g.at))
-		start := new(big.Rat).Sub(rt, new(big.Rat).SetInt64(prefix))
-		if runMax == nil || start.Cmp(runMax) > 0 {
-			runMax = start
-		}
-		prefix += g.n
-		excess := new(big.Rat).Sub(new(big.Rat).SetInt64(prefix), rt)
-		excess.Add(excess, runMax)
-		excess.Sub(excess, new(big.Rat).SetInt64(capacity))
-		if excess.Cmp(best) > 0 {
-			best = excess
-		}
-	}
-	return best
-}
-
-// TestWindowExcessCatches: the window check can fail. Two grants 0.5 s apart
-// on capacity 1 at 1/s exceed the bound by half a token; the textbook
-// pattern is exactly at the bound.
-func TestWindowExcessCatches(t *testing.T) {
-	over := windowExcess([]windowGrant{{0, 1}, {1_500_000_000, 1}, {2_000_000_000, 1}}, 1, 1)
-	assert.Equal(t, big.NewRat(1, 2), over, "the grid's second grant")
-	exact := windowExcess([]windowGrant{{0, 1}, {1_500_000_000, 1}, {2_900_000_000, 1}}, 1, 1)
-	assert.Equal(t, 0, exact.Sign(), "%s", exact.FloatString(3))
+	return textbook.Replay(c, nil, tolerance(c.Capacity, c.Rate, elapsed), seed, steps, startOfTime, func(now, n int64) bool {
+		clk.Set(now)
+		return b.TryTake(n)
+	})
 }
 
 // TestDifferentialAgainstTextbook replays random sequential histories of
@@ -243,14 +128,15 @@ func TestDifferentialAgainstTextbook(t *testing.T) {
 	for _, impl := range Buckets() {
 		t.Run(impl.Name, func(t *testing.T) {
 			deviations := 0
-			for _, c := range oracleCases {
-				total := oracleRun{Impl: impl.Name, Guarantee: impl.Guarantee.String(), Case: c.name, WindowExcess: math.Inf(-1)}
+			for _, c := range textbook.Cases() {
+				total := oracleRun{Impl: impl.Name, Guarantee: impl.Guarantee.String(), Case: c.Name}
+				total.WindowExcess = math.Inf(-1)
 				for _, seed := range seeds {
-					run, err := replay(t, impl.New, c, seed, steps)
+					run, err := replay(impl.New, c, seed, steps)
 					if impl.Guarantee.Correct() {
-						require.NoError(t, err, "%s", c.name)
+						require.NoError(t, err, "%s", c.Name)
 					} else if err != nil {
-						t.Logf("%s: %v", c.name, err)
+						t.Logf("%s: %v", c.Name, err)
 						continue
 					}
 					total.Decisions += run.Decisions
@@ -258,6 +144,7 @@ func TestDifferentialAgainstTextbook(t *testing.T) {
 					total.WrongDenials += run.WrongDenials
 					total.Tolerated += run.Tolerated
 					total.WindowExcess = max(total.WindowExcess, run.WindowExcess)
+					total.FirstWrong = cmp.Or(total.FirstWrong, run.FirstWrong)
 				}
 				out = append(out, total)
 				if _, declared := impl.Deviations[TextbookDeviation]; declared {
@@ -266,19 +153,19 @@ func TestDifferentialAgainstTextbook(t *testing.T) {
 				}
 				switch impl.Guarantee {
 				case Exact:
-					assert.Zero(t, total.OverGrants, "%s: granted what the textbook bucket refused", c.name)
-					assert.Zero(t, total.WrongDenials, "%s: denied what the textbook bucket granted, beyond the tolerance", c.name)
-					assert.LessOrEqual(t, total.WindowExcess, 0.0, "%s: a window over Capacity + Rate × W", c.name)
-					if tolerance(c.capacity, c.rate, 0) == 0 {
-						assert.Zero(t, total.Tolerated, "%s: the interval is whole ns, so there is no tolerance", c.name)
+					assert.Zero(t, total.OverGrants, "%s: granted what the textbook bucket refused (%s)", c.Name, total.FirstWrong)
+					assert.Zero(t, total.WrongDenials, "%s: denied what the textbook bucket granted, beyond the tolerance (%s)", c.Name, total.FirstWrong)
+					assert.LessOrEqual(t, total.WindowExcess, 0.0, "%s: a window over Capacity + Rate × W", c.Name)
+					if tolerance(c.Capacity, c.Rate, 0) == 0 {
+						assert.Zero(t, total.Tolerated, "%s: the interval is whole ns, so there is no tolerance", c.Name)
 					}
 				case Approximate:
-					excess := float64(impl.BurstExcess(contend.BucketConfig{Capacity: c.capacity, Rate: c.rate}))
-					assert.LessOrEqual(t, total.WindowExcess, excess, "%s: a window over Capacity + Rate × W + %v", c.name, excess)
+					excess := float64(impl.BurstExcess(contend.BucketConfig{Capacity: c.Capacity, Rate: c.Rate}))
+					assert.LessOrEqual(t, total.WindowExcess, excess, "%s: a window over Capacity + Rate × W + %v", c.Name, excess)
 				default:
 					if total.OverGrants+total.WrongDenials > 0 {
 						t.Logf("%s (%s): %d over-grants, %d wrong denials of %d; worst window %+.3g tokens",
-							c.name, impl.Guarantee, total.OverGrants, total.WrongDenials, total.Decisions, total.WindowExcess)
+							c.Name, impl.Guarantee, total.OverGrants, total.WrongDenials, total.Decisions, total.WindowExcess)
 					}
 				}
 			}
@@ -432,25 +319,6 @@ func TestLinearizableAgainstTextbook(t *testing.T) {
 			}
 		})
 	}
-}
-
-// TestTextbookModelCatches: the model can fail. A history in which a bucket
-// of capacity 1 grants twice at one reading is not linearizable, and
-// neither is a denial of a full bucket.
-func TestTextbookModelCatches(t *testing.T) {
-	model := textbook.Model(1, 1, []int64{0}, 0)
-	twice := []porcupine.Operation{
-		{ClientId: 0, Input: textbook.Request{N: 1}, Call: 1, Output: true, Return: 2},
-		{ClientId: 1, Input: textbook.Request{N: 1}, Call: 3, Output: true, Return: 4},
-	}
-	assert.Equal(t, porcupine.Illegal, porcupine.CheckOperationsTimeout(model, twice, time.Second))
-	refused := []porcupine.Operation{{ClientId: 0, Input: textbook.Request{N: 1}, Call: 1, Output: false, Return: 2}}
-	assert.Equal(t, porcupine.Illegal, porcupine.CheckOperationsTimeout(model, refused, time.Second))
-	ok := []porcupine.Operation{
-		{ClientId: 0, Input: textbook.Request{N: 1}, Call: 1, Output: true, Return: 4},
-		{ClientId: 1, Input: textbook.Request{N: 1}, Call: 2, Output: false, Return: 3},
-	}
-	assert.Equal(t, porcupine.Ok, porcupine.CheckOperationsTimeout(model, ok, time.Second))
 }
 
 // staleClock returns its inner clock's reading after yielding (one reading

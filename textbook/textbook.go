@@ -25,11 +25,16 @@ type Bucket struct {
 }
 
 // New returns a full Bucket of the given capacity and rate (tokens per
-// second), started at the reading start.
+// second, the exact value of the float64), started at the reading start.
 func New(capacity int64, rate float64, start int64) *Bucket {
+	return NewRat(capacity, new(big.Rat).SetFloat64(rate), start)
+}
+
+// NewRat is New with the rate as an exact rational, for an implementation
+// that states its rate as one (a whole number of nanoseconds per token).
+func NewRat(capacity int64, perSecond *big.Rat, start int64) *Bucket {
 	c := new(big.Rat).SetInt64(capacity)
-	r := new(big.Rat).SetFloat64(rate)
-	r.Quo(r, big.NewRat(1e9, 1))
+	r := new(big.Rat).Quo(perSecond, big.NewRat(1e9, 1))
 	return &Bucket{capacity: c, rate: r, tokens: new(big.Rat).Set(c), last: start}
 }
 

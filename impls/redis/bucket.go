@@ -21,13 +21,19 @@ import (
 // moves forward (rebasing tat), so now < 4.1e15 and tat <= now + burst <
 // 4.1e15 + 2^52 < 2^53.
 //
-// ARGV 1 n tokens, 2 emission interval T in ns, 3 burst = capacity×T in ns.
-// Grant iff max(tat, now) + n×T − now <= burst; a grant stores the new tat
-// and expires the key when the bucket is full again (a missing key is a
+// ARGV 1 n tokens, 2 emission interval T in ns, 3 burst = capacity×T in ns;
+// 4 and 5, only in tests, a reading (seconds, nanoseconds) to use instead of
+// TIME. Grant iff max(tat, now) + n×T − now <= burst; a grant stores the new
+// tat and expires the key when the bucket is full again (a missing key is a
 // full bucket). Returns 1 granted, 0 refused.
 var gcraScript = newScript(`
-local t = redis.call('TIME')
-local sec, usec = tonumber(t[1]), tonumber(t[2])
+local sec, sub
+if ARGV[4] then
+  sec, sub = tonumber(ARGV[4]), tonumber(ARGV[5])
+else
+  local t = redis.call('TIME')
+  sec, sub = tonumber(t[1]), tonumber(t[2]) * 1000
+end
 local st = redis.call('HMGET', KEYS[1], 'e', 'tat')
 local epoch, tat = tonumber(st[1]), tonumber(st[2])
 if not epoch or not tat then
@@ -37,12 +43,14 @@ elseif sec - epoch > 4000000 then
   if tat < 0 then tat = 0 end
   epoch = sec
 end
-local now = (sec - epoch) * 1000000000 + usec * 1000
+local now = (sec - epoch) * 1000000000 + sub
 if tat < now then tat = now end
 local nt = tat + tonumber(ARGV[1]) * tonumber(ARGV[2])
 if nt - now > tonumber(ARGV[3]) then return 0 end
 redis.call('HSET', KEYS[1], 'e', epoch, 'tat', nt)
-redis.call('PEXPIRE', KEYS[1], math.floor((nt - now) / 1000000) + 1)
+local ttl = math.floor((nt - now) / 1000000) + 1
+if ARGV[4] then ttl = 3600000 end -- a test's readings are not the server's clock, which expires keys
+redis.call('PEXPIRE', KEYS[1], ttl)
 return 1
 `)
 
@@ -56,14 +64,16 @@ const DefaultTakeTimeout = 250 * time.Millisecond
 // script per decision (one round trip), on the server's clock, in integer
 // arithmetic.
 //
-// Rounding: the rate is converted once, exactly (math/big), to an emission
-// interval T = ceil(1e9 / Rate) whole nanoseconds, rounded up, and the
-// server's clock is read in whole microseconds, rounded down (TIME). Both
-// roundings can only delay a token, never grant one early, so over any run
-// from the first request the bucket grants at most Capacity + elapsed/T <=
-// Capacity + Rate × elapsed tokens. The cost is an under-grant of up to
-// (T − 1e9/Rate)/T: nothing for rates that divide 1e9 ns, under 0.1% for
-// rates up to 1e6 tokens/s, but up to half for rates near MaxRate (1e9/s).
+// Exactness: every decision is the textbook token bucket's (package
+// textbook) at the server's reading, at the rate 1e9/T, where T =
+// ceil(1e9/Rate) is the emission interval rounded up to whole nanoseconds
+// (Interval). That is Rate itself when 1e9/Rate is whole nanoseconds (1/s,
+// 10/s, 1000/s, ...); otherwise a rate lower by (T − 1e9/Rate)/T, less than
+// 1/T: under 0.1% for rates up to 1e6 tokens/s, but up to half a token per
+// interval near MaxRate (1e9/Rate = 1.5 ns becomes 2 ns).
+// TestBucketMatchesTextbook holds it to that. The server's clock is read in
+// whole microseconds (TIME), which only delays tokens. Over any window of
+// the server's clock it grants at most Capacity + Rate × W.
 //
 // Guarantees: the bound above whatever the number of clients and
 // processes, as long as the server keeps its data and its clock does not
@@ -138,10 +148,20 @@ func (b *Bucket) Interval() time.Duration { return time.Duration(b.interval) }
 // An error means the outcome is unknown to the caller: tokens may have
 // been taken, and must be counted as not granted.
 func (b *Bucket) TryTakeContext(ctx context.Context, n int64) (bool, error) {
+	return b.take(ctx, n)
+}
+
+// take is TryTakeContext; at, for tests only, is a reading (seconds,
+// nanoseconds) the script uses instead of the server's TIME.
+func (b *Bucket) take(ctx context.Context, n int64, at ...int64) (bool, error) {
 	if n <= 0 || n > b.cap {
 		return false, nil
 	}
-	v, err := gcraScript.run(b.with(ctx), b.c, true, []string{b.key}, n, b.interval, b.burst).Int64()
+	args := []any{n, b.interval, b.burst}
+	for _, x := range at {
+		args = append(args, x)
+	}
+	v, err := gcraScript.run(b.with(ctx), b.c, true, []string{b.key}, args...).Int64()
 	if err != nil {
 		return false, fmt.Errorf("redislab: Bucket.TryTake: %w", err)
 	}
