@@ -23,11 +23,13 @@ type Counter interface {
 }
 
 // Bucket is a token bucket: it holds at most Capacity tokens, starts full,
-// and earns Rate tokens per second of its Clock.
+// and earns Rate tokens per second of its Clock, up to Capacity.
 //
-// A correct Bucket never grants more than Capacity + Rate × elapsed tokens in
-// total over any run that starts at its construction, whatever the number of
-// goroutines calling it.
+// An exact Bucket makes the textbook bucket's decisions (package textbook)
+// in the order they take effect: over any window of W it grants at most
+// Capacity + Rate × W, whatever the number of goroutines calling it. An
+// approximate one states how far over that a window may go; every correct
+// Bucket grants at most Capacity + Rate × elapsed since its construction.
 type Bucket interface {
 	// TryTake takes n tokens at once, or none. It never waits. It reports
 	// whether the tokens were taken.

@@ -23,13 +23,17 @@ import (
 type Guarantee int
 
 const (
-	// Exact: linearizable; a counter never loses an update; a bucket never
-	// grants more than Capacity + Rate × elapsed and, when demand exceeds
-	// supply, grants at least 98% of it.
+	// Exact: linearizable. A counter never loses an update. A bucket makes
+	// the textbook token bucket's decisions (package textbook), in the order
+	// they take effect, within refill.Tolerance: over any window W it grants
+	// at most Capacity + Rate × W, and when demand exceeds supply at least
+	// 98% of it.
 	Exact Guarantee = iota
-	// Approximate: never loses an update or over-grants, like Exact, but a
-	// bucket may under-grant by up to its stated bound (BucketImpl.UnderGrant),
-	// or a counter's Load may not be linearizable.
+	// Approximate: never loses an update, and a bucket never grants more than
+	// Capacity + Rate × elapsed since construction; but over a window a bucket
+	// may grant up to its stated excess more (BucketImpl.BurstExcess) and
+	// under-grant by up to its stated bound (BucketImpl.UnderGrant), and a
+	// counter's Load may not be linearizable.
 	Approximate
 	// Racy: no synchronisation. The race detector flags it, and the harness
 	// asserts that it loses updates or over-grants under concurrency.
@@ -140,9 +144,9 @@ func Buckets() []BucketImpl {
 		{Name: "rwmutex", New: adapt(rwmutex.NewBucket), Guarantee: Exact,
 			Summary: "sync.RWMutex: denials decided under the read lock, grants under the write lock"},
 		{Name: "atomic", New: adapt(atomic.NewBucket), Guarantee: Exact,
-			Summary: "GCRA counted in tokens: one CAS on one 64-bit word; lock-free, denials write nothing"},
-		{Name: "pershard", New: adapt(pershard.NewBucket), Guarantee: Approximate, UnderGrant: pershard.UnderGrantBound, BurstExcess: pershard.UnderGrantBound,
-			Summary: "per-P token caches refilled in batches from one atomic bucket; never over-grants"},
+			Summary: "GCRA: one CAS on one 64-bit word; the textbook bucket, lock-free, denials write nothing"},
+		{Name: "pershard", New: adapt(pershard.NewBucket), Guarantee: Approximate, UnderGrant: pershard.UnderGrantBound, BurstExcess: pershard.BurstBound,
+			Summary: "per-P token caches refilled in batches from one atomic bucket; never over Capacity + Rate × elapsed, a window at most S×B over"},
 		{Name: "per-goroutine", New: adapt(antipattern.NewPerGoroutineBucket), Guarantee: Broken,
 			Summary: "anti-pattern: one private bucket per goroutine, no shared limit",
 			Flaw:    "grants up to N times the limit with N goroutines"},

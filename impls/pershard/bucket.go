@@ -74,9 +74,14 @@ type cache struct {
 //     may be denied while another P's cache holds tokens if none holds all
 //     n (a steal never gathers from several caches); those tokens are not
 //     lost, later requests get them.
-//   - Bursts: a cache filled before an idle period keeps its tokens, so the
-//     first burst after the global word refills can reach Capacity + S × B
-//     (not Capacity). The bound since construction always holds.
+//   - Windows: over any window of length W it grants at most
+//     Capacity + Rate × W + S × B (BurstBound): the global word is the
+//     textbook bucket (it reads the clock after loading the word, as
+//     impls/atomic does), and what the caches held when the window opened
+//     comes on top. A cache filled before an idle period keeps its tokens,
+//     so the first burst after the global word refills can reach
+//     Capacity + S × B, not Capacity. The bound since construction,
+//     Capacity + Rate × elapsed, always holds.
 //   - Not linearizable: two requests can be decided against different
 //     caches, so there is no single order in which an exact bucket would
 //     have made the same decisions.
@@ -180,6 +185,13 @@ func UnderGrantBound(cfg contend.BucketConfig) int64 {
 	s := currentSlots()
 	return int64(s) * int64(batchSize(uint64(cfg.Capacity), s))
 }
+
+// BurstBound returns the most tokens a Bucket built now from cfg may grant
+// over a window W beyond the textbook bound Capacity + Rate × W: S × B, what
+// its caches can hold when the window opens (see Bucket). It is the same
+// number as UnderGrantBound, for the other direction. It returns 0 for an
+// invalid cfg.
+func BurstBound(cfg contend.BucketConfig) int64 { return UnderGrantBound(cfg) }
 
 // UnderGrantBound returns S × B for this bucket: the most tokens its caches
 // can hold together, and so the most it may grant fewer than an exact
