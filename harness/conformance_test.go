@@ -73,8 +73,9 @@ func TestRegistryNames(t *testing.T) {
 		}
 		if b.Guarantee == Approximate {
 			assert.NotNil(t, b.UnderGrant, "approximate bucket %s must state its under-grant bound", b.Name)
+			assert.NotNil(t, b.BurstExcess, "approximate bucket %s must state its windowed bound", b.Name)
 		}
-		checks := map[string]bool{StressDeviation: true}
+		checks := map[string]bool{StressDeviation: true, TextbookDeviation: true}
 		for _, c := range BucketChecks() {
 			checks[c.Name] = true
 		}

@@ -1,5 +1,5 @@
-// Package antipattern keeps three token buckets that are written the way
-// the seed article warns against. Each is free of data races (clean under
+// Package antipattern keeps token buckets that are written the way the seed
+// article warns against, and one flawed design of the lab's own past. Each is free of data races (clean under
 // go test -race) and validates its configuration like the lab's real
 // buckets, yet is WRONG by design, in exactly the way its documentation
 // states. The harness registers them as Broken and demonstrates each
@@ -15,6 +15,9 @@
 //     (104 days of uptime, and every Unix time) a float64 cannot hold a
 //     clock reading to the nanosecond, so elapsed time is rounded by up to
 //     half an ulp (128 ns at 1.7e18) at each end: it over- and under-grants.
+//   - GridBucket: tokens due on a grid fixed at construction, as the lab's
+//     own buckets once were. A full bucket keeps its partial token, so a
+//     window can hold one token more than Capacity + Rate × W.
 package antipattern
 
 import (

@@ -314,3 +314,23 @@ func TestConcurrentUseIsRaceFree(t *testing.T) {
 		})
 	}
 }
+
+// TestGridGrantsTwiceInHalfASecond: the flaw GridBucket is kept for. On a
+// limit of one per second it grants at 0 s, 1.5 s and 2.0 s (two tokens
+// 0.5 s apart), where the textbook bucket refuses at 2.0 s.
+func TestGridGrantsTwiceInHalfASecond(t *testing.T) {
+	clk := contend.NewManualClock(0)
+	b, err := NewGridBucket(contend.BucketConfig{Capacity: 1, Rate: 1, Clock: clk})
+	require.NoError(t, err)
+	for _, s := range []struct {
+		at   int64
+		want bool
+	}{{0, true}, {1_500_000_000, true}, {2_000_000_000, true}, {2_900_000_000, false}, {3_000_000_000, true}} {
+		clk.Set(s.at)
+		assert.Equal(t, s.want, b.TryTake(1), "at %d ns", s.at)
+	}
+	// Since construction it keeps its bound: 4 tokens by 3 s at capacity 1.
+	_, err = NewGridBucket(contend.BucketConfig{Capacity: 0, Rate: 1})
+	var ce *contend.ConfigError
+	assert.ErrorAs(t, err, &ce)
+}
