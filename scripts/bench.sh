@@ -117,6 +117,10 @@ log "correctness and lock latency: -bench 'Correctness|LockLatency' -cpu $CPU -c
 echo "benchtime: 1x" >>"$raw"
 (cd harness && run -test.bench '^Benchmark(Correctness|LockLatency)$' -test.cpu "$CPU" -test.count "$CHECK_COUNT" -test.benchtime 1x)
 
+log "exactness against the textbook bucket (harness/exact_test.go) -> textbook.jsonl, stale.jsonl"
+mkdir -p "$tmp/exact"
+CONTEND_EXACT_OUT="$tmp/exact" "$GO" test -count=1 -run '^(TestDifferentialAgainstTextbook|TestStaleReadingsNeverOverGrant)$' ./harness >&2
+
 log "race detector demonstration (make race)"
 racelog="$tmp/race.log"
 if CONTEND_RACE_DEMO=1 "$GO" test -race -count=1 -run '^TestRaceDemo$' ./harness >"$racelog" 2>&1; then
@@ -141,6 +145,7 @@ rm -f "$OUT/raw/faults.jsonl"
 if [ -f "$tmp/faults.jsonl" ]; then
 	cp "$tmp/faults.jsonl" "$OUT/raw/faults.jsonl"
 fi
+cp "$tmp/exact/textbook.jsonl" "$tmp/exact/stale.jsonl" "$OUT/raw/"
 log "benchmarks took $(($(date +%s) - start)) s; raw results in $OUT/raw/"
 
 log "writing the report"
