@@ -3,74 +3,9 @@ package main
 import (
 	"hash/fnv"
 	"image/color"
-	"sort"
 
-	"github.com/contend-lab/contend/harness"
-	"github.com/contend-lab/contend/keyed"
+	"gonum.org/v1/plot/vg/draw"
 )
-
-// implInfo is what the registry says about an implementation.
-type implInfo struct {
-	Family    string // "counter" or "bucket"
-	Name      string
-	Guarantee string
-	Reference bool
-	Summary   string
-	Flaw      string
-	Deviates  map[string]string
-}
-
-// registry lists the registered implementations: counters, then buckets.
-func registry() []implInfo {
-	var out []implInfo
-	for _, c := range harness.Counters() {
-		out = append(out, implInfo{"counter", c.Name, c.Guarantee.String(), c.Reference, c.Summary, c.Flaw, nil})
-	}
-	for _, b := range harness.Buckets() {
-		out = append(out, implInfo{"bucket", b.Name, b.Guarantee.String(), b.Reference, b.Summary, b.Flaw, b.Deviations})
-	}
-	for _, l := range harness.Locks() {
-		out = append(out, implInfo{"lock", l.Name, l.Guarantee.String(), l.Reference, l.Summary, l.Flaw, nil})
-	}
-	for _, s := range harness.Semaphores() {
-		out = append(out, implInfo{"semaphore", s.Name, s.Guarantee.String(), s.Reference, s.Summary, s.Flaw, nil})
-	}
-	return out
-}
-
-// implOrder is the order implementations appear in tables, legends and
-// colour assignment: the registry's, then the benchmark-only variants.
-func implOrder() []string {
-	var order []string
-	seen := map[string]bool{}
-	add := func(n string) {
-		if !seen[n] {
-			seen[n] = true
-			order = append(order, n)
-		}
-	}
-	for _, r := range registry() {
-		add(r.Name)
-	}
-	add("padded-slots")
-	add("xrate-allow")
-	for _, k := range keyed.Impls() {
-		add(k.Name)
-	}
-	return order
-}
-
-// sortImpls sorts names into implOrder, unknown names last, alphabetically.
-func sortImpls(names []string) {
-	order := implOrder()
-	r := func(n string) int { return rank(order, n) }
-	sort.Slice(names, func(i, j int) bool {
-		if ri, rj := r(names[i]), r(names[j]); ri != rj {
-			return ri < rj
-		}
-		return names[i] < names[j]
-	})
-}
 
 // palette is a colour-blind-friendly qualitative palette (Okabe-Ito, then
 // Tableau's), assigned to implementations in implOrder, so that an
@@ -124,3 +59,10 @@ func implShape(name string) int {
 	h.Write([]byte(name))
 	return int(h.Sum32() % 7)
 }
+
+var glyphs = []draw.GlyphDrawer{
+	draw.CircleGlyph{}, draw.SquareGlyph{}, draw.TriangleGlyph{}, draw.CrossGlyph{},
+	draw.PlusGlyph{}, draw.RingGlyph{}, draw.BoxGlyph{}, draw.PyramidGlyph{},
+}
+
+func glyph(impl string) draw.GlyphDrawer { return glyphs[implShape(impl)%len(glyphs)] }

@@ -7,7 +7,52 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/contend-lab/contend/harness"
 )
+
+// checkSpec is one BenchmarkCorrectness check: the registry family its
+// implementations belong to, and how its part of "What goes wrong" is
+// written.
+type checkSpec struct {
+	check, family string
+	write         func(r *report, g groupID, c checkSpec) error
+	title, doc    string
+	// For lock-overlaps and semaphore-overflow: the unit tabled, its
+	// column heading, the unit charted and its axis label, and the most a
+	// correct implementation may reach (0 overlaps; the semaphore's
+	// capacity, harness's benchSemCapacity).
+	unit, what, chartUnit, xLabel string
+	limit                         float64
+}
+
+// checkSpecs lists the checks, in the report's order.
+func checkSpecs() []checkSpec {
+	return []checkSpec{
+		{check: "lost-updates", family: "counter", write: (*report).lostUpdates},
+		{check: "grant-ratio", family: "bucket", write: (*report).grantRatio},
+		{check: "wall-clock-step", family: "bucket", write: (*report).steppedCheck, title: "Wall clock vs monotonic clock",
+			doc: "A bucket of capacity 100 at 1000 tokens/s is drained, then polled in 50 phases 1 ms apart by every goroutine; the wall clock is stepped forward by an hour at phases 25 and 50, as NTP or an administrator can do. Grant ratio = tokens granted / (capacity + rate × real elapsed time)."},
+		{check: "large-clock", family: "bucket", write: (*report).steppedCheck, title: "float64 vs fixed point",
+			doc: "A bucket of capacity 256 at 10⁹ tokens/s on a clock that starts at 1.7 × 10¹⁸ ns (a Unix time in nanoseconds; 54 years of uptime would do too) plus 127, advanced 16 times by 2 ns. A float64 holds such readings only to 256 ns, so the float bucket sees 256 ns pass where 2 did. Grant ratio = granted / (capacity + rate × elapsed)."},
+		{check: "lock-overlaps", family: "lock", write: (*report).exclusion, title: "Exclusion: the racy lock",
+			doc:  "Goroutines acquire, work about 50 ns and release for 20 ms through `harness.RunLock`, which counts critical sections entered while another goroutine was inside one.",
+			unit: "overlaps", what: "overlaps per 20 ms run", chartUnit: "overlap-fraction", xLabel: "fraction of critical sections that overlapped another (0 is correct)"},
+		{check: "semaphore-overflow", family: "semaphore", write: (*report).exclusion, title: "Capacity: the racy semaphore",
+			doc:  "A semaphore of 4 permits; goroutines take one each for 20 ms through `harness.RunSemaphore`, which counts the permits held at once.",
+			unit: "max-held", what: "most permits held at once (capacity 4)", chartUnit: "max-held", xLabel: "most permits held at once (a correct semaphore: at most 4)", limit: 4},
+	}
+}
+
+// checkSpecOf returns the spec of check name.
+func checkSpecOf(name string) (checkSpec, bool) {
+	for _, c := range checkSpecs() {
+		if c.check == name {
+			return c, true
+		}
+	}
+	return checkSpec{}, false
+}
 
 // whatGoesWrong writes the section built from BenchmarkCorrectness: what
 // each broken design costs, measured.
@@ -19,26 +64,11 @@ func (r *report) whatGoesWrong() error {
 	}
 	r.printf("From `BenchmarkCorrectness`, which measures how wrong each implementation is rather than how fast. Each figure is the median over the samples, at 100 goroutines unless stated.\n\n")
 	for _, g := range checks {
-		var err error
-		switch g.Check {
-		case "lost-updates":
-			err = r.lostUpdates(g)
-		case "grant-ratio":
-			err = r.grantRatio(g)
-		case "wall-clock-step":
-			err = r.steppedCheck(g, "wallclock", "Wall clock vs monotonic clock",
-				"A bucket of capacity 100 at 1000 tokens/s is drained, then polled in 50 phases 1 ms apart by every goroutine; the wall clock is stepped forward by an hour at phases 25 and 50, as NTP or an administrator can do. Grant ratio = tokens granted / (capacity + rate × real elapsed time).")
-		case "lock-overlaps":
-			err = r.exclusion(g, "Exclusion: the racy lock", "Goroutines acquire, work about 50 ns and release for 20 ms through `harness.RunLock`, which counts critical sections entered while another goroutine was inside one.",
-				"overlaps", "overlaps per 20 ms run", "overlap-fraction", "fraction of critical sections that overlapped another (0 is correct)")
-		case "semaphore-overflow":
-			err = r.exclusion(g, "Capacity: the racy semaphore", "A semaphore of 4 permits; goroutines take one each for 20 ms through `harness.RunSemaphore`, which counts the permits held at once.",
-				"max-held", "most permits held at once (capacity 4)", "max-held", "most permits held at once (a correct semaphore: at most 4)")
-		case "large-clock":
-			err = r.steppedCheck(g, "float", "float64 vs fixed point",
-				"A bucket of capacity 256 at 10⁹ tokens/s on a clock that starts at 1.7 × 10¹⁸ ns (a Unix time in nanoseconds; 54 years of uptime would do too) plus 127, advanced 16 times by 2 ns. A float64 holds such readings only to 256 ns, so the float bucket sees 256 ns pass where 2 did. Grant ratio = granted / (capacity + rate × elapsed).")
+		spec, ok := checkSpecOf(g.Check)
+		if !ok {
+			continue
 		}
-		if err != nil {
+		if err := spec.write(r, g, spec); err != nil {
 			return err
 		}
 	}
@@ -47,12 +77,12 @@ func (r *report) whatGoesWrong() error {
 
 // lostUpdates tabulates lost-fraction for every counter at every
 // GOMAXPROCS, and charts it at the highest.
-func (r *report) lostUpdates(g groupID) error {
+func (r *report) lostUpdates(g groupID, spec checkSpec) error {
 	r.printf("### Lost updates: the racy counter\n\n")
 	r.printf("Every goroutine adds a known sequence; lost = expected sum − loaded sum, as a fraction of the expected sum.\n\n")
 	r.procTable(g, "lost-fraction", "lost", func(v float64) string { return sig3(100*v) + "%" })
 	for _, impl := range r.d.Impls(g) {
-		if r.correct("counter", impl) {
+		if r.reg.correct(spec.family, impl) {
 			if worst := r.worst(g, impl, "lost-updates"); worst > 0 {
 				r.printf("**%s, declared correct, lost %s updates in one sample.** ", impl, sig3(worst))
 			}
@@ -71,7 +101,7 @@ func (r *report) lostUpdates(g groupID) error {
 }
 
 // grantRatio tabulates grant-ratio for every bucket and charts it.
-func (r *report) grantRatio(g groupID) error {
+func (r *report) grantRatio(g groupID, spec checkSpec) error {
 	r.printf("### Over-grant: the racy bucket, the per-goroutine anti-pattern, and the references\n\n")
 	r.printf("Goroutines ask a bucket of capacity 100 at 10,000 tokens/s for far more than it can give, for 50 ms on the real clock. Grant ratio = tokens granted / (capacity + rate × elapsed): at most 1 for a correct bucket, and above 1 is an over-grant.\n\n")
 	r.procTable(g, "grant-ratio", "grant ratio", sig3)
@@ -81,8 +111,9 @@ func (r *report) grantRatio(g groupID) error {
 		if worst <= 1 {
 			continue
 		}
-		label := r.info["bucket/"+impl].Guarantee
-		if r.info["bucket/"+impl].Reference {
+		info, _ := r.reg.lookup(spec.family, impl)
+		label := info.Guarantee.String()
+		if info.Reference {
 			label = "reference"
 		}
 		over = append(over, fmt.Sprintf("`%s` (%s) up to %s×", impl, label, strconv.FormatFloat(worst, 'g', 5, 64)))
@@ -92,8 +123,8 @@ func (r *report) grantRatio(g groupID) error {
 	}
 	r.printf("`per-goroutine` gives every goroutine a private bucket, so N goroutines get up to N times the limit.\n\n")
 	for _, i := range registry() {
-		why, ok := i.Deviates["stress"]
-		if i.Family != "bucket" || !ok {
+		why, ok := i.Deviates[harness.StressDeviation]
+		if i.Family != spec.family || !ok {
 			continue
 		}
 		verdict := "did not over-grant in this run's samples"
@@ -106,14 +137,22 @@ func (r *report) grantRatio(g groupID) error {
 }
 
 // steppedCheck reports a deterministic scenario that compares a broken
-// bucket with the lab's atomic one.
-func (r *report) steppedCheck(g groupID, broken, title, doc string) error {
-	r.printf("### %s\n\n%s\n\n", title, doc)
+// bucket with a correct one: which is which, the registry says.
+func (r *report) steppedCheck(g groupID, spec checkSpec) error {
+	r.printf("### %s\n\n%s\n\n", spec.title, spec.doc)
 	r.procTable(g, "grant-ratio", "grant ratio", sig3)
+	var broken, good string
+	for _, impl := range r.d.Impls(g) {
+		if r.reg.correct(spec.family, impl) {
+			good = impl
+		} else {
+			broken = impl
+		}
+	}
 	bad := r.d.Cell(r.id(g, broken, "100", r.mainP, "grant-ratio"))
-	good := r.d.Cell(r.id(g, "atomic", "100", r.mainP, "grant-ratio"))
-	if bad != nil && good != nil {
-		r.printf("`%s` granted %s× what real time allowed; the lab's `atomic` bucket %s×.\n\n", broken, sig3(bad.Summary.Center), sig3(good.Summary.Center))
+	ok := r.d.Cell(r.id(g, good, "100", r.mainP, "grant-ratio"))
+	if bad != nil && ok != nil {
+		r.printf("`%s` granted %s× what real time allowed; the lab's `%s` bucket %s×.\n\n", broken, sig3(bad.Summary.Center), good, sig3(ok.Summary.Center))
 	}
 	return nil
 }
@@ -174,10 +213,11 @@ func (r *report) ratioChart(g groupID, unit, xLabel string, logX bool, ref float
 		if logX && v <= 0 {
 			continue // a log axis cannot show it
 		}
-		b := bar{label: impl, impl: impl, value: v, lo: math.NaN(), hi: math.NaN(), note: sig3(v)}
-		if c.HasCI && (!logX || c.Summary.Lo > 0) {
-			b.lo, b.hi = c.Summary.Lo, c.Summary.Hi
+		pt := cellPoint(c, 0, times(1))
+		if logX {
+			pt = pt.positive()
 		}
+		b := bar{label: impl, impl: impl, point: pt, note: sig3(v)}
 		bars = append(bars, b)
 	}
 	if len(bars) == 0 {
@@ -214,29 +254,20 @@ func (r *report) raceExcerpt() error {
 	return nil
 }
 
-// exclusion reports a lock or semaphore check: a table of unit per
-// implementation and GOMAXPROCS, and a chart of chartUnit.
-func (r *report) exclusion(g groupID, title, doc, unit, what, chartUnit, xLabel string) error {
-	r.printf("### %s\n\n%s\n\n", title, doc)
-	r.procTable(g, unit, what, sig3)
+// exclusion reports a lock or semaphore check: a table of spec.unit per
+// implementation and GOMAXPROCS, and a chart of spec.chartUnit.
+func (r *report) exclusion(g groupID, spec checkSpec) error {
+	r.printf("### %s\n\n%s\n\n", spec.title, spec.doc)
+	r.procTable(g, spec.unit, spec.what, sig3)
 	var broken []string
 	for _, impl := range r.d.Impls(g) {
-		family := "lock"
-		if g.Check == "semaphore-overflow" {
-			family = "semaphore"
-		}
-		worst := r.worst(g, impl, unit)
-		bad := worst > 0
-		if g.Check == "semaphore-overflow" {
-			bad = worst > 4
-		}
-		if bad {
-			label := r.info[family+"/"+impl].Guarantee
-			broken = append(broken, fmt.Sprintf("`%s` (%s): %s", impl, label, sig3(worst)))
+		if worst := r.worst(g, impl, spec.unit); worst > spec.limit {
+			info, _ := r.reg.lookup(spec.family, impl)
+			broken = append(broken, fmt.Sprintf("`%s` (%s): %s", impl, info.Guarantee, sig3(worst)))
 		}
 	}
 	if len(broken) > 0 {
 		r.printf("Broke the invariant in at least one sample (worst): %s. Every other implementation held it in every sample.\n\n", strings.Join(broken, ", "))
 	}
-	return r.ratioChart(g, chartUnit, xLabel, false, math.NaN(), "")
+	return r.ratioChart(g, spec.chartUnit, spec.xLabel, false, math.NaN(), "")
 }

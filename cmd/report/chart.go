@@ -103,6 +103,35 @@ type point struct {
 	x, y, lo, hi float64
 }
 
+// cellPoint is the one conversion from a cell to a plotted point: its
+// median and CI mapped through f, a monotone change of unit (the bounds
+// are swapped back into order if f decreases), at x. The bounds are NaN
+// when the cell has no finite CI.
+func cellPoint(c *Cell, x float64, f func(float64) float64) point {
+	p := point{x: x, y: f(c.Summary.Center), lo: math.NaN(), hi: math.NaN()}
+	if c.HasCI {
+		lo, hi := f(c.Summary.Lo), f(c.Summary.Hi)
+		p.lo, p.hi = min(lo, hi), max(lo, hi)
+	}
+	return p
+}
+
+// times returns the change of unit that multiplies by k (1e9: seconds to
+// ns).
+func times(k float64) func(float64) float64 { return func(v float64) float64 { return v * k } }
+
+// mopsPerSec turns seconds per operation into millions of operations per
+// second.
+func mopsPerSec(sec float64) float64 { return 1e-6 / sec }
+
+// positive drops a CI that reaches 0 or below: a log axis cannot draw it.
+func (p point) positive() point {
+	if !(p.lo > 0) || math.IsInf(p.hi, 0) {
+		p.lo, p.hi = math.NaN(), math.NaN()
+	}
+	return p
+}
+
 // errXY adapts points to plotter's XYer, YErrorer and XErrorer.
 type errXY []point
 
@@ -179,11 +208,10 @@ func lineChart(title, xLabel, yLabel string, ss []series, logX, logY bool, xTick
 
 // bar is one bar of a bar chart.
 type bar struct {
-	label  string
-	impl   string // colours the bar
-	value  float64
-	lo, hi float64 // CI; NaN when unavailable
-	note   string  // printed after the bar, e.g. the value
+	label string
+	impl  string // colours the bar
+	point        // y is the bar's value; lo and hi its CI, NaN when unavailable
+	note  string // printed after the bar, e.g. the value
 }
 
 // hbarChart draws horizontal bars (dots on a log axis), one per entry, top
@@ -204,7 +232,7 @@ func hbarChart(title, xLabel string, bars []bar, logX bool, refX float64, refLab
 		labels[n-1-i] = b.label
 		if logX {
 			// Bars start at 0, which a log axis cannot show: draw a dot.
-			sc, err := plotter.NewScatter(plotter.XYs{{X: b.value, Y: pos}})
+			sc, err := plotter.NewScatter(plotter.XYs{{X: b.y, Y: pos}})
 			if err != nil {
 				return nil, fmt.Errorf("%s: %s: %w", title, b.label, err)
 			}
@@ -212,9 +240,9 @@ func hbarChart(title, xLabel string, bars []bar, logX bool, refX float64, refLab
 			sc.Shape = draw.CircleGlyph{}
 			sc.Radius = vg.Points(5)
 			c.p.Add(sc)
-			xmin = math.Min(xmin, b.value)
+			xmin = math.Min(xmin, b.y)
 		} else {
-			bc, err := plotter.NewBarChart(plotter.Values{b.value}, vg.Points(14))
+			bc, err := plotter.NewBarChart(plotter.Values{b.y}, vg.Points(14))
 			if err != nil {
 				return nil, fmt.Errorf("%s: %s: %w", title, b.label, err)
 			}
@@ -224,8 +252,8 @@ func hbarChart(title, xLabel string, bars []bar, logX bool, refX float64, refLab
 			bc.LineStyle.Width = 0
 			c.p.Add(bc)
 		}
-		xmax = math.Max(xmax, b.value)
-		pt := errXY{{x: b.value, y: pos, lo: b.lo, hi: b.hi}}
+		xmax = math.Max(xmax, b.y)
+		pt := errXY{{x: b.y, y: pos, lo: b.lo, hi: b.hi}}
 		if pt.hasCI() {
 			eb, err := plotter.NewXErrorBars(pt)
 			if err != nil {
@@ -238,7 +266,7 @@ func hbarChart(title, xLabel string, bars []bar, logX bool, refX float64, refLab
 		}
 		if b.note != "" {
 			lbl, err := plotter.NewLabels(plotter.XYLabels{
-				XYs:    []plotter.XY{{X: math.Max(b.value, pt[0].hi), Y: pos}},
+				XYs:    []plotter.XY{{X: math.Max(b.y, pt[0].hi), Y: pos}},
 				Labels: []string{"  " + b.note},
 			})
 			if err == nil {
@@ -330,16 +358,9 @@ func (o offsetPlotter) DataRange() (xmin, xmax, ymin, ymax float64) {
 	return math.Inf(1), math.Inf(-1), math.Inf(1), math.Inf(-1)
 }
 
-var glyphs = []draw.GlyphDrawer{
-	draw.CircleGlyph{}, draw.SquareGlyph{}, draw.TriangleGlyph{}, draw.CrossGlyph{},
-	draw.PlusGlyph{}, draw.RingGlyph{}, draw.BoxGlyph{}, draw.PyramidGlyph{},
-}
-
-func glyph(impl string) draw.GlyphDrawer { return glyphs[implShape(impl)%len(glyphs)] }
-
 // sortBars sorts bars by value, ascending.
 func sortBars(bs []bar) {
-	sort.SliceStable(bs, func(i, j int) bool { return bs[i].value < bs[j].value })
+	sort.SliceStable(bs, func(i, j int) bool { return bs[i].y < bs[j].y })
 }
 
 // logTicks labels a log axis at 1, 2 and 5 times each power of ten (only

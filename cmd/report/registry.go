@@ -1,0 +1,102 @@
+package main
+
+import (
+	"sort"
+
+	"github.com/contend-lab/contend/harness"
+	"github.com/contend-lab/contend/keyed"
+)
+
+// implInfo is what the registry (package harness) says about an
+// implementation. The report reads guarantees, references and deviations
+// from here, never from benchmark names.
+type implInfo struct {
+	Family    string // registry family: "counter", "bucket", "lock" or "semaphore"
+	Name      string
+	Guarantee harness.Guarantee
+	Reference bool
+	Summary   string
+	Flaw      string
+	Deviates  map[string]string
+}
+
+// Correct reports whether the harness holds the implementation to its
+// family's invariants.
+func (i implInfo) Correct() bool { return i.Guarantee.Correct() }
+
+// registry lists the registered implementations: counters, buckets, locks,
+// then semaphores.
+func registry() []implInfo {
+	var out []implInfo
+	for _, c := range harness.Counters() {
+		out = append(out, implInfo{"counter", c.Name, c.Guarantee, c.Reference, c.Summary, c.Flaw, nil})
+	}
+	for _, b := range harness.Buckets() {
+		out = append(out, implInfo{"bucket", b.Name, b.Guarantee, b.Reference, b.Summary, b.Flaw, b.Deviations})
+	}
+	for _, l := range harness.Locks() {
+		out = append(out, implInfo{"lock", l.Name, l.Guarantee, l.Reference, l.Summary, l.Flaw, nil})
+	}
+	for _, s := range harness.Semaphores() {
+		out = append(out, implInfo{"semaphore", s.Name, s.Guarantee, s.Reference, s.Summary, s.Flaw, nil})
+	}
+	return out
+}
+
+// registryIndex is registry() by family and name.
+type registryIndex map[[2]string]implInfo
+
+func newRegistryIndex() registryIndex {
+	idx := registryIndex{}
+	for _, i := range registry() {
+		idx[[2]string{i.Family, i.Name}] = i
+	}
+	return idx
+}
+
+// lookup returns the registry's entry for name in family.
+func (idx registryIndex) lookup(family, name string) (implInfo, bool) {
+	i, ok := idx[[2]string{family, name}]
+	return i, ok
+}
+
+// correct reports whether name is registered in family and held to its
+// invariants.
+func (idx registryIndex) correct(family, name string) bool {
+	i, ok := idx.lookup(family, name)
+	return ok && i.Correct()
+}
+
+// implOrder is the order implementations appear in tables, legends and
+// colour assignment: the registry's, then the benchmark-only variants.
+func implOrder() []string {
+	var order []string
+	seen := map[string]bool{}
+	add := func(n string) {
+		if !seen[n] {
+			seen[n] = true
+			order = append(order, n)
+		}
+	}
+	for _, r := range registry() {
+		add(r.Name)
+	}
+	add("padded-slots")
+	add("xrate-allow")
+	for _, k := range keyed.Impls() {
+		add(k.Name)
+	}
+	return order
+}
+
+// sortImpls sorts names into implOrder, unknown names last, alphabetically.
+func sortImpls(names []string) {
+	order := implOrder()
+	r := func(n string) int { return rank(order, n) }
+	sort.Slice(names, func(i, j int) bool {
+		if ri, rj := r(names[i]), r(names[j]); ri != rj {
+			return ri < rj
+		}
+		return names[i] < names[j]
+	})
+}

@@ -1,0 +1,287 @@
+package main
+
+import (
+	"fmt"
+	"math"
+
+	"gonum.org/v1/plot"
+)
+
+// familySpec is one benchmark family's section: its benchmark name, its
+// registry family, the implementation its deltas are measured against, the
+// words that introduce it, how its groups are drawn, and what follows them.
+type familySpec struct {
+	bench, title, registry, baseline, intro string
+	// groups writes the family's groups; nil: [report.workloadGroups].
+	groups func(r *report, gs []groupID) error
+	// after writes what follows the groups (lock latency), or nil.
+	after func(r *report) error
+}
+
+// familySpecs are the benchmark families, in the report's order.
+func familySpecs() []familySpec {
+	return []familySpec{
+		{bench: "Counter", title: "Counters", registry: "counter", baseline: "mutex",
+			intro: "A shared int64 that goroutines `Add` to and `Load`. Benchmarks: `BenchmarkCounter/workload=<w>/impl=<name>/goroutines=<g>`."},
+		{bench: "Bucket", title: "Token buckets", registry: "bucket", baseline: "mutex",
+			intro: "A token bucket: `TryTake(n)` takes n tokens at once or none. Benchmarks: `BenchmarkBucket/workload=<w>/clock=<real|frozen>/impl=<name>/goroutines=<g>`. Every call reads the clock; on the frozen clock (a `ManualClock` nobody advances) that read costs almost nothing, which separates the clock's cost from the synchronisation's."},
+		{bench: "Keyed", title: "Keyed limiters (per-client buckets)", baseline: "mutex-map", groups: (*report).keyed,
+			intro: "How servers use rate limiters: one bucket per client key, 10,000 keys, requests drawn from a Zipf distribution (a few keys are hot). The map holding the buckets is what is compared: `xsync.MapOf`, `sync.Map`, and a map behind a `sync.RWMutex`."},
+		{bench: "Lock", title: "Locks", registry: "lock", baseline: "mutex", after: (*report).lockLatency,
+			intro: "Mutual exclusion: `Acquire` (with `context.Background()`), a critical section, `Release` of a `contend.Lock`. Benchmarks: `BenchmarkLock/workload=<empty|work>/impl=<name>/goroutines=<g>`, run for 20 ms each rather than a fixed count, because the ticket lock convoys when goroutines outnumber Ps."},
+		{bench: "Semaphore", title: "Semaphores", registry: "semaphore", baseline: "xsemaphore",
+			intro: "A `contend.Semaphore` of 4 permits: `Acquire(1)`, a critical section, `Release`. Benchmarks: `BenchmarkSemaphore/workload=<empty|work>/impl=<name>/goroutines=<g>`; the baseline is `golang.org/x/sync/semaphore` (`xsemaphore`)."},
+	}
+
+}
+
+// baselineOf returns the implementation a family's deltas are measured
+// against.
+func baselineOf(family string) string {
+	for _, f := range familySpecs() {
+		if f.bench == family {
+			return f.baseline
+		}
+	}
+	return "mutex"
+}
+
+// family writes one family's section.
+func (r *report) family(f familySpec) error {
+	groups := r.d.Groups(f.bench)
+	if len(groups) == 0 {
+		return nil
+	}
+	r.printf("## %s\n\n", f.title)
+	r.printf("%s\n\n", f.intro)
+	write := f.groups
+	if write == nil {
+		write = (*report).workloadGroups
+	}
+	if err := write(r, groups); err != nil {
+		return err
+	}
+	if f.after != nil {
+		return f.after(r)
+	}
+	return nil
+}
+
+// workloadGroups writes, per group, the scaling chart, the bars at 100
+// goroutines, and the table at mainP.
+func (r *report) workloadGroups(groups []groupID) error {
+	for _, g := range groups {
+		r.printf("### %s\n\n", describeGroup(g))
+		if s := workloadDoc[g.Workload]; s != "" {
+			r.printf("%s", s)
+			if g.Clock != "" {
+				r.printf(" %s", clockDoc[g.Clock])
+			}
+			r.printf("\n\n")
+		}
+		if err := r.scalingChart(g); err != nil {
+			return err
+		}
+		if err := r.barChart(g, "100", r.mainP); err != nil {
+			return err
+		}
+		r.table(g, r.mainP)
+	}
+	return nil
+}
+
+var workloadDoc = map[string]string{
+	"add-only":     "Every operation is `Add`: the write path under contention.",
+	"read-mostly":  "One `Add` in 16 operations, the rest `Load`: a counter that is read far more than written (a metrics gauge scraped by many readers).",
+	"always-grant": "Capacity and rate so large that every request is granted: the cost of synchronising a grant.",
+	"mostly-deny":  "An empty bucket with a tiny rate: almost every request is denied, the path a limiter takes under overload.",
+	"near-limit":   "Demand just above the rate: grants and denials mixed, the bucket hovering near empty.",
+	"empty":        "An empty critical section: the cost of the lock itself and of handing it over.",
+	"work":         "A critical section of about 50 ns of arithmetic (`harness.Work`): contention with a holder that does something.",
+}
+
+var clockDoc = map[string]string{
+	"real":   "On the real monotonic clock.",
+	"frozen": "On a frozen clock, to remove the cost of reading time.",
+}
+
+// scalingChart plots throughput against GOMAXPROCS at one goroutine per P.
+func (r *report) scalingChart(g groupID) error {
+	procs := r.d.Procs()
+	if len(procs) < 2 {
+		return nil
+	}
+	var ss []series
+	for _, impl := range r.d.Impls(g) {
+		var pts errXY
+		for _, p := range procs {
+			c := r.d.Cell(r.id(g, impl, "gomaxprocs", p, "sec/op"))
+			if c == nil || c.Summary.Center <= 0 {
+				continue
+			}
+			pts = append(pts, cellPoint(c, float64(p), mopsPerSec).positive())
+		}
+		if len(pts) > 0 {
+			ss = append(ss, series{impl, pts})
+		}
+	}
+	if len(ss) == 0 {
+		return nil
+	}
+	var ticks []float64
+	for _, p := range procs {
+		ticks = append(ticks, float64(p))
+	}
+	title := fmt.Sprintf("%s: throughput vs GOMAXPROCS, one goroutine per P", describeGroup(g))
+	c, err := lineChart(title, "GOMAXPROCS (log scale)", "million operations per second (log scale)", ss, true, true, ticks)
+	if err != nil {
+		return err
+	}
+	return r.embed(c, r.chartName(g, "scaling"), title)
+}
+
+// barChart draws time/op at a goroutine count and GOMAXPROCS, sorted.
+func (r *report) barChart(g groupID, goroutines string, procs int) error {
+	var bars []bar
+	for _, impl := range r.d.Impls(g) {
+		c := r.d.Cell(r.id(g, impl, goroutines, procs, "sec/op"))
+		if c == nil {
+			continue
+		}
+		b := bar{label: impl, impl: impl, point: cellPoint(c, 0, times(1e9)), note: fmtTime(c.Summary.Center)}
+		bars = append(bars, b)
+	}
+	if len(bars) == 0 {
+		return nil
+	}
+	sortBars(bars)
+	title := fmt.Sprintf("%s: time per operation, %s goroutines, GOMAXPROCS %d", describeGroup(g), goroutines, procs)
+	c, err := hbarChart(title, "ns/op, all goroutines together (lower is better)", bars, false, math.NaN(), "")
+	if err != nil {
+		return err
+	}
+	return r.embed(c, r.chartName(g, "g"+goroutines), title)
+}
+
+// table writes group g's table at GOMAXPROCS procs.
+func (r *report) table(g groupID, procs int) {
+	baseline := baselineOf(g.Family)
+	r.printf("| impl | goroutines | time/op | 95%% CI | vs %s | allocs/op |\n|---|---|---|---|---|---|\n", baseline)
+	for _, impl := range r.d.Impls(g) {
+		first := true
+		for _, gs := range r.d.GoroutineCounts(g) {
+			c := r.d.Cell(r.id(g, impl, gs, procs, "sec/op"))
+			if c == nil {
+				continue
+			}
+			name := ""
+			if first {
+				name = "`" + impl + "`"
+				first = false
+			}
+			vs := ""
+			if base := r.d.Cell(r.id(g, baseline, gs, procs, "sec/op")); base != nil && impl != baseline {
+				vs = r.delta(base, c)
+			}
+			allocs := ""
+			if a := r.d.Cell(r.id(g, impl, gs, procs, "allocs/op")); a != nil {
+				allocs = sig3(a.Summary.Center)
+			}
+			r.printf("| %s | %s | %s | %s | %s | %s |\n", name, gs, fmtTime(c.Summary.Center), ciString(c), vs, allocs)
+		}
+	}
+	r.printf("\n")
+}
+
+// delta formats c's change against base, benchstat's way.
+func (r *report) delta(base, c *Cell) string {
+	if !base.HasCI || !c.HasCI {
+		return "n/a (fewer than 6 samples)"
+	}
+	cmp := r.d.Compare(base, c)
+	return fmt.Sprintf("%s (p=%.3f n=%d+%d)", cmp.FormatDelta(base.Summary.Center, c.Summary.Center), cmp.P, cmp.N1, cmp.N2)
+}
+
+// keyed writes the keyed-limiter section: grouped bars by goroutine count.
+func (r *report) keyed(groups []groupID) error {
+	for _, g := range groups {
+		impls := r.d.Impls(g)
+		gcs := r.d.GoroutineCounts(g)
+		title := fmt.Sprintf("keyed limiters, %s access over 10,000 keys: time per request, GOMAXPROCS %d", g.Workload, r.mainP)
+		c, err := groupedBars(title, "goroutines", "ns/op, all goroutines together", gcs, impls, func(gs, impl string) (point, bool) {
+			c := r.d.Cell(r.id(g, impl, gs, r.mainP, "sec/op"))
+			if c == nil {
+				return point{}, false
+			}
+			return cellPoint(c, 0, times(1e9)), true
+		})
+		if err != nil {
+			return err
+		}
+		if err := r.embed(c, r.chartName(g, "by-goroutines"), title); err != nil {
+			return err
+		}
+		if err := r.scalingChart(g); err != nil {
+			return err
+		}
+		r.printf("`mutex-map` is the baseline here: a map behind one lock is what the other two replace.\n\n")
+		r.table(g, r.mainP)
+	}
+	return nil
+}
+
+// lockLatency writes the acquire-latency percentiles and fairness of every
+// lock, from BenchmarkLockLatency (100 goroutines, RunLock).
+func (r *report) lockLatency() error {
+	groups := r.d.Groups("LockLatency")
+	if len(groups) == 0 {
+		return nil
+	}
+	g := groups[0]
+	impls := r.d.Impls(g)
+	r.printf("### Acquire latency and fairness, 100 goroutines\n\n")
+	r.printf("From `BenchmarkLockLatency`: 100 goroutines acquire, work about 50 ns and release for 50 ms per sample, through `harness.RunLock` (whose contexts expire, so the cancellable paths are measured). Latency is from calling `Acquire` to holding the lock, recorded in an HdrHistogram; Jain's fairness index is over the goroutines' acquisition counts (1 = equal shares, 0.01 = one goroutine got everything). GOMAXPROCS %d; medians over the samples.\n\n", r.mainP)
+	// The benchmark reports p50-ns etc.; benchfmt tidies them to seconds.
+	quantiles := []struct{ unit, label string }{{"p50-sec", "p50"}, {"p99-sec", "p99"}, {"p999-sec", "p99.9"}}
+	title := fmt.Sprintf("locks: acquire latency percentiles, 100 goroutines, GOMAXPROCS %d", r.mainP)
+	var ss []series
+	for _, impl := range impls {
+		var pts errXY
+		for i, q := range quantiles {
+			cell := r.d.Cell(r.id(g, impl, "100", r.mainP, q.unit))
+			if cell == nil || cell.Summary.Center <= 0 {
+				continue
+			}
+			pts = append(pts, cellPoint(cell, float64(i+1), times(1e6)).positive())
+		}
+		if len(pts) > 0 {
+			ss = append(ss, series{impl, pts})
+		}
+	}
+	c, err := lineChart(title, "percentile of Acquire latency", "µs from Acquire to holding (log scale)", ss, false, true, nil)
+	if err != nil {
+		return err
+	}
+	var ticks plot.ConstantTicks
+	for i, q := range quantiles {
+		ticks = append(ticks, plot.Tick{Value: float64(i + 1), Label: q.label})
+	}
+	c.p.X.Tick.Marker = ticks
+	c.p.X.Min, c.p.X.Max = 0.7, float64(len(quantiles))+0.3
+	if err := r.embed(c, "lock-latency", title); err != nil {
+		return err
+	}
+	r.printf("| impl | p50 | p99 | p99.9 | Jain fairness | acquisitions/s |\n|---|---|---|---|---|---|\n")
+	for _, impl := range impls {
+		cellStr := func(unit string, f func(float64) string) string {
+			if c := r.d.Cell(r.id(g, impl, "100", r.mainP, unit)); c != nil {
+				return f(c.Summary.Center)
+			}
+			return ""
+		}
+		r.printf("| `%s` | %s | %s | %s | %s | %s |\n", impl, cellStr("p50-sec", fmtTime), cellStr("p99-sec", fmtTime), cellStr("p999-sec", fmtTime),
+			cellStr("jain-fairness", sig3), cellStr("ops/s", fmtCount))
+	}
+	r.printf("\n")
+	return nil
+}
