@@ -43,14 +43,32 @@ func registry() []implInfo {
 	return out
 }
 
+// remoteRegistry lists the registered server-backed implementations.
+func remoteRegistry() []implInfo {
+	var out []implInfo
+	for _, l := range harness.RemoteLocks() {
+		out = append(out, implInfo{"redis lock", l.Name, l.Guarantee, l.Reference, l.Summary, l.Flaw, nil})
+	}
+	for _, s := range harness.RemoteSemaphores() {
+		out = append(out, implInfo{"redis semaphore", s.Name, s.Guarantee, s.Reference, s.Summary, s.Flaw, nil})
+	}
+	for _, b := range harness.RemoteBuckets() {
+		out = append(out, implInfo{"redis bucket", b.Name, b.Guarantee, b.Reference, b.Summary, b.Flaw, nil})
+	}
+	return out
+}
+
 // registryIndex is registry() by family and name.
 type registryIndex map[[2]string]implInfo
 
 func newRegistryIndex() registryIndex {
 	idx := registryIndex{}
-	for _, i := range registry() {
+	for _, i := range append(registry(), remoteRegistry()...) {
 		idx[[2]string{i.Family, i.Name}] = i
 	}
+	// impls/redis's benchmarks name redis-naive "naive" (they cannot
+	// import the harness's registry, which imports them).
+	idx[[2]string{"redis lock", "naive"}] = idx[[2]string{"redis lock", "redis-naive"}]
 	return idx
 }
 

@@ -37,7 +37,7 @@ func checkSpecs() []checkSpec {
 			doc: "A bucket of capacity 256 at 10⁹ tokens/s on a clock that starts at 1.7 × 10¹⁸ ns (a Unix time in nanoseconds; 54 years of uptime would do too) plus 127, advanced 16 times by 2 ns. A float64 holds such readings only to 256 ns, so the float bucket sees 256 ns pass where 2 did. Grant ratio = granted / (capacity + rate × elapsed)."},
 		{check: "lock-overlaps", family: "lock", write: (*report).exclusion, title: "Exclusion: the racy lock",
 			doc:  "Goroutines acquire, work about 50 ns and release for 20 ms through `harness.RunLock`, which counts critical sections entered while another goroutine was inside one.",
-			unit: "overlaps", what: "overlaps per 20 ms run", chartUnit: "overlap-fraction", xLabel: "fraction of critical sections that overlapped another (0 is correct)"},
+			unit: "overlap-fraction", what: "fraction of critical sections overlapped", chartUnit: "overlap-fraction", xLabel: "fraction of critical sections that overlapped another (0 is correct)"},
 		{check: "semaphore-overflow", family: "semaphore", write: (*report).exclusion, title: "Capacity: the racy semaphore",
 			doc:  "A semaphore of 4 permits; goroutines take one each for 20 ms through `harness.RunSemaphore`, which counts the permits held at once.",
 			unit: "max-held", what: "most permits held at once (capacity 4)", chartUnit: "max-held", xLabel: "most permits held at once (a correct semaphore: at most 4)", limit: 4},
@@ -133,7 +133,7 @@ func (r *report) grantRatio(g groupID, spec checkSpec) error {
 		}
 		r.printf("The reference `%s` declares that it breaks the invariant under contention, and %s. Why: %s. It needs more runnable threads than cores (readings delayed between the clock and the mutex), so it shows at high GOMAXPROCS; the stress test at GOMAXPROCS 8 measured it, and `impls/reference` pins the mechanism deterministically.\n\n", i.Name, verdict, why)
 	}
-	return r.ratioChart(g, "grant-ratio", "tokens granted / (capacity + rate × elapsed), log scale", true, 1, "allowed: ratio 1")
+	return r.worstScenarioChart(g, spec)
 }
 
 // steppedCheck reports a deterministic scenario that compares a broken
@@ -203,12 +203,22 @@ func (r *report) worst(g groupID, impl, unit string) float64 {
 func (r *report) ratioChart(g groupID, unit, xLabel string, logX bool, ref float64, refLabel string) error {
 	procs := r.d.Procs()
 	p := procs[len(procs)-1]
-	var bars []bar
+	var cells []*Cell
 	for _, impl := range r.d.Impls(g) {
-		c := r.d.Cell(r.id(g, impl, "100", p, unit))
-		if c == nil {
-			continue
+		if c := r.d.Cell(r.id(g, impl, "100", p, unit)); c != nil {
+			cells = append(cells, c)
 		}
+	}
+	title := fmt.Sprintf("correctness, %s: 100 goroutines, GOMAXPROCS %d", g.Check, p)
+	return r.cellBars(g, cells, false, title, xLabel, logX, ref, refLabel)
+}
+
+// cellBars charts one bar per cell, sorted, each labelled with its
+// implementation and value (and, if scenario, its check and GOMAXPROCS).
+func (r *report) cellBars(g groupID, cells []*Cell, scenario bool, title, xLabel string, logX bool, ref float64, refLabel string) error {
+	var bars []bar
+	var shown []string
+	for _, c := range cells {
 		v := c.Summary.Center
 		if logX && v <= 0 {
 			continue // a log axis cannot show it
@@ -217,19 +227,57 @@ func (r *report) ratioChart(g groupID, unit, xLabel string, logX bool, ref float
 		if logX {
 			pt = pt.positive()
 		}
-		b := bar{label: impl, impl: impl, point: pt, note: sig3(v)}
+		b := r.barOf(g, c.ID.Impl, pt, sig3(v))
+		if scenario {
+			b.note = fmt.Sprintf("%s in %s, GOMAXPROCS %d", b.note, c.ID.Check, c.ID.Procs)
+		}
 		bars = append(bars, b)
+		shown = append(shown, c.ID.Impl)
 	}
 	if len(bars) == 0 {
 		return nil
 	}
 	sortBars(bars)
-	title := fmt.Sprintf("correctness, %s: 100 goroutines, GOMAXPROCS %d", g.Check, p)
 	c, err := hbarChart(title, xLabel, bars, logX, ref, refLabel)
 	if err != nil {
 		return err
 	}
+	r.noteMissing(c, g, shown, "to draw here")
+	r.noteMarks(c, g, shown)
 	return r.embed(c, r.chartName(g, "chart"), title)
+}
+
+// worstScenarioChart charts, for every bucket, the scenario and GOMAXPROCS
+// (at 100 goroutines) where its median grant ratio is highest: a broken
+// bucket is shown where it fails, not where it happens to hold.
+func (r *report) worstScenarioChart(g groupID, spec checkSpec) error {
+	worst := map[string]*Cell{}
+	var order []string
+	for _, cg := range r.d.Groups("Correctness") {
+		if r.regFamily(cg) != spec.family {
+			continue
+		}
+		for id, c := range r.d.Cells {
+			if id.group() != cg || id.Goroutines != "100" || id.Unit != "grant-ratio" {
+				continue
+			}
+			w, seen := worst[id.Impl]
+			if !seen {
+				order = append(order, id.Impl)
+			}
+			if !seen || c.Summary.Center > w.Summary.Center ||
+				(c.Summary.Center == w.Summary.Center && (id.Check < w.ID.Check || id.Check == w.ID.Check && id.Procs < w.ID.Procs)) {
+				worst[id.Impl] = c
+			}
+		}
+	}
+	sortImpls(order)
+	var cells []*Cell
+	for _, impl := range order {
+		cells = append(cells, worst[impl])
+	}
+	title := "correctness, buckets: each one's worst scenario, 100 goroutines"
+	return r.cellBars(g, cells, true, title, "tokens granted / (capacity + rate × elapsed), log scale", true, 1, "ratio 1, the most a correct bucket may grant")
 }
 
 // raceExcerpt quotes the race detector's report on the naive control.
@@ -269,5 +317,9 @@ func (r *report) exclusion(g groupID, spec checkSpec) error {
 	if len(broken) > 0 {
 		r.printf("Broke the invariant in at least one sample (worst): %s. Every other implementation held it in every sample.\n\n", strings.Join(broken, ", "))
 	}
-	return r.ratioChart(g, spec.chartUnit, spec.xLabel, false, math.NaN(), "")
+	ref, refLabel := math.NaN(), ""
+	if spec.limit > 0 {
+		ref, refLabel = spec.limit, fmt.Sprintf("capacity %g, the most a correct semaphore holds", spec.limit)
+	}
+	return r.ratioChart(g, spec.chartUnit, spec.xLabel, false, ref, refLabel)
 }

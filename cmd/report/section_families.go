@@ -3,8 +3,8 @@ package main
 import (
 	"fmt"
 	"math"
-
-	"gonum.org/v1/plot"
+	"strconv"
+	"strings"
 )
 
 // familySpec is one benchmark family's section: its benchmark name, its
@@ -105,13 +105,15 @@ var clockDoc = map[string]string{
 	"frozen": "On a frozen clock, to remove the cost of reading time.",
 }
 
-// scalingChart plots throughput against GOMAXPROCS at one goroutine per P.
+// scalingChart plots throughput against GOMAXPROCS at one goroutine per P,
+// with the GOMAXPROCS beyond the machine's cores shaded.
 func (r *report) scalingChart(g groupID) error {
 	procs := r.d.Procs()
 	if len(procs) < 2 {
 		return nil
 	}
 	var ss []series
+	var shown []string
 	for _, impl := range r.d.Impls(g) {
 		var pts errXY
 		for _, p := range procs {
@@ -122,45 +124,97 @@ func (r *report) scalingChart(g groupID) error {
 			pts = append(pts, cellPoint(c, float64(p), mopsPerSec).positive())
 		}
 		if len(pts) > 0 {
-			ss = append(ss, series{impl, pts})
+			ss = append(ss, r.seriesOf(g, impl, pts))
+			shown = append(shown, impl)
 		}
 	}
 	if len(ss) == 0 {
 		return nil
 	}
-	var ticks []float64
-	for _, p := range procs {
-		ticks = append(ticks, float64(p))
-	}
 	title := fmt.Sprintf("%s: throughput vs GOMAXPROCS, one goroutine per P", describeGroup(g))
-	c, err := lineChart(title, "GOMAXPROCS (log scale)", "million operations per second (log scale)", ss, true, true, ticks)
+	from, label := r.oversubscribed()
+	c, err := lineChart(title, "GOMAXPROCS (log scale)", "million operations per second (log scale)", ss,
+		lineOpts{logX: true, logY: true, xTicks: r.procTicks(), shadeFrom: from, shadeLabel: label})
 	if err != nil {
 		return err
 	}
+	r.noteMissing(c, g, shown, "at one goroutine per P")
+	for _, impl := range ss {
+		if len(impl.points) < len(procs) {
+			var at []string
+			for _, p := range impl.points {
+				at = append(at, strconv.Itoa(int(p.x)))
+			}
+			c.note("%s: measured only at GOMAXPROCS %s", impl.impl, strings.Join(at, ", "))
+		}
+	}
+	r.noteMarks(c, g, shown)
 	return r.embed(c, r.chartName(g, "scaling"), title)
 }
 
 // barChart draws time/op at a goroutine count and GOMAXPROCS, sorted.
 func (r *report) barChart(g groupID, goroutines string, procs int) error {
-	var bars []bar
+	var cells []*Cell
+	maxSec := 0.0
 	for _, impl := range r.d.Impls(g) {
-		c := r.d.Cell(r.id(g, impl, goroutines, procs, "sec/op"))
-		if c == nil {
-			continue
+		if c := r.d.Cell(r.id(g, impl, goroutines, procs, "sec/op")); c != nil {
+			cells = append(cells, c)
+			maxSec = math.Max(maxSec, c.Summary.Center)
 		}
-		b := bar{label: impl, impl: impl, point: cellPoint(c, 0, times(1e9)), note: fmtTime(c.Summary.Center)}
-		bars = append(bars, b)
 	}
-	if len(bars) == 0 {
+	if len(cells) == 0 {
 		return nil
+	}
+	unit, k := timeUnit(maxSec)
+	var bars []bar
+	var shown []string
+	for _, c := range cells {
+		bars = append(bars, r.barOf(g, c.ID.Impl, cellPoint(c, 0, times(k)), fmtTime(c.Summary.Center)))
+		shown = append(shown, c.ID.Impl)
 	}
 	sortBars(bars)
 	title := fmt.Sprintf("%s: time per operation, %s goroutines, GOMAXPROCS %d", describeGroup(g), goroutines, procs)
-	c, err := hbarChart(title, "ns/op, all goroutines together (lower is better)", bars, false, math.NaN(), "")
+	c, err := hbarChart(title, unit+"/op, all goroutines together (lower is better)", bars, false, math.NaN(), "")
 	if err != nil {
 		return err
 	}
+	r.noteMissing(c, g, shown, fmt.Sprintf("at %s goroutines, GOMAXPROCS %d", goroutines, procs))
+	r.noteMarks(c, g, shown)
 	return r.embed(c, r.chartName(g, "g"+goroutines), title)
+}
+
+// goroutineBars charts time/op of every implementation of g at procs,
+// grouped by goroutine count.
+func (r *report) goroutineBars(g groupID, procs int, title string) (*chart, error) {
+	gcs := r.d.GoroutineCounts(g)
+	maxSec := 0.0
+	for id, c := range r.d.Cells {
+		if id.group() == g && id.Procs == procs && id.Unit == "sec/op" {
+			maxSec = math.Max(maxSec, c.Summary.Center)
+		}
+	}
+	unit, k := timeUnit(maxSec)
+	var ss []series
+	var shown []string
+	for _, impl := range r.d.Impls(g) {
+		var pts errXY
+		for i, gs := range gcs {
+			if c := r.d.Cell(r.id(g, impl, gs, procs, "sec/op")); c != nil {
+				pts = append(pts, cellPoint(c, float64(i), times(k)))
+			}
+		}
+		if len(pts) > 0 {
+			ss = append(ss, r.seriesOf(g, impl, pts))
+			shown = append(shown, impl)
+		}
+	}
+	c, err := groupedBars(title, "goroutines", unit+"/op, all goroutines together (lower is better)", gcs, ss)
+	if err != nil {
+		return nil, err
+	}
+	r.noteMissing(c, g, shown, fmt.Sprintf("at GOMAXPROCS %d", procs))
+	r.noteMarks(c, g, shown)
+	return c, nil
 }
 
 // table writes group g's table at GOMAXPROCS procs.
@@ -205,16 +259,8 @@ func (r *report) delta(base, c *Cell) string {
 // keyed writes the keyed-limiter section: grouped bars by goroutine count.
 func (r *report) keyed(groups []groupID) error {
 	for _, g := range groups {
-		impls := r.d.Impls(g)
-		gcs := r.d.GoroutineCounts(g)
 		title := fmt.Sprintf("keyed limiters, %s access over 10,000 keys: time per request, GOMAXPROCS %d", g.Workload, r.mainP)
-		c, err := groupedBars(title, "goroutines", "ns/op, all goroutines together", gcs, impls, func(gs, impl string) (point, bool) {
-			c := r.d.Cell(r.id(g, impl, gs, r.mainP, "sec/op"))
-			if c == nil {
-				return point{}, false
-			}
-			return cellPoint(c, 0, times(1e9)), true
-		})
+		c, err := r.goroutineBars(g, r.mainP, title)
 		if err != nil {
 			return err
 		}
@@ -241,33 +287,11 @@ func (r *report) lockLatency() error {
 	impls := r.d.Impls(g)
 	r.printf("### Acquire latency and fairness, 100 goroutines\n\n")
 	r.printf("From `BenchmarkLockLatency`: 100 goroutines acquire, work about 50 ns and release for 50 ms per sample, through `harness.RunLock` (whose contexts expire, so the cancellable paths are measured). Latency is from calling `Acquire` to holding the lock, recorded in an HdrHistogram; Jain's fairness index is over the goroutines' acquisition counts (1 = equal shares, 0.01 = one goroutine got everything). GOMAXPROCS %d; medians over the samples.\n\n", r.mainP)
-	// The benchmark reports p50-ns etc.; benchfmt tidies them to seconds.
-	quantiles := []struct{ unit, label string }{{"p50-sec", "p50"}, {"p99-sec", "p99"}, {"p999-sec", "p99.9"}}
 	title := fmt.Sprintf("locks: acquire latency percentiles, 100 goroutines, GOMAXPROCS %d", r.mainP)
-	var ss []series
-	for _, impl := range impls {
-		var pts errXY
-		for i, q := range quantiles {
-			cell := r.d.Cell(r.id(g, impl, "100", r.mainP, q.unit))
-			if cell == nil || cell.Summary.Center <= 0 {
-				continue
-			}
-			pts = append(pts, cellPoint(cell, float64(i+1), times(1e6)).positive())
-		}
-		if len(pts) > 0 {
-			ss = append(ss, series{impl, pts})
-		}
-	}
-	c, err := lineChart(title, "percentile of Acquire latency", "µs from Acquire to holding (log scale)", ss, false, true, nil)
+	c, err := r.percentileChart(g, "100", r.mainP, title, "Acquire")
 	if err != nil {
 		return err
 	}
-	var ticks plot.ConstantTicks
-	for i, q := range quantiles {
-		ticks = append(ticks, plot.Tick{Value: float64(i + 1), Label: q.label})
-	}
-	c.p.X.Tick.Marker = ticks
-	c.p.X.Min, c.p.X.Max = 0.7, float64(len(quantiles))+0.3
 	if err := r.embed(c, "lock-latency", title); err != nil {
 		return err
 	}

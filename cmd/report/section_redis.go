@@ -36,19 +36,26 @@ func (r *report) redisTier() error {
 				p = q
 			}
 		}
-		title := fmt.Sprintf("%s, time per operation by goroutines", what)
-		c, err := groupedBars(title, "goroutines", "µs/op, all goroutines together", gcs, impls, func(gs, impl string) (point, bool) {
-			cell := r.d.Cell(r.id(g, impl, gs, p, "sec/op"))
-			if cell == nil {
-				return point{}, false
-			}
-			return cellPoint(cell, 0, times(1e6)), true
-		})
+		var c *chart
+		var err error
+		var title, base string
+		if g.Family == "RedisLock" {
+			// What a lock user reads is how long one waits: percentiles,
+			// at the most contended goroutine count, on a log scale.
+			top := gcs[len(gcs)-1]
+			title = fmt.Sprintf("%s: latency percentiles, %s goroutines", what, top)
+			base = "redislock-latency"
+			c, err = r.percentileChart(g, top, p, title, "Acquire + Release")
+		} else {
+			title = fmt.Sprintf("%s: time per operation by goroutines", what)
+			base = "redisbucket-by-goroutines"
+			c, err = r.goroutineBars(g, p, title)
+		}
 		if err != nil {
 			return err
 		}
 		r.printf("### %s\n\n", what)
-		if err := r.embed(c, strings.ToLower(g.Family)+"-by-goroutines", title); err != nil {
+		if err := r.embed(c, base, title); err != nil {
 			return err
 		}
 		r.printf("| impl | goroutines | time/op | 95%% CI | latency p50 | p99 | p99.9 | round trips/op |\n|---|---|---|---|---|---|---|---|\n")

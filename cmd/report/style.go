@@ -3,7 +3,9 @@ package main
 import (
 	"hash/fnv"
 	"image/color"
+	"math"
 
+	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 )
 
@@ -48,21 +50,53 @@ func implColor(name string) color.Color {
 	return palette[h.Sum32()%uint32(len(palette))]
 }
 
-// implShape is a stable index for name's glyph shape, so that lines are
-// told apart without colour too.
-func implShape(name string) int {
-	order := implOrder()
-	if i := rank(order, name); i < len(order) {
-		return i
+// polyGlyph is a regular polygon of radius sty.Radius, filled or open:
+// with the cross and plus, enough shapes that no two series of a chart
+// share one.
+type polyGlyph struct {
+	sides int
+	turn  float64 // rotation, in turns
+	open  bool
+}
+
+func (g polyGlyph) DrawGlyph(c *draw.Canvas, sty draw.GlyphStyle, pt vg.Point) {
+	var path vg.Path
+	r := float64(sty.Radius) * 1.15
+	for i := 0; i <= g.sides; i++ {
+		a := 2*math.Pi*(float64(i)/float64(g.sides)+g.turn) + math.Pi/2
+		p := vg.Point{X: pt.X + vg.Length(r*math.Cos(a)), Y: pt.Y + vg.Length(r*math.Sin(a))}
+		if i == 0 {
+			path.Move(p)
+		} else {
+			path.Line(p)
+		}
 	}
-	h := fnv.New32a()
-	h.Write([]byte(name))
-	return int(h.Sum32() % 7)
+	path.Close()
+	c.SetColor(sty.Color)
+	if g.open {
+		c.SetLineStyle(draw.LineStyle{Color: sty.Color, Width: vg.Points(1)})
+		c.Stroke(path)
+		return
+	}
+	c.Fill(path)
 }
 
-var glyphs = []draw.GlyphDrawer{
-	draw.CircleGlyph{}, draw.SquareGlyph{}, draw.TriangleGlyph{}, draw.CrossGlyph{},
-	draw.PlusGlyph{}, draw.RingGlyph{}, draw.BoxGlyph{}, draw.PyramidGlyph{},
-}
+// glyphs are the marks of a chart's series, in order: filled shapes, the
+// cross and plus, then the same shapes open.
+var glyphs = func() []draw.GlyphDrawer {
+	shapes := []polyGlyph{{sides: 4, turn: 0.125}, {sides: 3}, {sides: 4}, {sides: 3, turn: 0.5}, {sides: 5}, {sides: 6, turn: 1.0 / 12}}
+	out := []draw.GlyphDrawer{draw.CircleGlyph{}}
+	for _, s := range shapes {
+		out = append(out, s)
+	}
+	out = append(out, draw.CrossGlyph{}, draw.PlusGlyph{}, draw.RingGlyph{})
+	for _, s := range shapes {
+		s.open = true
+		out = append(out, s)
+	}
+	return out
+}()
 
-func glyph(impl string) draw.GlyphDrawer { return glyphs[implShape(impl)%len(glyphs)] }
+// glyphAt returns the glyph of a chart's i-th series. The first
+// len(glyphs) series never share one.
+func glyphAt(i int) draw.GlyphDrawer { return glyphs[i%len(glyphs)] }
