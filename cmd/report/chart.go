@@ -556,8 +556,8 @@ func roundOut125(lo, hi float64) (float64, float64) {
 }
 
 // logTicks labels a log axis at every power of ten and, when the axis
-// spans up to three decades, at 2 and 5 times each; narrower than a decade
-// and a half, at every multiple. The other multiples are unlabelled minor
+// spans up to three decades, at 2 and 5 times each; narrower than five
+// times, at every multiple. The other multiples are unlabelled minor
 // ticks, so that a value can be read between labels.
 type logTicks struct{}
 
@@ -567,7 +567,7 @@ func (logTicks) Ticks(min, max float64) []plot.Tick {
 	}
 	label := func(m int) bool {
 		switch span := max / min; {
-		case span <= 30:
+		case span <= 5:
 			return true
 		case span <= 1000:
 			return m == 1 || m == 2 || m == 5

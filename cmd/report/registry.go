@@ -18,6 +18,8 @@ type implInfo struct {
 	Summary   string
 	Flaw      string
 	Deviates  map[string]string
+	// NoFencing: a remote lock that hands out no fencing token.
+	NoFencing bool
 }
 
 // Correct reports whether the harness holds the implementation to its
@@ -29,16 +31,16 @@ func (i implInfo) Correct() bool { return i.Guarantee.Correct() }
 func registry() []implInfo {
 	var out []implInfo
 	for _, c := range harness.Counters() {
-		out = append(out, implInfo{"counter", c.Name, c.Guarantee, c.Reference, c.Summary, c.Flaw, nil})
+		out = append(out, implInfo{"counter", c.Name, c.Guarantee, c.Reference, c.Summary, c.Flaw, nil, false})
 	}
 	for _, b := range harness.Buckets() {
-		out = append(out, implInfo{"bucket", b.Name, b.Guarantee, b.Reference, b.Summary, b.Flaw, b.Deviations})
+		out = append(out, implInfo{"bucket", b.Name, b.Guarantee, b.Reference, b.Summary, b.Flaw, b.Deviations, false})
 	}
 	for _, l := range harness.Locks() {
-		out = append(out, implInfo{"lock", l.Name, l.Guarantee, l.Reference, l.Summary, l.Flaw, nil})
+		out = append(out, implInfo{"lock", l.Name, l.Guarantee, l.Reference, l.Summary, l.Flaw, nil, false})
 	}
 	for _, s := range harness.Semaphores() {
-		out = append(out, implInfo{"semaphore", s.Name, s.Guarantee, s.Reference, s.Summary, s.Flaw, nil})
+		out = append(out, implInfo{"semaphore", s.Name, s.Guarantee, s.Reference, s.Summary, s.Flaw, nil, false})
 	}
 	return out
 }
@@ -47,13 +49,13 @@ func registry() []implInfo {
 func remoteRegistry() []implInfo {
 	var out []implInfo
 	for _, l := range harness.RemoteLocks() {
-		out = append(out, implInfo{"redis lock", l.Name, l.Guarantee, l.Reference, l.Summary, l.Flaw, nil})
+		out = append(out, implInfo{"redis lock", l.Name, l.Guarantee, l.Reference, l.Summary, l.Flaw, nil, l.NoFencing})
 	}
 	for _, s := range harness.RemoteSemaphores() {
-		out = append(out, implInfo{"redis semaphore", s.Name, s.Guarantee, s.Reference, s.Summary, s.Flaw, nil})
+		out = append(out, implInfo{"redis semaphore", s.Name, s.Guarantee, s.Reference, s.Summary, s.Flaw, nil, false})
 	}
 	for _, b := range harness.RemoteBuckets() {
-		out = append(out, implInfo{"redis bucket", b.Name, b.Guarantee, b.Reference, b.Summary, b.Flaw, nil})
+		out = append(out, implInfo{"redis bucket", b.Name, b.Guarantee, b.Reference, b.Summary, b.Flaw, nil, false})
 	}
 	return out
 }
@@ -65,6 +67,11 @@ func newRegistryIndex() registryIndex {
 	idx := registryIndex{}
 	for _, i := range append(registry(), remoteRegistry()...) {
 		idx[[2]string{i.Family, i.Name}] = i
+	}
+	// keyed.Impls carries no guarantee; its package doc gives all three
+	// one: each key's bucket is exactly an atomic.Bucket.
+	for _, k := range keyed.Impls() {
+		idx[[2]string{"keyed", k.Name}] = implInfo{Family: "keyed", Name: k.Name, Guarantee: harness.Exact, Summary: benchOnly[k.Name]}
 	}
 	// impls/redis's benchmarks name redis-naive "naive" (they cannot
 	// import the harness's registry, which imports them).
@@ -83,6 +90,16 @@ func (idx registryIndex) lookup(family, name string) (implInfo, bool) {
 func (idx registryIndex) correct(family, name string) bool {
 	i, ok := idx.lookup(family, name)
 	return ok && i.Correct()
+}
+
+// benchOnly defines the names that benchmarks use and the registry does
+// not list, so that every name in a chart or table is defined.
+var benchOnly = map[string]string{
+	"padded-slots": "one padded slot per goroutine, which no real counter can be (each goroutine owns its slot; Load sums them): the floor of a striped counter",
+	"xrate-allow":  "golang.org/x/time/rate as most code calls it, Limiter.AllowN(time.Now(), n), so real clock only; the registry's `xrate` is the same Limiter on the injected clock",
+	"xsync-mapof":  "one exact bucket per key in github.com/puzpuzpuz/xsync/v3 MapOf",
+	"sync-map":     "one exact bucket per key in a sync.Map",
+	"mutex-map":    "one exact bucket per key in a map behind a sync.RWMutex",
 }
 
 // implOrder is the order implementations appear in tables, legends and

@@ -34,6 +34,7 @@ type section struct {
 func sections() []section {
 	s := []section{
 		{"machine", func(r *report) error { r.header(); return nil }},
+		{"what to use", (*report).whatToUse},
 		{"how to read", func(r *report) error { r.howToRead(); return nil }},
 		{"verdict", (*report).verdict},
 		{"strategies", func(r *report) error { r.strategies(); return nil }},
