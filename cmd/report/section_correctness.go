@@ -157,28 +157,26 @@ func (r *report) steppedCheck(g groupID, spec checkSpec) error {
 	return nil
 }
 
-// procTable writes, for each implementation and goroutine count of g, the
+// procTable writes, for each implementation of g at 100 goroutines, the
 // median of unit at every GOMAXPROCS.
 func (r *report) procTable(g groupID, unit, what string, format func(float64) string) {
 	procs := r.d.Procs()
-	r.printf("| impl | goroutines |")
+	r.printf("| %s, 100 goroutines |", what)
 	for _, p := range procs {
-		r.printf(" %s, GOMAXPROCS %d |", what, p)
+		r.printf(" GOMAXPROCS %d |", p)
 	}
-	r.printf("\n|---|---|%s\n", strings.Repeat("---|", len(procs)))
+	r.printf("\n|---|%s\n", strings.Repeat("---|", len(procs)))
 	for _, impl := range r.d.Impls(g) {
-		for _, gs := range r.d.GoroutineCounts(g) {
-			r.printf("| `%s` | %s |", impl, gs)
-			for _, p := range procs {
-				c := r.d.Cell(r.id(g, impl, gs, p, unit))
-				if c == nil {
-					r.printf(" |")
-					continue
-				}
-				r.printf(" %s |", format(c.Summary.Center))
+		r.printf("| %s |", mdEscape(r.label(r.regFamily(g), impl)))
+		for _, p := range procs {
+			c := r.d.Cell(r.id(g, impl, "100", p, unit))
+			if c == nil {
+				r.printf(" |")
+				continue
 			}
-			r.printf("\n")
+			r.printf(" %s |", format(c.Summary.Center))
 		}
+		r.printf("\n")
 	}
 	r.printf("\n")
 }

@@ -85,7 +85,7 @@ func (r *report) workloadGroups(groups []groupID) error {
 		if err := r.barChart(g, "100", r.mainP); err != nil {
 			return err
 		}
-		r.table(g, r.mainP)
+		r.compactTable(g, r.mainP)
 	}
 	return nil
 }
@@ -217,6 +217,51 @@ func (r *report) goroutineBars(g groupID, procs int, title string) (*chart, erro
 	return c, nil
 }
 
+// compactTable writes group g at GOMAXPROCS procs, one row per
+// implementation: time/op at each goroutine count, and the comparison with
+// the baseline at the most goroutines.
+func (r *report) compactTable(g groupID, procs int) {
+	baseline := baselineOf(g.Family)
+	gcs := r.d.GoroutineCounts(g)
+	top := gcs[len(gcs)-1]
+	family := r.regFamily(g)
+	r.printf("| time/op by goroutines |")
+	for _, gs := range gcs {
+		r.printf(" %s |", gs)
+	}
+	r.printf(" vs `%s` at %s | allocs/op |\n|---|%s---|---|\n", baseline, top, strings.Repeat("---|", len(gcs)))
+	for _, impl := range r.d.Impls(g) {
+		r.printf("| %s |", mdEscape(r.label(family, impl)))
+		for _, gs := range gcs {
+			c := r.d.Cell(r.id(g, impl, gs, procs, "sec/op"))
+			if c == nil {
+				r.printf(" – |")
+				continue
+			}
+			r.printf(" %s |", timeWithCI(c))
+		}
+		vs, allocs := "", ""
+		if c := r.d.Cell(r.id(g, impl, top, procs, "sec/op")); c != nil {
+			if base := r.d.Cell(r.id(g, baseline, top, procs, "sec/op")); base != nil && impl != baseline {
+				vs = r.delta(base, c)
+			}
+		}
+		if a := r.d.Cell(r.id(g, impl, top, procs, "allocs/op")); a != nil {
+			allocs = sig3(a.Summary.Center)
+		}
+		r.printf(" %s | %s |\n", vs, allocs)
+	}
+	r.printf("\n")
+}
+
+// timeWithCI is a time/op median with its CI as ±%, or why there is none.
+func timeWithCI(c *Cell) string {
+	if !c.HasCI {
+		return fmtTime(c.Summary.Center) + ", " + ciString(c)
+	}
+	return fmtTime(c.Summary.Center) + " ±" + c.Summary.PctRangeString()
+}
+
 // table writes group g's table at GOMAXPROCS procs.
 func (r *report) table(g groupID, procs int) {
 	baseline := baselineOf(g.Family)
@@ -271,7 +316,7 @@ func (r *report) keyed(groups []groupID) error {
 			return err
 		}
 		r.printf("`mutex-map` is the baseline here: a map behind one lock is what the other two replace.\n\n")
-		r.table(g, r.mainP)
+		r.compactTable(g, r.mainP)
 	}
 	return nil
 }

@@ -21,16 +21,17 @@ func (r *report) floors() {
 	r.printf("\n")
 }
 
-// appendix writes every group's table at every GOMAXPROCS.
+// appendix writes details.md: every group's table at every GOMAXPROCS.
 func (r *report) appendix() {
-	r.printf("## Appendix: every GOMAXPROCS\n\n")
-	for _, f := range familySpecs() {
-		for _, g := range r.d.Groups(f.bench) {
-			for _, p := range r.d.Procs() {
-				r.printf("<details><summary>%s, GOMAXPROCS %d</summary>\n\n", describeGroup(g), p)
-				r.table(g, p)
-				r.printf("</details>\n\n")
+	r.toDetails(func() {
+		r.printf("## Every GOMAXPROCS\n\nEach group at each GOMAXPROCS, every goroutine count, against its baseline.\n\n")
+		for _, f := range familySpecs() {
+			for _, g := range r.d.Groups(f.bench) {
+				for _, p := range r.d.Procs() {
+					r.printf("### %s, GOMAXPROCS %d\n\n", describeGroup(g), p)
+					r.table(g, p)
+				}
 			}
 		}
-	}
+	})
 }

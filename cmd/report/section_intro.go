@@ -5,8 +5,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-
-	"github.com/contend-lab/contend/harness"
 )
 
 func (r *report) header() {
@@ -84,102 +82,65 @@ func (r *report) sampleCounts() string {
 
 func (r *report) howToRead() {
 	r.printf("## How to read it\n\n")
-	r.printf("- **time/op** is wall time per operation of all goroutines together: with 100 goroutines, 10 ns/op means 100 million operations per second in total. Lower is better; throughput is its inverse.\n")
+	r.printf("- **time/op** is wall time per operation of all goroutines together: with 100 goroutines, 10 ns/op means 100 million operations per second in total. Lower is better.\n")
 	r.printf("- **goroutines**: `1`; `gomaxprocs`, one per P; and `100`, more goroutines than Ps, as a busy server has.\n")
-	r.printf("- Every number is the **median** of the samples, with its **95%% confidence interval** (benchmath, assuming nothing about the distribution, exactly as `benchstat` computes it). With fewer than 6 samples no 95%% interval exists, and the report says so instead of drawing one.\n")
-	r.printf("- **vs mutex** is the change of the median against the `sync.Mutex` implementation in the same workload, GOMAXPROCS and goroutine count, with the p-value of a Mann-Whitney U test (benchstat's). `~` means no significant difference (p ≥ 0.05). Compare ratios within this run; the absolute numbers move with the machine.\n")
-	r.printf("- Main tables are at GOMAXPROCS %d; the [appendix](#appendix-every-gomaxprocs) has every GOMAXPROCS. Every cell is also in [`summary.csv`](summary.csv).\n\n", r.mainP)
-}
-
-func (r *report) verdict() error {
-	r.printf("## Verdict on this machine\n\n")
-	r.printf("The fastest implementation that passed its invariants, at 100 goroutines and GOMAXPROCS %d, in each workload. Racy and broken implementations are excluded, and so is a reference that declares it breaks the invariants under contention (`xrate`, see below); the other references are included.\n\n", r.mainP)
-	r.printf("| workload | fastest correct | time/op | baseline | speed-up vs baseline | runner-up |\n|---|---|---|---|---|---|\n")
-	for _, f := range familySpecs() {
-		if f.registry == "" {
-			continue
-		}
-		for _, g := range r.d.Groups(f.bench) {
-			type entry struct {
-				impl string
-				c    *Cell
-			}
-			var es []entry
-			for _, impl := range r.d.Impls(g) {
-				if !r.reg.correct(f.registry, impl) || r.deviatesUnderStress(f.registry, impl) {
-					continue
-				}
-				if c := r.d.Cell(r.id(g, impl, "100", r.mainP, "sec/op")); c != nil {
-					es = append(es, entry{impl, c})
-				}
-			}
-			if len(es) == 0 {
-				continue
-			}
-			sort.SliceStable(es, func(i, j int) bool { return es[i].c.Summary.Center < es[j].c.Summary.Center })
-			base := r.d.Cell(r.id(g, baselineOf(g.Family), "100", r.mainP, "sec/op"))
-			mutex, speed := "", ""
-			if base != nil {
-				mutex = fmt.Sprintf("`%s` %s", baselineOf(g.Family), fmtTime(base.Summary.Center))
-				speed = r.speedup(base, es[0].c)
-			}
-			runner := ""
-			if len(es) > 1 {
-				runner = fmt.Sprintf("`%s` %s", es[1].impl, fmtTime(es[1].c.Summary.Center))
-			}
-			r.printf("| %s | `%s` | %s | %s | %s | %s |\n", describeGroup(g), es[0].impl, fmtTime(es[0].c.Summary.Center), mutex, speed, runner)
-		}
-	}
-	r.printf("\n")
-	return nil
-}
-
-// deviatesUnderStress reports whether a reference declared that it breaks
-// the stress invariants.
-func (r *report) deviatesUnderStress(family, impl string) bool {
-	i, _ := r.reg.lookup(family, impl)
-	_, ok := i.Deviates[harness.StressDeviation]
-	return ok
-}
-
-// speedup says how much faster c is than base, when the difference is
-// significant.
-func (r *report) speedup(base, c *Cell) string {
-	if base == c {
-		return "1×"
-	}
-	cmp := r.d.Compare(base, c)
-	ratio := base.Summary.Center / c.Summary.Center
-	if cmp.P >= cmp.Alpha {
-		return fmt.Sprintf("~ (p=%.3f)", cmp.P)
-	}
-	return fmt.Sprintf("%s× (p=%.3f)", sig3(ratio), cmp.P)
+	r.printf("- Every number is the **median** of the samples; **±** is its 95%% confidence interval (benchmath, assuming nothing about the distribution, as `benchstat`). With fewer than 6 samples no interval exists, and the report says so.\n")
+	r.printf("- **vs** a baseline is benchstat's change of the median with the p-value of a Mann-Whitney U test; `~` means no significant difference (p ≥ 0.05). Compare ratios within this run; absolute numbers move with the machine.\n")
+	r.printf("- Tables are at GOMAXPROCS %d. Every GOMAXPROCS is in [details.md](details.md), and every cell in [`summary.csv`](summary.csv).\n\n", r.mainP)
 }
 
 func (r *report) strategies() {
-	r.printf("## The strategies\n\n")
-	r.printf("From the registry (`harness/registry.go`). **exact**: linearizable, no lost update, never more than capacity + rate × elapsed. **approximate**: never loses or over-grants, but may under-grant by a stated bound, or a counter's Load is not linearizable while Adds run. **racy**: no synchronisation (the control). **broken**: race-free but wrong by design.\n\n")
-	r.printf("| family | name | guarantee | how it works | what goes wrong |\n|---|---|---|---|---|\n")
-	for _, i := range registry() {
-		name := "`" + i.Name + "`"
-		if i.Reference {
-			name += " (reference)"
+	r.printf("## Names\n\n")
+	r.printf("Every implementation in the tables and charts, from the registry (`harness`; README's strategy table says the same). **exact**: linearizable; never loses an update or grants more than capacity + rate × elapsed. **approximate**: never loses or over-grants, but may under-grant by a stated bound, or a counter's Load is not linearizable while Adds run. **racy**: no synchronisation, the control. **broken**: race-free but wrong by design. Racy and broken ones are drawn dashed or pale.\n\n")
+	families := []struct{ title, registry, bench string }{
+		{"counters", "counter", "Counter"}, {"buckets", "bucket", "Bucket"}, {"keyed limiters", "keyed", "Keyed"},
+		{"locks", "lock", "Lock"}, {"semaphores", "semaphore", "Semaphore"},
+		{"Redis locks", "redis lock", "RedisLock"}, {"Redis buckets", "redis bucket", "RedisBucket"},
+	}
+	for _, f := range families {
+		seen := map[string]bool{}
+		var names []string
+		for _, g := range r.d.Groups(f.bench) {
+			for _, impl := range r.d.Impls(g) {
+				if !seen[impl] {
+					seen[impl] = true
+					names = append(names, impl)
+				}
+			}
 		}
-		flaw := i.Flaw
+		if len(names) == 0 {
+			continue
+		}
+		r.printf("- **%s**\n", f.title)
+		for _, impl := range names {
+			r.printf("  - %s\n", r.define(f.registry, impl))
+		}
+	}
+	r.printf("\n")
+}
+
+// define is impl's definition: its guarantee and summary from the
+// registry, or what a benchmark-only name measures.
+func (r *report) define(family, impl string) string {
+	i, ok := r.reg.lookup(family, impl)
+	switch {
+	case ok:
+		g := guaranteeText(i)
+		if i.Reference {
+			g += ", reference"
+		}
+		d := fmt.Sprintf("`%s` (%s): %s", impl, g, mdEscape(i.Summary))
 		if len(i.Deviates) > 0 {
 			var keys []string
 			for k := range i.Deviates {
 				keys = append(keys, k)
 			}
 			sort.Strings(keys)
-			var ds []string
-			for _, k := range keys {
-				ds = append(ds, fmt.Sprintf("*%s*: %s", k, i.Deviates[k]))
-			}
-			flaw = strings.Join(append([]string{flaw}, ds...), "; ")
-			flaw = strings.TrimPrefix(flaw, "; ")
+			d += " (declared deviations: " + strings.Join(keys, ", ") + ")"
 		}
-		r.printf("| %s | %s | %s | %s | %s |\n", i.Family, name, i.Guarantee, mdEscape(i.Summary), mdEscape(flaw))
+		return d
+	case benchOnly[impl] != "":
+		return fmt.Sprintf("`%s` (benchmark-only): %s", impl, benchOnly[impl])
 	}
-	r.printf("\nBenchmark-only entries: `padded-slots` is a counter with one padded slot per goroutine, which no real counter can be (each goroutine owns its slot; Load sums them): the floor for a striped counter. The keyed limiters (`xsync-mapof`, `sync-map`, `mutex-map`) hold one exact bucket per client key.\n\n")
+	return fmt.Sprintf("`%s` (not in the registry)", impl)
 }

@@ -129,7 +129,7 @@ func (r *report) faultTable() error {
 		cell[[2]string{o.Scenario, o.Impl}] = o
 	}
 	r.printf("### Faults: what each design survives\n\n")
-	r.printf("From `harness.TestRemoteFaults`, run by `make bench` on servers it starts, kills, pauses (SIGSTOP) and restarts. Each cell is measured; the test asserts it against what the design promises, so *expected* failures of the controls are checked too (full evidence below the table).\n\n")
+	r.printf("From `harness.TestRemoteFaults`, run by `make bench` on servers it starts, kills, pauses (SIGSTOP) and restarts. Each cell is measured; the test asserts it against what the design promises, so *expected* failures of the controls are checked too.\n\n")
 	r.printf("| scenario |")
 	for _, impl := range impls {
 		r.printf(" `%s` |", impl)
@@ -152,10 +152,13 @@ func (r *report) faultTable() error {
 		}
 		r.printf("\n")
 	}
-	r.printf("\n<details><summary>Evidence</summary>\n\n")
-	for _, o := range outcomes {
-		r.printf("- %s, `%s`: %s\n", o.Scenario, o.Impl, mdEscape(o.Evidence))
-	}
-	r.printf("\n</details>\n\n")
+	r.printf("\nThe evidence for every cell is in [details.md](details.md#fault-evidence).\n\n")
+	r.toDetails(func() {
+		r.printf("## Fault evidence\n\nWhat `harness.TestRemoteFaults` measured in each scenario of REPORT.md's fault table.\n\n")
+		for _, o := range outcomes {
+			r.printf("- %s, `%s`: %s\n", o.Scenario, o.Impl, mdEscape(o.Evidence))
+		}
+		r.printf("\n")
+	})
 	return nil
 }
