@@ -348,7 +348,19 @@ type bar struct {
 	marked bool   // racy or broken: drawn pale, with an outline
 }
 
-// fill returns the colour a bar of impl is filled with: pale when marked.
+// styleBar colours impl's bars: solid, or, when marked (racy or broken),
+// pale with a dashed outline.
+func styleBar(bc *plotter.BarChart, impl string, marked bool) {
+	bc.Color = barFill(impl, marked)
+	bc.LineStyle.Width = 0
+	if marked {
+		bc.LineStyle.Width = vg.Points(1)
+		bc.LineStyle.Color = implColor(impl)
+		bc.LineStyle.Dashes = []vg.Length{vg.Points(3), vg.Points(2)}
+	}
+}
+
+// barFill returns the colour a bar of impl is filled with: pale when marked.
 func barFill(impl string, marked bool) color.Color {
 	col := color.RGBAModel.Convert(implColor(impl)).(color.RGBA)
 	if marked {
@@ -397,13 +409,7 @@ func hbarChart(title, xLabel string, bars []bar, logX bool, refX float64, refLab
 			}
 			bc.Horizontal = true
 			bc.XMin = pos
-			bc.Color = barFill(b.impl, b.marked)
-			bc.LineStyle.Width = 0
-			if b.marked {
-				bc.LineStyle.Width = vg.Points(1)
-				bc.LineStyle.Color = implColor(b.impl)
-				bc.LineStyle.Dashes = []vg.Length{vg.Points(3), vg.Points(2)}
-			}
+			styleBar(bc, b.impl, b.marked)
 			c.p.Add(bc)
 		}
 		xmax = math.Max(xmax, b.y)
@@ -476,13 +482,7 @@ func groupedBars(title, xLabel, yLabel string, categories []string, ss []series)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", title, s.impl, err)
 		}
-		bc.Color = barFill(s.impl, s.marked)
-		bc.LineStyle.Width = 0
-		if s.marked {
-			bc.LineStyle.Width = vg.Points(1)
-			bc.LineStyle.Color = implColor(s.impl)
-			bc.LineStyle.Dashes = []vg.Length{vg.Points(3), vg.Points(2)}
-		}
+		styleBar(bc, s.impl, s.marked)
 		bc.Offset = w * vg.Length(float64(j)-float64(len(ss)-1)/2)
 		c.p.Add(bc)
 		c.addLegend(s.label, bc)
