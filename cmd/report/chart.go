@@ -304,7 +304,11 @@ func lineChart(title, xLabel, yLabel string, ss []series, o lineOpts) (*chart, e
 		}
 	}
 	if o.logY {
-		c.p.Y.Min, c.p.Y.Max = roundOut125(c.p.Y.Min, c.p.Y.Max)
+		top := c.p.Y.Max
+		if o.shadeFrom > 0 {
+			top *= 2 // headroom, so that the shade's label sits above the data
+		}
+		c.p.Y.Min, c.p.Y.Max = roundOut125(c.p.Y.Min, top)
 	}
 	return c, nil
 }
