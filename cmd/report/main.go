@@ -7,9 +7,11 @@
 // and comparisons with benchmath (the statistics benchstat uses), and
 // writes to -out:
 //
-//	REPORT.md      the report, readable on GitHub
-//	charts/*.svg   the charts (gonum.org/v1/plot), and the same as *.png
-//	summary.csv    one row per benchmark cell and unit: n, median, CI
+//	REPORT.md           the report, readable on GitHub: what to use, then the evidence
+//	details.md          every group at every GOMAXPROCS, and the fault evidence
+//	readme-numbers.md   the measured numbers README quotes, from the same run
+//	charts/*.svg        the charts (gonum.org/v1/plot), and the same as *.png
+//	summary.csv         one row per benchmark cell and unit: n, median, CI
 //
 // A missing, empty or corrupt raw file is an error naming the file (and the
 // line, for a syntax error); nothing is written then.

@@ -40,7 +40,7 @@ func generate(t *testing.T) string {
 // diff before committing it.
 func TestGolden(t *testing.T) {
 	out := generate(t)
-	for _, name := range []string{"REPORT.md", "summary.csv"} {
+	for _, name := range []string{"REPORT.md", "summary.csv", "details.md", "readme-numbers.md"} {
 		got, err := os.ReadFile(filepath.Join(out, name))
 		require.NoError(t, err)
 		golden := filepath.Join("testdata", "golden", name)
@@ -316,4 +316,31 @@ func TestColoursStable(t *testing.T) {
 func strconvColor(c interface{ RGBA() (r, g, b, a uint32) }) string {
 	r, g, b, _ := c.RGBA()
 	return strconv.Itoa(int(r>>8)) + "," + strconv.Itoa(int(g>>8)) + "," + strconv.Itoa(int(b>>8))
+}
+
+// TestReportShape: the report states that scaling past the cores is
+// unmeasured, keeps every GOMAXPROCS table on details.md (linked), and
+// defines every implementation it shows in its Names section.
+func TestReportShape(t *testing.T) {
+	out := generate(t)
+	md, err := os.ReadFile(filepath.Join(out, "REPORT.md"))
+	require.NoError(t, err)
+	report := string(md)
+	assert.Contains(t, report, "**Scaling past 2 cores is unmeasured.**")
+	assert.Contains(t, report, "](details.md)")
+	assert.NotContains(t, report, "GOMAXPROCS 1</summary>", "per-GOMAXPROCS tables belong on details.md")
+	details, err := os.ReadFile(filepath.Join(out, "details.md"))
+	require.NoError(t, err)
+	assert.Contains(t, string(details), "### counter, add-only, GOMAXPROCS 1")
+
+	names := report[strings.Index(report, "## Names"):]
+	names = names[:strings.Index(names, "\n## ")+1]
+	d, err := Load(fixture)
+	require.NoError(t, err)
+	for id := range d.Cells {
+		if id.Family == "Floor" || id.Family == "Correctness" || id.Family == "LockLatency" {
+			continue // floors define themselves in their table; the others are families named above
+		}
+		assert.Contains(t, names, "`"+id.Impl+"` (", "%s/%s is not defined in Names", id.Family, id.Impl)
+	}
 }
