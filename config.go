@@ -28,15 +28,34 @@ type BucketConfig struct {
 	Clock Clock
 }
 
-// ConfigError reports an invalid BucketConfig field.
+// ConfigError reports an invalid BucketConfig field, or an invalid
+// semaphore capacity (Of "Semaphore").
 type ConfigError struct {
 	Field  string // "Capacity" or "Rate"
 	Value  any    // the rejected value
 	Reason string
+	Of     string // what Field belongs to; "" means BucketConfig
 }
 
 func (e *ConfigError) Error() string {
-	return fmt.Sprintf("contend: invalid BucketConfig.%s %v: %s", e.Field, e.Value, e.Reason)
+	of := e.Of
+	if of == "" {
+		of = "BucketConfig"
+	}
+	return fmt.Sprintf("contend: invalid %s.%s %v: %s", of, e.Field, e.Value, e.Reason)
+}
+
+// CheckSemaphoreCapacity returns a *ConfigError (Of "Semaphore", Field
+// "Capacity") unless 1 <= capacity <= most, the largest capacity a
+// semaphore implementation can represent.
+func CheckSemaphoreCapacity(capacity, most int64) error {
+	switch {
+	case capacity <= 0:
+		return &ConfigError{Field: "Capacity", Value: capacity, Reason: "must be at least 1", Of: "Semaphore"}
+	case capacity > most:
+		return &ConfigError{Field: "Capacity", Value: capacity, Reason: fmt.Sprintf("must be at most %d", most), Of: "Semaphore"}
+	}
+	return nil
 }
 
 // Validate reports the first invalid field of c as a *ConfigError, or nil.
@@ -49,23 +68,23 @@ func (c BucketConfig) Validate() error {
 func (c BucketConfig) Schedule() (refill.Schedule, error) {
 	switch {
 	case c.Capacity <= 0:
-		return refill.Schedule{}, &ConfigError{"Capacity", c.Capacity, "must be at least 1"}
+		return refill.Schedule{}, &ConfigError{Field: "Capacity", Value: c.Capacity, Reason: "must be at least 1"}
 	case c.Capacity > MaxCapacity:
-		return refill.Schedule{}, &ConfigError{"Capacity", c.Capacity, fmt.Sprintf("must be at most %d (2^62)", int64(MaxCapacity))}
+		return refill.Schedule{}, &ConfigError{Field: "Capacity", Value: c.Capacity, Reason: fmt.Sprintf("must be at most %d (2^62)", int64(MaxCapacity))}
 	case math.IsNaN(c.Rate):
-		return refill.Schedule{}, &ConfigError{"Rate", c.Rate, "is not a number"}
+		return refill.Schedule{}, &ConfigError{Field: "Rate", Value: c.Rate, Reason: "is not a number"}
 	case math.IsInf(c.Rate, 0):
-		return refill.Schedule{}, &ConfigError{"Rate", c.Rate, "must be finite"}
+		return refill.Schedule{}, &ConfigError{Field: "Rate", Value: c.Rate, Reason: "must be finite"}
 	case c.Rate <= 0:
-		return refill.Schedule{}, &ConfigError{"Rate", c.Rate, "must be positive"}
+		return refill.Schedule{}, &ConfigError{Field: "Rate", Value: c.Rate, Reason: "must be positive"}
 	case c.Rate < MinRate:
-		return refill.Schedule{}, &ConfigError{"Rate", c.Rate, fmt.Sprintf("is below the smallest representable rate %v tokens/s (one token per 2^62 ns)", MinRate)}
+		return refill.Schedule{}, &ConfigError{Field: "Rate", Value: c.Rate, Reason: fmt.Sprintf("is below the smallest representable rate %v tokens/s (one token per 2^62 ns)", MinRate)}
 	case c.Rate > MaxRate:
-		return refill.Schedule{}, &ConfigError{"Rate", c.Rate, fmt.Sprintf("is above the largest representable rate %v tokens/s (one token per ns); count in larger units", MaxRate)}
+		return refill.Schedule{}, &ConfigError{Field: "Rate", Value: c.Rate, Reason: fmt.Sprintf("is above the largest representable rate %v tokens/s (one token per ns); count in larger units", MaxRate)}
 	}
 	s, err := refill.New(c.Rate)
 	if err != nil { // unreachable after the checks above; kept for safety
-		return refill.Schedule{}, &ConfigError{"Rate", c.Rate, err.Error()}
+		return refill.Schedule{}, &ConfigError{Field: "Rate", Value: c.Rate, Reason: err.Error()}
 	}
 	return s, nil
 }

@@ -101,7 +101,9 @@ func (r *lockReleaser) ReleaseLease(uint64) { <-r.ch }
 //     Capacity values.
 //   - Acquire(n) is all or nothing to the caller: a collector whose ctx is
 //     done gives back the permits it has collected and returns ctx.Err()
-//     (wrapped), holding nothing.
+//     (wrapped), holding nothing. An acquirer that has all its permits
+//     checks ctx once more and gives them back if it is done, so a ctx
+//     that ended before the Release it took a permit from always fails.
 //   - Single-permit waiters are FIFO (the channel's send queue, as for
 //     Lock). A multi-permit acquirer queues FIFO behind the other collector,
 //     then collects permits one at a time in the send queue, interleaved
@@ -124,15 +126,12 @@ type Semaphore struct {
 	tokens    atomic.Uint64
 }
 
-// NewSemaphore returns a Semaphore of capacity permits, all free, or an
-// error if capacity <= 0 (or exceeds math.MaxInt). The buffer's values are
-// of size zero, so a large capacity costs no memory.
+// NewSemaphore returns a Semaphore of capacity permits, all free, or a
+// *contend.ConfigError if capacity <= 0 (or exceeds math.MaxInt). The
+// buffer's values are of size zero, so a large capacity costs no memory.
 func NewSemaphore(capacity int64) (*Semaphore, error) {
-	if capacity <= 0 {
-		return nil, fmt.Errorf("channel: NewSemaphore(%d): capacity must be positive", capacity)
-	}
-	if capacity > math.MaxInt {
-		return nil, fmt.Errorf("channel: NewSemaphore(%d): capacity above a channel's largest (%d)", capacity, math.MaxInt)
+	if err := contend.CheckSemaphoreCapacity(capacity, math.MaxInt); err != nil {
+		return nil, err
 	}
 	return &Semaphore{ch: make(chan struct{}, capacity), collector: make(chan struct{}, 1)}, nil
 }
@@ -154,7 +153,7 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error)
 	if n == 1 {
 		select {
 		case s.ch <- struct{}{}:
-			return s.grant(1), nil
+			return s.granted(ctx, done, 1)
 		case <-done:
 			return nil, fmt.Errorf("channel: Acquire: %w", ctx.Err())
 		}
@@ -173,16 +172,32 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error)
 			return nil, fmt.Errorf("channel: Acquire(%d) with %d collected: %w", n, got, ctx.Err())
 		}
 	}
+	return s.granted(ctx, done, n)
+}
+
+// granted returns the lease of the n permits the caller has just taken,
+// unless ctx is done. When a send and ctx.Done() are ready at once, select
+// picks either, so ctx may have ended before the Release whose permit the
+// send took (go.dev/issue/63615): then, as x/sync does, it fails and gives
+// the permits on to the next waiter.
+func (s *Semaphore) granted(ctx context.Context, done <-chan struct{}, n int64) (contend.Lease, error) {
+	if locallease.Done(done) {
+		s.giveBack(n)
+		return nil, fmt.Errorf("channel: Acquire(%d): %w", n, ctx.Err())
+	}
 	return s.grant(n), nil
 }
 
 // TryAcquire takes n permits if they are free now, or returns
 // contend.ErrHeld (wrapped); n outside [1, Capacity] is a
-// *contend.PermitError. It also returns ErrHeld when another multi-permit
-// acquirer is collecting.
-func (s *Semaphore) TryAcquire(_ context.Context, n int64) (contend.Lease, error) {
+// *contend.PermitError, and a ctx done already returns its error. It also
+// returns ErrHeld when another multi-permit acquirer is collecting.
+func (s *Semaphore) TryAcquire(ctx context.Context, n int64) (contend.Lease, error) {
 	if err := s.check(n); err != nil {
 		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("channel: TryAcquire(%d): %w", n, err)
 	}
 	if n == 1 {
 		select {
