@@ -31,12 +31,13 @@ type Lock interface {
 	// holding nothing, even on a free lock; otherwise ctx bounds the attempt
 	// itself (a network round trip).
 	//
-	// ErrHeld means the lock was taken during the call: by a live lease, or
-	// by an Acquire that has taken it and has not returned yet. A lock that
-	// hands itself to the next waiter in FIFO order (LockImpl.Deviation in
-	// the harness says which) also counts as taken while that waiter, whose
-	// ctx has ended, has not yet noticed and passed it on: with no lease
-	// live, and none to come from that waiter.
+	// ErrHeld means the lock was held at some instant of the call: by a
+	// live lease (until its Release returns), or by an Acquire in progress
+	// that will return it as its lease. A lock that hands itself to the
+	// next waiter in line keeps a weaker rule, the hand-off deviation: it
+	// also reports ErrHeld while it is handed to a waiter whose ctx has
+	// ended and that has not yet noticed and passed it on, with no lease
+	// live or to come. harness.LockImpl.Deviation names the locks that do.
 	TryAcquire(ctx context.Context) (Lease, error)
 }
 

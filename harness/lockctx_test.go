@@ -33,11 +33,11 @@ const cancelledBudget = 2 * time.Second
 
 var errGranted = errors.New("granted a lease although ctx ended before the release")
 
-// TestSemTryAcquireCancelledContext: TryAcquire with a ctx that is done
-// already returns ctx.Err() (wrapped) and takes nothing, with every permit
-// free, for every registered semaphore (the racy control included: one
-// goroutine, so it behaves).
-func TestSemTryAcquireCancelledContext(t *testing.T) {
+// TestTryAcquireCancelledContext: TryAcquire with a ctx that is done
+// already returns ctx.Err() (wrapped) and takes nothing, on a free lock
+// and with every permit free, for every registered lock and semaphore
+// (the racy controls included: one goroutine, so they behave).
+func TestTryAcquireCancelledContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(bg)
 	cancel()
 	expired, cancelExpired := context.WithDeadline(bg, time.Now().Add(-time.Second))
@@ -47,6 +47,18 @@ func TestSemTryAcquireCancelledContext(t *testing.T) {
 		ctx  context.Context
 		want error
 	}{{"cancelled", ctx, context.Canceled}, {"expired", expired, context.DeadlineExceeded}}
+	for _, impl := range Locks() {
+		for _, c := range ctxs {
+			t.Run("lock/"+impl.Name+"/"+c.name, func(t *testing.T) {
+				l := impl.New()
+				lease, err := l.TryAcquire(c.ctx)
+				assert.ErrorIs(t, err, c.want)
+				assert.NotErrorIs(t, err, contend.ErrHeld)
+				assert.Nil(t, lease)
+				assert.NoError(t, probe(l), "the lock must be left free")
+			})
+		}
+	}
 	for _, impl := range Semaphores() {
 		for _, c := range ctxs {
 			t.Run("semaphore/"+impl.Name+"/"+c.name, func(t *testing.T) {
@@ -119,6 +131,57 @@ func TestSemaphoreAcquireCancelledBeforeRelease(t *testing.T) {
 			t.Logf("%s: %d rounds", impl.Name, rounds)
 			assert.Zero(t, granted, "Acquire(ctx, 2) returned a lease in %d of %d rounds although ctx was cancelled before the permit was released", granted, rounds)
 			assert.NoError(t, other)
+		})
+	}
+}
+
+// TestLockAcquireCancelledBeforeRelease is the same rule for every correct
+// lock: a waiter's ctx is cancelled and then the holder releases, so the
+// waiter must fail, however far it had got (each round lets it run a
+// different number of scheduling rounds before the cancel). The waiter is
+// its own goroutine, so that a reentrant lock does not simply nest.
+func TestLockAcquireCancelledBeforeRelease(t *testing.T) {
+	for _, impl := range Locks() {
+		if !impl.Guarantee.Correct() {
+			continue
+		}
+		t.Run(impl.Name, func(t *testing.T) {
+			l := impl.New()
+			var granted, rounds int
+			var other error
+			deadline := time.Now().Add(cancelledBudget)
+			for ; rounds < cancelledRounds && time.Now().Before(deadline); rounds++ {
+				holder, err := l.Acquire(bg)
+				require.NoError(t, err)
+				ctx, cancel := context.WithCancel(bg)
+				started := make(chan struct{})
+				got := make(chan error, 1)
+				go func() {
+					close(started)
+					lease, err := l.Acquire(ctx)
+					if err == nil {
+						err = errGranted
+						_ = lease.Release(bg) // a reentrant lease is released by its goroutine
+					}
+					got <- err
+				}()
+				<-started
+				for range rounds % 4 {
+					runtime.Gosched()
+				}
+				cancel()
+				require.NoError(t, holder.Release(bg))
+				switch err := <-got; {
+				case errors.Is(err, errGranted):
+					granted++
+				case !errors.Is(err, context.Canceled):
+					other = err
+				}
+			}
+			t.Logf("%s: %d rounds", impl.Name, rounds)
+			assert.Zero(t, granted, "Acquire(ctx) returned a lease in %d of %d rounds although ctx was cancelled before the holder released", granted, rounds)
+			assert.NoError(t, other)
+			assert.NoError(t, probe(l), "the lock must be free after the rounds")
 		})
 	}
 }

@@ -34,13 +34,21 @@ import (
 // What a blocked Acquire does with ctx: it parks in a select on the send and
 // on ctx.Done(). If ctx is done first, the runtime removes it from the
 // send queue and it returns ctx.Err() (wrapped), having sent nothing: it
-// holds nothing. If both become ready at once the select may pick either;
-// a send it picked is a held lock, returned as a lease.
+// holds nothing. If both become ready at once the select may pick either,
+// so a waiter whose send went through checks ctx once more and, if it is
+// done, receives its value back (handing the lock to the next sender) and
+// fails: a ctx that ended before the Release it took over from always
+// fails (go.dev/issue/63615). Until it does, the buffer is full with no
+// lease live or to come, and TryAcquire reports ErrHeld: the hand-off
+// deviation of contend.Lock.TryAcquire.
 //
 // Cost: Acquire and Release are one channel operation each, and each takes
 // the channel's internal lock; every hand-off to a parked waiter is a
-// goroutine wake-up. Plus an atomic increment for the token and one
-// 24-byte allocation for the lease.
+// goroutine wake-up. Plus a non-blocking receive on ctx.Done(), an atomic
+// increment for the token and one 24-byte allocation for the lease.
+//
+// A Lock must be made by NewLock: its zero value has no channel, and its
+// methods return contend.ErrNotConstructed (wrapped).
 type Lock struct {
 	ch     chan struct{}
 	tokens atomic.Uint64
@@ -52,19 +60,34 @@ func NewLock() *Lock { return &Lock{ch: make(chan struct{}, 1)} }
 // Acquire blocks until the caller holds l, or until ctx is done; see Lock.
 // A ctx that is done already returns its error at once, even if l is free.
 func (l *Lock) Acquire(ctx context.Context) (contend.Lease, error) {
+	if l.ch == nil {
+		return nil, fmt.Errorf("channel: Acquire: %w", contend.ErrNotConstructed)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("channel: Acquire: %w", err)
 	}
+	done := ctx.Done()
 	select {
 	case l.ch <- struct{}{}:
+		if locallease.Done(done) { // it may have ended before the Release we took over from
+			<-l.ch
+			return nil, fmt.Errorf("channel: Acquire: %w", ctx.Err())
+		}
 		return locallease.New((*lockReleaser)(l), 0, l.tokens.Add(1)), nil
-	case <-ctx.Done():
+	case <-done:
 		return nil, fmt.Errorf("channel: Acquire: %w", ctx.Err())
 	}
 }
 
-// TryAcquire takes l if it is free, or returns contend.ErrHeld (wrapped).
-func (l *Lock) TryAcquire(context.Context) (contend.Lease, error) {
+// TryAcquire takes l if it is free, or returns contend.ErrHeld (wrapped);
+// a ctx done already returns its error.
+func (l *Lock) TryAcquire(ctx context.Context) (contend.Lease, error) {
+	if l.ch == nil {
+		return nil, fmt.Errorf("channel: TryAcquire: %w", contend.ErrNotConstructed)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("channel: TryAcquire: %w", err)
+	}
 	select {
 	case l.ch <- struct{}{}:
 		return locallease.New((*lockReleaser)(l), 0, l.tokens.Add(1)), nil
