@@ -21,7 +21,8 @@ const MaxSemaphoreCapacity = int64(1) << 62
 // Semaphore is the lab's own contend.Semaphore: a lock-free fast path on one
 // atomic word when permits are free and nobody waits, and a FIFO wait queue
 // under a mutex when they are not (golang.org/x/sync/semaphore's design,
-// with its mutex taken only on the slow path).
+// with its mutex taken only on the slow path). Its zero value has no
+// permits (every request is a *contend.PermitError): use NewSemaphore.
 //
 // The state is one uint64: the number of free permits, and a queued bit
 // that is set exactly when the wait queue is not empty.

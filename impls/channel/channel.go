@@ -106,7 +106,8 @@ func (r *lockReleaser) ReleaseLease(uint64) { <-r.ch }
 
 // Semaphore is a contend.Semaphore on a channel of capacity Capacity: each
 // permit taken is one value sent into it, each permit given back one value
-// received.
+// received. Its zero value has no permits (every request is a
+// *contend.PermitError): use NewSemaphore.
 //
 // A channel moves one value at a time, so Acquire(n) for n > 1 must take its
 // permits one by one, and two acquirers collecting at once can deadlock:

@@ -89,7 +89,8 @@ func (s *lockLease) Extend(_ context.Context, ttl time.Duration) error {
 func (s *lockLease) TTL() (time.Duration, bool) { return 0, false }
 
 // Semaphore is the semaphore family's racy control: one plain bool per
-// permit, with no synchronisation. Acquire(n) looks for n slots that read
+// permit, with no synchronisation. Its zero value has no permits (every
+// request is a *contend.PermitError). Acquire(n) looks for n slots that read
 // free, then marks them taken: check, then act.
 //
 // What goes wrong: two acquirers that read the same slot free both mark it

@@ -14,7 +14,8 @@ import (
 
 // WeightedSemaphore is a contend.Semaphore on golang.org/x/sync/semaphore's
 // Weighted: a permit count and a FIFO list of waiters, all under one
-// sync.Mutex.
+// sync.Mutex. Its zero value has no permits (every request is a
+// *contend.PermitError): use NewWeightedSemaphore.
 //
 // Guarantees (Weighted's):
 //   - Never more than Capacity permits held.
