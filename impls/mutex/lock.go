@@ -22,7 +22,8 @@ import (
 //     taken from an atomic counter incremented while holding, so tokens
 //     strictly increase from one holder to the next.
 //   - TryAcquire returns ErrHeld only after seeing the lock held: by a
-//     lease, or by an Acquire that has taken it for good (held, below).
+//     lease, or by an Acquire that has taken it for good (the held bit of
+//     state, below).
 //     sync.Mutex.TryLock alone cannot say so: it fails on an unlocked
 //     mutex in starvation mode (handed to a waiter) or when its CAS races
 //     a change of the mutex's state.
@@ -46,21 +47,22 @@ import (
 // done, unlocks again and fails, so a ctx that ended before the Release it
 // took over from always fails (go.dev/issue/63615).
 //
-// Cost: Acquire and Release are sync.Mutex's Lock and Unlock, plus two
-// atomic stores of held, an atomic load of waiters in Release, a
-// non-blocking receive on ctx.Done() for a cancellable Acquire, an atomic
-// increment for the token, and one 24-byte allocation for the lease
+// Cost: Acquire and Release are sync.Mutex's Lock and Unlock, plus an
+// atomic add each on state (the token and the held bit), an atomic load of
+// waiters in Release, a non-blocking receive on ctx.Done() for a
+// cancellable Acquire, and one 24-byte allocation for the lease
 // (BenchmarkLock's B/op). A cancellable waiter costs an atomic increment
 // and decrement and a channel receive per wake-up.
 type Lock struct {
 	mu sync.Mutex
-	// held is set by whoever takes mu for a lease, once it will return the
-	// lease, and cleared by the lease's Release before it unlocks mu. It is
-	// what TryAcquire and a parking waiter read as "held", never a failed
+	// state is the acquisitions so far (the last token) times two, plus a
+	// held bit. The bit is set, with the count's increment in one atomic
+	// add, by whoever takes mu for a lease once it will return the lease,
+	// and cleared by the lease's Release before it unlocks mu. It is what
+	// TryAcquire and a parking waiter read as "held", never a failed
 	// TryLock.
-	held   atomic.Bool
-	tokens atomic.Uint64 // acquisitions so far; incremented while holding
-	wake   wakeup
+	state atomic.Uint64
+	wake  wakeup
 }
 
 // NewLock returns an unlocked Lock.
@@ -82,7 +84,7 @@ func (l *Lock) Acquire(ctx context.Context) (contend.Lease, error) {
 		return nil, fmt.Errorf("mutex: Acquire: %w", ctx.Err())
 	}
 	if locallease.Done(done) { // it may have ended before the Release we took over from
-		l.unlock()
+		l.giveBack()
 		return nil, fmt.Errorf("mutex: Acquire: %w", ctx.Err())
 	}
 	return l.grant(), nil
@@ -113,22 +115,28 @@ func (l *Lock) take() bool {
 		if l.mu.TryLock() {
 			return true
 		}
-		if l.held.Load() {
+		if l.state.Load()&1 != 0 {
 			return false
 		}
 		runtime.Gosched()
 	}
 }
 
-// grant is called holding mu, by a caller that will return the lease.
+// grant is called holding mu, by a caller that will return the lease. The
+// held bit is clear, so adding 3 sets it and adds one to the count.
 func (l *Lock) grant() *locallease.Lease {
-	l.held.Store(true)
-	return locallease.New((*lockReleaser)(l), 0, l.tokens.Add(1))
+	return locallease.New((*lockReleaser)(l), 0, l.state.Add(3)>>1)
 }
 
-// unlock releases mu and wakes one cancellable waiter, if any.
+// unlock clears the held bit and gives mu back.
 func (l *Lock) unlock() {
-	l.held.Store(false)
+	l.state.Add(^uint64(0))
+	l.giveBack()
+}
+
+// giveBack releases mu, taken but not marked held (by a giving-up Acquire)
+// or no longer marked, and wakes one cancellable waiter, if any.
+func (l *Lock) giveBack() {
 	l.mu.Unlock()
 	l.wake.signal()
 }
