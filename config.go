@@ -31,15 +31,34 @@ type BucketConfig struct {
 	Clock Clock
 }
 
-// ConfigError reports an invalid configuration field.
+// ConfigError reports an invalid BucketConfig field, or an invalid
+// semaphore capacity (Of "Semaphore").
 type ConfigError struct {
 	Field  string // "Capacity", "Rate" or "Clock"
 	Value  any    // the rejected value
 	Reason string
+	Of     string // what Field belongs to; "" means BucketConfig
 }
 
 func (e *ConfigError) Error() string {
-	return fmt.Sprintf("contend: invalid BucketConfig.%s %v: %s", e.Field, e.Value, e.Reason)
+	of := e.Of
+	if of == "" {
+		of = "BucketConfig"
+	}
+	return fmt.Sprintf("contend: invalid %s.%s %v: %s", of, e.Field, e.Value, e.Reason)
+}
+
+// CheckSemaphoreCapacity returns a *ConfigError (Of "Semaphore", Field
+// "Capacity") unless 1 <= capacity <= most, the largest capacity a
+// semaphore implementation can represent.
+func CheckSemaphoreCapacity(capacity, most int64) error {
+	switch {
+	case capacity <= 0:
+		return &ConfigError{Field: "Capacity", Value: capacity, Reason: "must be at least 1", Of: "Semaphore"}
+	case capacity > most:
+		return &ConfigError{Field: "Capacity", Value: capacity, Reason: fmt.Sprintf("must be at most %d", most), Of: "Semaphore"}
+	}
+	return nil
 }
 
 // Validate reports the first invalid field of c as a *ConfigError, or nil.
@@ -50,7 +69,7 @@ func (c BucketConfig) Validate() error {
 	// A Clock that is a nil pointer (a nil *ManualClock, say) would panic on
 	// the first reading.
 	if v := reflect.ValueOf(c.Clock); c.Clock != nil && v.Kind() == reflect.Pointer && v.IsNil() {
-		return &ConfigError{"Clock", fmt.Sprintf("(%T)(nil)", c.Clock), "is a nil pointer; leave Clock nil for DefaultClock"}
+		return &ConfigError{Field: "Clock", Value: fmt.Sprintf("(%T)(nil)", c.Clock), Reason: "is a nil pointer; leave Clock nil for DefaultClock"}
 	}
 	return nil
 }
@@ -59,24 +78,24 @@ func (c BucketConfig) Validate() error {
 func (c BucketConfig) Limit() (refill.Limit, error) {
 	switch {
 	case c.Capacity <= 0:
-		return refill.Limit{}, &ConfigError{"Capacity", c.Capacity, "must be at least 1"}
+		return refill.Limit{}, &ConfigError{Field: "Capacity", Value: c.Capacity, Reason: "must be at least 1"}
 	case c.Capacity > MaxCapacity:
-		return refill.Limit{}, &ConfigError{"Capacity", c.Capacity, fmt.Sprintf("must be at most %d (2^62)", int64(MaxCapacity))}
+		return refill.Limit{}, &ConfigError{Field: "Capacity", Value: c.Capacity, Reason: fmt.Sprintf("must be at most %d (2^62)", int64(MaxCapacity))}
 	case math.IsNaN(c.Rate):
-		return refill.Limit{}, &ConfigError{"Rate", c.Rate, "is not a number"}
+		return refill.Limit{}, &ConfigError{Field: "Rate", Value: c.Rate, Reason: "is not a number"}
 	case math.IsInf(c.Rate, 0):
-		return refill.Limit{}, &ConfigError{"Rate", c.Rate, "must be finite"}
+		return refill.Limit{}, &ConfigError{Field: "Rate", Value: c.Rate, Reason: "must be finite"}
 	case c.Rate <= 0:
-		return refill.Limit{}, &ConfigError{"Rate", c.Rate, "must be positive"}
+		return refill.Limit{}, &ConfigError{Field: "Rate", Value: c.Rate, Reason: "must be positive"}
 	case c.Rate < MinRate:
-		return refill.Limit{}, &ConfigError{"Rate", c.Rate, fmt.Sprintf("is below the smallest representable rate %v tokens/s (one token per 2^62 ns)", MinRate)}
+		return refill.Limit{}, &ConfigError{Field: "Rate", Value: c.Rate, Reason: fmt.Sprintf("is below the smallest representable rate %v tokens/s (one token per 2^62 ns)", MinRate)}
 	case c.Rate > MaxRate:
-		return refill.Limit{}, &ConfigError{"Rate", c.Rate, fmt.Sprintf("is above the largest representable rate %v tokens/s (one token per ns); count in larger units", MaxRate)}
+		return refill.Limit{}, &ConfigError{Field: "Rate", Value: c.Rate, Reason: fmt.Sprintf("is above the largest representable rate %v tokens/s (one token per ns); count in larger units", MaxRate)}
 	}
 	l, err := refill.New(uint64(c.Capacity), c.Rate)
 	if err != nil { // only capacity / rate is left to reject
-		return refill.Limit{}, &ConfigError{"Capacity", c.Capacity,
-			fmt.Sprintf("at %v tokens/s takes more than 2^62 ns (about 146 years) to refill; the most is Rate × 2^62 ns", c.Rate)}
+		return refill.Limit{}, &ConfigError{Field: "Capacity", Value: c.Capacity,
+			Reason: fmt.Sprintf("at %v tokens/s takes more than 2^62 ns (about 146 years) to refill; the most is Rate × 2^62 ns", c.Rate)}
 	}
 	return l, nil
 }

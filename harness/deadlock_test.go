@@ -62,10 +62,10 @@ func takeTwo(locks [2]contend.Lock, order [2][2]int) ([2]lockPairOutcome, bool) 
 					out[g].secondErr = err
 					return
 				}
-				holdFirst.Wait() // barrier: both hold their first lock
+				holdFirst.Wait()    // barrier: both hold their first lock
+				start := time.Now() // before the ctx, whose timer starts with it
 				ctx, cancel := context.WithTimeout(bg, deadlockWait)
 				defer cancel()
-				start := time.Now()
 				second, err := locks[order[g][1]].Acquire(ctx)
 				out[g].waited = time.Since(start)
 				out[g].secondErr = err
@@ -183,9 +183,9 @@ func TestDeadlockSelf(t *testing.T) {
 				if outerErr = err; err != nil {
 					return
 				}
+				start := time.Now() // before the ctx, whose timer starts with it
 				ctx, cancel := context.WithTimeout(bg, deadlockWait)
 				defer cancel()
-				start := time.Now()
 				inner, innerErr = l.Acquire(ctx)
 				waited = time.Since(start)
 				heldInside = probe(l)

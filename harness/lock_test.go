@@ -353,7 +353,12 @@ func checkSemBadCapacity(t require.TestingT, newSem func(int64) (contend.Semapho
 		var s contend.Semaphore
 		var err error
 		assert.NotPanics(t, func() { s, err = newSem(c) }, "capacity %d", c)
-		assert.Error(t, err, "capacity %d", c)
+		var ce *contend.ConfigError
+		if assert.ErrorAs(t, err, &ce, "capacity %d: a *contend.ConfigError, as a bucket's", c) {
+			assert.Equal(t, "Capacity", ce.Field, "capacity %d", c)
+			assert.Equal(t, c, ce.Value, "capacity %d", c)
+			assert.Contains(t, err.Error(), "Semaphore.Capacity", "capacity %d", c)
+		}
 		assert.Nil(t, s, "capacity %d", c)
 	}
 }
@@ -971,8 +976,11 @@ type faultySemaphore struct {
 
 func newFaultySemaphore(fault string) func(int64) (contend.Semaphore, error) {
 	return func(capacity int64) (contend.Semaphore, error) {
-		if capacity <= 0 {
-			return nil, errors.New("capacity must be positive")
+		if err := contend.CheckSemaphoreCapacity(capacity, math.MaxInt); err != nil {
+			if fault == "plain-capacity-error" {
+				return nil, errors.New("capacity must be positive")
+			}
+			return nil, err
 		}
 		return &faultySemaphore{ch: make(chan struct{}, capacity), fault: fault}, nil
 	}
@@ -1087,6 +1095,7 @@ func TestLockChecksCatchFaults(t *testing.T) {
 	}
 	semCases := []struct{ fault, check string }{
 		{"no-permit-error", "permit-errors"},
+		{"plain-capacity-error", "bad-capacity"},
 		{"keeps-permits-on-cancel", "blocked-timeout"},
 		{"unserialised", "multi-permit-no-deadlock"},
 	}

@@ -29,6 +29,10 @@ type LockImpl struct {
 	Reference bool   // a library users would otherwise pick, run as the bar to beat
 	Summary   string // one line: how it excludes, and in what order waiters get it
 	Flaw      string // for Racy: what goes wrong
+	// Deviation, if set, says how the lock keeps only the weaker
+	// TryAcquire of contend.Lock (the hand-off deviation) instead of the
+	// exact one; a linearizability model must allow it.
+	Deviation string
 }
 
 // SemaphoreImpl is one registered in-process contend.Semaphore
@@ -58,9 +62,11 @@ func Locks() []LockImpl {
 		{Name: "spin", New: func() contend.Lock { return spin.NewLock() }, Guarantee: Exact,
 			Summary: "test-and-test-and-set spinlock on an atomic.Bool, exponential backoff then Gosched; never parks, unfair"},
 		{Name: "ticket", New: func() contend.Lock { return ticket.NewLock() }, Guarantee: Exact, Fair: true, SpinsFIFO: true,
-			Summary: "ticket lock: FIFO by drawn ticket; a cancelled waiter abandons its ticket and releases skip it"},
+			Summary:   "ticket lock: FIFO by drawn ticket; a cancelled waiter abandons its ticket and releases skip it",
+			Deviation: "hand-off: a waiter whose ctx has ended keeps its ticket until it next looks; a release that serves it meanwhile leaves TryAcquire reporting ErrHeld with no lease live until it serves the next"},
 		{Name: "channel", New: func() contend.Lock { return channel.NewLock() }, Guarantee: Exact, Fair: true,
-			Summary: "channel of capacity 1: send to acquire, receive to release; FIFO among parked waiters"},
+			Summary:   "channel of capacity 1: send to acquire, receive to release; FIFO among parked waiters",
+			Deviation: "hand-off: a release moves the next waiter's send into the buffer; if that waiter's ctx has ended, TryAcquire reports ErrHeld with no lease live until it receives it back"},
 	}
 }
 

@@ -70,7 +70,9 @@ func (t template) bucket() *atomic.Bucket {
 // XsyncMap is a Limiter on an xsync.MapOf. A request for a known key is one
 // lock-free map read plus the bucket's TryTake, and allocates nothing. A new
 // key is inserted under the map's per-bucket lock (LoadOrTryCompute), which
-// also makes the creation race-free: one bucket per key.
+// also makes the creation race-free: one bucket per key. The zero value is
+// a valid Limiter that denies every request (as x/time/rate's zero Limiter
+// does); make one with NewXsyncMap.
 type XsyncMap struct {
 	t template
 	m *xsync.MapOf[uint64, *atomic.Bucket]
@@ -88,6 +90,9 @@ func NewXsyncMap(cfg contend.BucketConfig) (*XsyncMap, error) {
 
 // Allow takes one token from key's bucket.
 func (l *XsyncMap) Allow(key uint64) bool {
+	if l.m == nil { // the zero XsyncMap
+		return false
+	}
 	b, ok := l.m.Load(key)
 	if !ok {
 		b, _ = l.m.LoadOrTryCompute(key, func() (*atomic.Bucket, bool) {
@@ -102,7 +107,12 @@ func (l *XsyncMap) Allow(key uint64) bool {
 }
 
 // Len returns the number of keys with a bucket.
-func (l *XsyncMap) Len() int { return l.m.Size() }
+func (l *XsyncMap) Len() int {
+	if l.m == nil {
+		return 0
+	}
+	return l.m.Size()
+}
 
 // SyncMap is a Limiter on a sync.Map. A request for a known key is one
 // sync.Map read (lock-free once the key has settled in the read-only part)
@@ -111,7 +121,8 @@ func (l *XsyncMap) Len() int { return l.m.Size() }
 //
 // sync.Map takes keys as `any`. Converting the uint64 key for Load does not
 // allocate (the interface does not escape; TestZeroAllocsKnownKey checks it);
-// storing a new key boxes it, once per key.
+// storing a new key boxes it, once per key. The zero value is a valid
+// Limiter that denies every request; make one with NewSyncMap.
 type SyncMap struct {
 	t template
 	m sync.Map // uint64 -> *atomic.Bucket
@@ -150,7 +161,8 @@ func (l *SyncMap) Len() int {
 // MutexMap is a Limiter on a map behind one sync.Mutex. Every request takes
 // the lock for the lookup (and the insertion of a new key), then releases it
 // before TryTake, so the lock is held for a map access only. All goroutines
-// still contend for that one lock.
+// still contend for that one lock. The zero value is a valid Limiter that
+// denies every request; make one with NewMutexMap.
 type MutexMap struct {
 	t  template
 	mu sync.Mutex

@@ -21,7 +21,8 @@ const MaxSemaphoreCapacity = int64(1) << 62
 // Semaphore is the lab's own contend.Semaphore: a lock-free fast path on one
 // atomic word when permits are free and nobody waits, and a FIFO wait queue
 // under a mutex when they are not (golang.org/x/sync/semaphore's design,
-// with its mutex taken only on the slow path).
+// with its mutex taken only on the slow path). Its zero value has no
+// permits (every request is a *contend.PermitError): use NewSemaphore.
 //
 // The state is one uint64: the number of free permits, and a queued bit
 // that is set exactly when the wait queue is not empty.
@@ -51,7 +52,10 @@ const MaxSemaphoreCapacity = int64(1) << 62
 //   - A blocked Acquire whose ctx is done leaves the queue (if it was the
 //     head, serving those behind it that now fit), or, if it was served
 //     meanwhile, gives its permits back, and returns ctx.Err() (wrapped),
-//     holding nothing. An Acquire whose ctx is done already fails at once.
+//     holding nothing. A waiter woken with its permits checks ctx once more
+//     and gives them back if it is done, so a ctx that ended before the
+//     Release that served it always fails (x/sync's rule). An Acquire or
+//     TryAcquire whose ctx is done already fails at once.
 //   - Tokens: the next value of an atomic counter incremented once the
 //     permits are held; every lease's token is greater than that of every
 //     lease granted before it.
@@ -79,7 +83,7 @@ const MaxSemaphoreCapacity = int64(1) << 62
 // consistent, which the argument relies on.
 //
 // Cost: uncontended, Acquire is one load and one CAS, Release the same, plus
-// an atomic increment for the token and one 32-byte allocation for the
+// a non-blocking receive on ctx.Done(), an atomic increment for the token and one 32-byte allocation for the
 // lease; no lock. On the slow path, a waiter takes mu twice and allocates a
 // queue node and a channel (like x/sync), and every Release while anyone
 // waits takes mu. Under heavy contention (far more acquirers than permits)
@@ -101,11 +105,11 @@ type waiter struct {
 	prev, next *waiter
 }
 
-// NewSemaphore returns a Semaphore of capacity permits, all free, or an
-// error if capacity <= 0 or capacity > MaxSemaphoreCapacity.
+// NewSemaphore returns a Semaphore of capacity permits, all free, or a
+// *contend.ConfigError if capacity <= 0 or capacity > MaxSemaphoreCapacity.
 func NewSemaphore(capacity int64) (*Semaphore, error) {
-	if capacity <= 0 || capacity > MaxSemaphoreCapacity {
-		return nil, fmt.Errorf("atomic: NewSemaphore(%d): capacity must be between 1 and %d", capacity, MaxSemaphoreCapacity)
+	if err := contend.CheckSemaphoreCapacity(capacity, MaxSemaphoreCapacity); err != nil {
+		return nil, err
 	}
 	s := &Semaphore{capacity: capacity}
 	s.state.Store(uint64(capacity))
@@ -123,14 +127,12 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error)
 		return nil, &contend.PermitError{N: n, Capacity: s.capacity}
 	}
 	done := ctx.Done()
-	if done != nil {
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("atomic: semaphore Acquire: %w", err)
-		}
-	}
 	u := uint64(n)
 	if s.tryFast(u) {
-		return s.grant(n), nil
+		return s.granted(ctx, done, n)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("atomic: semaphore Acquire(%d): %w", n, err)
 	}
 
 	s.mu.Lock()
@@ -142,7 +144,7 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error)
 		if st >= u {
 			if s.state.CompareAndSwap(st, st-u) {
 				s.mu.Unlock()
-				return s.grant(n), nil
+				return s.granted(ctx, done, n)
 			}
 			continue
 		}
@@ -156,7 +158,7 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error)
 
 	select {
 	case <-w.ready:
-		return s.grant(n), nil
+		return s.granted(ctx, done, n)
 	case <-done:
 	}
 	s.mu.Lock()
@@ -173,13 +175,29 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error)
 }
 
 // TryAcquire takes n permits if they are free and nobody waits, with one
-// CAS, or returns contend.ErrHeld (wrapped). It never takes the lock.
-func (s *Semaphore) TryAcquire(_ context.Context, n int64) (contend.Lease, error) {
+// CAS, or returns contend.ErrHeld (wrapped); a ctx done already returns
+// its error. It never takes the lock.
+func (s *Semaphore) TryAcquire(ctx context.Context, n int64) (contend.Lease, error) {
 	if n <= 0 || n > s.capacity {
 		return nil, &contend.PermitError{N: n, Capacity: s.capacity}
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("atomic: semaphore TryAcquire(%d): %w", n, err)
+	}
 	if !s.tryFast(uint64(n)) {
 		return nil, fmt.Errorf("atomic: semaphore TryAcquire(%d): %w", n, contend.ErrHeld)
+	}
+	return s.grant(n), nil
+}
+
+// granted returns the lease of the n permits the caller has just taken,
+// unless ctx is done: then ctx may have ended before the Release whose
+// permits were taken (go.dev/issue/63615), so, as x/sync does, it fails and
+// gives the permits on to whoever waits.
+func (s *Semaphore) granted(ctx context.Context, done <-chan struct{}, n int64) (contend.Lease, error) {
+	if locallease.Done(done) {
+		s.release(uint64(n))
+		return nil, fmt.Errorf("atomic: semaphore Acquire(%d): %w", n, ctx.Err())
 	}
 	return s.grant(n), nil
 }

@@ -34,13 +34,21 @@ import (
 // What a blocked Acquire does with ctx: it parks in a select on the send and
 // on ctx.Done(). If ctx is done first, the runtime removes it from the
 // send queue and it returns ctx.Err() (wrapped), having sent nothing: it
-// holds nothing. If both become ready at once the select may pick either;
-// a send it picked is a held lock, returned as a lease.
+// holds nothing. If both become ready at once the select may pick either,
+// so a waiter whose send went through checks ctx once more and, if it is
+// done, receives its value back (handing the lock to the next sender) and
+// fails: a ctx that ended before the Release it took over from always
+// fails (go.dev/issue/63615). Until it does, the buffer is full with no
+// lease live or to come, and TryAcquire reports ErrHeld: the hand-off
+// deviation of contend.Lock.TryAcquire.
 //
 // Cost: Acquire and Release are one channel operation each, and each takes
 // the channel's internal lock; every hand-off to a parked waiter is a
-// goroutine wake-up. Plus an atomic increment for the token and one
-// 24-byte allocation for the lease.
+// goroutine wake-up. Plus a non-blocking receive on ctx.Done(), an atomic
+// increment for the token and one 24-byte allocation for the lease.
+//
+// A Lock must be made by NewLock: its zero value has no channel, and its
+// methods return contend.ErrNotConstructed (wrapped).
 type Lock struct {
 	ch     chan struct{}
 	tokens atomic.Uint64
@@ -52,19 +60,34 @@ func NewLock() *Lock { return &Lock{ch: make(chan struct{}, 1)} }
 // Acquire blocks until the caller holds l, or until ctx is done; see Lock.
 // A ctx that is done already returns its error at once, even if l is free.
 func (l *Lock) Acquire(ctx context.Context) (contend.Lease, error) {
+	if l.ch == nil {
+		return nil, fmt.Errorf("channel: Acquire: %w", contend.ErrNotConstructed)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("channel: Acquire: %w", err)
 	}
+	done := ctx.Done()
 	select {
 	case l.ch <- struct{}{}:
+		if locallease.Done(done) { // it may have ended before the Release we took over from
+			<-l.ch
+			return nil, fmt.Errorf("channel: Acquire: %w", ctx.Err())
+		}
 		return locallease.New((*lockReleaser)(l), 0, l.tokens.Add(1)), nil
-	case <-ctx.Done():
+	case <-done:
 		return nil, fmt.Errorf("channel: Acquire: %w", ctx.Err())
 	}
 }
 
-// TryAcquire takes l if it is free, or returns contend.ErrHeld (wrapped).
-func (l *Lock) TryAcquire(context.Context) (contend.Lease, error) {
+// TryAcquire takes l if it is free, or returns contend.ErrHeld (wrapped);
+// a ctx done already returns its error.
+func (l *Lock) TryAcquire(ctx context.Context) (contend.Lease, error) {
+	if l.ch == nil {
+		return nil, fmt.Errorf("channel: TryAcquire: %w", contend.ErrNotConstructed)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("channel: TryAcquire: %w", err)
+	}
 	select {
 	case l.ch <- struct{}{}:
 		return locallease.New((*lockReleaser)(l), 0, l.tokens.Add(1)), nil
@@ -83,7 +106,8 @@ func (r *lockReleaser) ReleaseLease(uint64) { <-r.ch }
 
 // Semaphore is a contend.Semaphore on a channel of capacity Capacity: each
 // permit taken is one value sent into it, each permit given back one value
-// received.
+// received. Its zero value has no permits (every request is a
+// *contend.PermitError): use NewSemaphore.
 //
 // A channel moves one value at a time, so Acquire(n) for n > 1 must take its
 // permits one by one, and two acquirers collecting at once can deadlock:
@@ -101,7 +125,9 @@ func (r *lockReleaser) ReleaseLease(uint64) { <-r.ch }
 //     Capacity values.
 //   - Acquire(n) is all or nothing to the caller: a collector whose ctx is
 //     done gives back the permits it has collected and returns ctx.Err()
-//     (wrapped), holding nothing.
+//     (wrapped), holding nothing. An acquirer that has all its permits
+//     checks ctx once more and gives them back if it is done, so a ctx
+//     that ended before the Release it took a permit from always fails.
 //   - Single-permit waiters are FIFO (the channel's send queue, as for
 //     Lock). A multi-permit acquirer queues FIFO behind the other collector,
 //     then collects permits one at a time in the send queue, interleaved
@@ -124,15 +150,12 @@ type Semaphore struct {
 	tokens    atomic.Uint64
 }
 
-// NewSemaphore returns a Semaphore of capacity permits, all free, or an
-// error if capacity <= 0 (or exceeds math.MaxInt). The buffer's values are
-// of size zero, so a large capacity costs no memory.
+// NewSemaphore returns a Semaphore of capacity permits, all free, or a
+// *contend.ConfigError if capacity <= 0 (or exceeds math.MaxInt). The
+// buffer's values are of size zero, so a large capacity costs no memory.
 func NewSemaphore(capacity int64) (*Semaphore, error) {
-	if capacity <= 0 {
-		return nil, fmt.Errorf("channel: NewSemaphore(%d): capacity must be positive", capacity)
-	}
-	if capacity > math.MaxInt {
-		return nil, fmt.Errorf("channel: NewSemaphore(%d): capacity above a channel's largest (%d)", capacity, math.MaxInt)
+	if err := contend.CheckSemaphoreCapacity(capacity, math.MaxInt); err != nil {
+		return nil, err
 	}
 	return &Semaphore{ch: make(chan struct{}, capacity), collector: make(chan struct{}, 1)}, nil
 }
@@ -154,7 +177,7 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error)
 	if n == 1 {
 		select {
 		case s.ch <- struct{}{}:
-			return s.grant(1), nil
+			return s.granted(ctx, done, 1)
 		case <-done:
 			return nil, fmt.Errorf("channel: Acquire: %w", ctx.Err())
 		}
@@ -173,16 +196,32 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error)
 			return nil, fmt.Errorf("channel: Acquire(%d) with %d collected: %w", n, got, ctx.Err())
 		}
 	}
+	return s.granted(ctx, done, n)
+}
+
+// granted returns the lease of the n permits the caller has just taken,
+// unless ctx is done. When a send and ctx.Done() are ready at once, select
+// picks either, so ctx may have ended before the Release whose permit the
+// send took (go.dev/issue/63615): then, as x/sync does, it fails and gives
+// the permits on to the next waiter.
+func (s *Semaphore) granted(ctx context.Context, done <-chan struct{}, n int64) (contend.Lease, error) {
+	if locallease.Done(done) {
+		s.giveBack(n)
+		return nil, fmt.Errorf("channel: Acquire(%d): %w", n, ctx.Err())
+	}
 	return s.grant(n), nil
 }
 
 // TryAcquire takes n permits if they are free now, or returns
 // contend.ErrHeld (wrapped); n outside [1, Capacity] is a
-// *contend.PermitError. It also returns ErrHeld when another multi-permit
-// acquirer is collecting.
-func (s *Semaphore) TryAcquire(_ context.Context, n int64) (contend.Lease, error) {
+// *contend.PermitError, and a ctx done already returns its error. It also
+// returns ErrHeld when another multi-permit acquirer is collecting.
+func (s *Semaphore) TryAcquire(ctx context.Context, n int64) (contend.Lease, error) {
 	if err := s.check(n); err != nil {
 		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("channel: TryAcquire(%d): %w", n, err)
 	}
 	if n == 1 {
 		select {

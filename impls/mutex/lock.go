@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,13 +13,20 @@ import (
 	"github.com/contend-lab/contend/internal/locallease"
 )
 
-// Lock is a contend.Lock on a sync.Mutex, with context support.
+// Lock is a contend.Lock on a sync.Mutex, with context support. The zero
+// value is an unlocked Lock; it must not be copied after first use.
 //
 // Guarantees:
 //   - Mutual exclusion: at most one live lease at a time (it is sync.Mutex).
 //   - Tokens: each lease's token is one more than the previous holder's,
 //     taken from an atomic counter incremented while holding, so tokens
 //     strictly increase from one holder to the next.
+//   - TryAcquire returns ErrHeld only after seeing the lock held: by a
+//     lease, or by an Acquire that has taken it for good (the held bit of
+//     state, below).
+//     sync.Mutex.TryLock alone cannot say so: it fails on an unlocked
+//     mutex in starvation mode (handed to a waiter) or when its CAS races
+//     a change of the mutex's state.
 //   - Not FIFO. Fairness is sync.Mutex's: a releasing goroutine, or a newly
 //     arriving one, may take the lock ahead of a waiter, but a waiter queued
 //     in mu.Lock for over 1 ms switches the mutex to starvation mode and is
@@ -30,43 +38,35 @@ import (
 // (ctx.Done() == nil, e.g. context.Background) waits in sync.Mutex.Lock,
 // parked by the runtime. Any other context cannot use Lock, which cannot be
 // interrupted, so the waiter parks on ctx.Done() and on a wake-up channel
-// instead, and retries TryLock whenever a Release signals it. The
-// alternative the lab rejected is polling TryLock with exponential sleeps:
-// a sleep under 1 ms is rounded up to the netpoller's 1 ms granularity on
-// an idle Linux machine, so a poller would see the lock free up to 1 ms
-// late. Here a waiter is woken by the Release itself.
-//
-// Why no wake-up is lost: a waiter increments waiters and then calls TryLock
-// once more before it parks. If that TryLock fails, the lock is held by
-// some goroutine H, and H's Unlock comes after the waiter's increment in the
-// order of atomic operations (Go's atomics, the mutex's included, are
-// sequentially consistent). Release unlocks and then loads waiters, so H's
-// Release sees the waiter and sends a wake-up into the 1-buffered channel,
-// or finds one already there, which it leaves for some waiter. A woken
-// waiter that loses the TryLock race to another goroutine G parks again
-// (after another increment-then-TryLock), and G's Release wakes it in turn.
-// So whenever a waiter is parked, either a wake-up is buffered or the lock
-// is held by a goroutine whose Release will send one. A stale wake-up left by
-// a waiter that gave up only costs the next waiter one spurious TryLock.
-//
-// A waiter whose ctx is done returns ctx.Err() (wrapped) holding nothing:
-// it never held the mutex, because it only ever takes it with TryLock,
-// which either takes it and returns a lease or takes nothing.
+// instead, and tries again whenever a Release signals it (see wakeup for
+// why no wake-up is lost). The alternative the lab rejected is polling
+// TryLock with exponential sleeps: a sleep under 1 ms is rounded up to the
+// netpoller's 1 ms granularity on an idle Linux machine, so a poller would
+// see the lock free up to 1 ms late. Here a waiter is woken by the Release
+// itself. A waiter that takes the lock checks ctx once more and, if it is
+// done, unlocks again and fails, so a ctx that ended before the Release it
+// took over from always fails (go.dev/issue/63615).
 //
 // Cost: Acquire and Release are sync.Mutex's Lock and Unlock, plus an
-// atomic load of waiters in Release, an atomic increment for the token,
-// and one 24-byte allocation for the lease (BenchmarkLock's B/op). A
-// cancellable waiter costs an atomic increment and decrement and a channel
-// receive per wake-up.
+// atomic add each on state (the token and the held bit), an atomic load of
+// waiters in Release, a non-blocking receive on ctx.Done() for a
+// cancellable Acquire, and one 24-byte allocation for the lease
+// (BenchmarkLock's B/op). A cancellable waiter costs an atomic increment
+// and decrement and a channel receive per wake-up.
 type Lock struct {
-	mu      sync.Mutex
-	tokens  atomic.Uint64 // acquisitions so far; incremented while holding
-	waiters atomic.Int64  // cancellable Acquires parked, or about to park, on wake
-	wake    chan struct{} // capacity 1: "the lock was released, try again"
+	mu sync.Mutex
+	// state is the acquisitions so far (the last token) times two, plus a
+	// held bit. The bit is set, with the count's increment in one atomic
+	// add, by whoever takes mu for a lease once it will return the lease,
+	// and cleared by the lease's Release before it unlocks mu. It is what
+	// TryAcquire and a parking waiter read as "held", never a failed
+	// TryLock.
+	state atomic.Uint64
+	wake  wakeup
 }
 
 // NewLock returns an unlocked Lock.
-func NewLock() *Lock { return &Lock{wake: make(chan struct{}, 1)} }
+func NewLock() *Lock { return new(Lock) }
 
 // Acquire blocks until the caller holds l, or until ctx is done; see Lock
 // for how it waits. A ctx that is done already returns its error at once,
@@ -80,51 +80,65 @@ func (l *Lock) Acquire(ctx context.Context) (contend.Lease, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("mutex: Acquire: %w", err)
 	}
-	if l.mu.TryLock() {
-		return l.grant(), nil
+	if !l.wake.wait(done, l) {
+		return nil, fmt.Errorf("mutex: Acquire: %w", ctx.Err())
 	}
-	for {
-		l.waiters.Add(1)
-		if l.mu.TryLock() { // after the increment: see Lock on lost wake-ups
-			l.waiters.Add(-1)
-			return l.grant(), nil
-		}
-		select {
-		case <-done:
-			l.waiters.Add(-1)
-			return nil, fmt.Errorf("mutex: Acquire: %w", ctx.Err())
-		case <-l.wake:
-			l.waiters.Add(-1)
-			if l.mu.TryLock() {
-				return l.grant(), nil
-			}
-		}
+	if locallease.Done(done) { // it may have ended before the Release we took over from
+		l.giveBack()
+		return nil, fmt.Errorf("mutex: Acquire: %w", ctx.Err())
 	}
+	return l.grant(), nil
 }
 
-// TryAcquire takes l if it is free, or returns contend.ErrHeld (wrapped).
-// It never waits; ctx is not consulted.
-func (l *Lock) TryAcquire(context.Context) (contend.Lease, error) {
-	if !l.mu.TryLock() {
+// TryAcquire takes l if it is free, or returns contend.ErrHeld (wrapped)
+// once it has seen l held (see Lock); a ctx done already returns its
+// error. It never waits for a holder.
+func (l *Lock) TryAcquire(ctx context.Context) (contend.Lease, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("mutex: TryAcquire: %w", err)
+	}
+	if !l.take() {
 		return nil, fmt.Errorf("mutex: TryAcquire: %w", contend.ErrHeld)
 	}
 	return l.grant(), nil
 }
 
-// grant is called holding mu.
-func (l *Lock) grant() *locallease.Lease {
-	return locallease.New((*lockReleaser)(l), 0, l.tokens.Add(1))
+// take takes mu and reports true, or reports false once it has seen held
+// set. While mu is neither free nor held (taken by an Acquire that has not
+// set held yet or is giving it back, released by a lease between its two
+// steps, or handed by sync.Mutex to a waiter in Lock that has not run yet)
+// it yields its P and tries again: each of those ends in a few
+// instructions of a goroutine that is running or runnable, never after a
+// critical section.
+func (l *Lock) take() bool {
+	for {
+		if l.mu.TryLock() {
+			return true
+		}
+		if l.state.Load()&1 != 0 {
+			return false
+		}
+		runtime.Gosched()
+	}
 }
 
-// unlock releases mu and wakes one cancellable waiter, if any.
+// grant is called holding mu, by a caller that will return the lease. The
+// held bit is clear, so adding 3 sets it and adds one to the count.
+func (l *Lock) grant() *locallease.Lease {
+	return locallease.New((*lockReleaser)(l), 0, l.state.Add(3)>>1)
+}
+
+// unlock clears the held bit and gives mu back.
 func (l *Lock) unlock() {
+	l.state.Add(^uint64(0))
+	l.giveBack()
+}
+
+// giveBack releases mu, taken but not marked held (by a giving-up Acquire)
+// or no longer marked, and wakes one cancellable waiter, if any.
+func (l *Lock) giveBack() {
 	l.mu.Unlock()
-	if l.waiters.Load() > 0 {
-		select {
-		case l.wake <- struct{}{}:
-		default: // a wake-up is pending already
-		}
-	}
+	l.wake.signal()
 }
 
 // lockReleaser unlocks for a lease; only locallease calls it.
@@ -133,6 +147,82 @@ type lockReleaser Lock
 func (r *lockReleaser) LeaseName() string { return "mutex" }
 
 func (r *lockReleaser) ReleaseLease(uint64) { (*Lock)(r).unlock() }
+
+// taker is a lock a cancellable waiter can take: take takes it and reports
+// true, or reports false once it has seen the lock held by a holder whose
+// release will signal wakeup.
+type taker interface{ take() bool }
+
+// wakeup parks the cancellable waiters of Lock and ReentrantLock until a
+// release signals them. Its zero value is ready to use: the channel is
+// made by the first waiter that parks.
+//
+// Why no wake-up is lost: a waiter increments waiters and then tries once
+// more before it parks, and parks only if that try has seen the lock held
+// by a holder H (take's false). H's release clears the held mark, unlocks,
+// and then loads waiters. Go's atomics are sequentially consistent: the
+// waiter saw H's mark, so H's clearing of it, and the load after it, come
+// after the waiter's increment, and the load sees the waiter: H sends a
+// wake-up into the 1-buffered channel, or finds one already there, which
+// it leaves for some waiter. A woken waiter that loses the race to another
+// goroutine G parks again (after another increment-then-try), and G's
+// release wakes it in turn. So whenever a waiter is parked, either a
+// wake-up is buffered or the lock is held by a goroutine whose release
+// will send one. A stale wake-up left by a waiter that gave up only costs
+// the next waiter one spurious try.
+type wakeup struct {
+	waiters atomic.Int64                  // waiters parked, or about to park
+	ch      atomic.Pointer[chan struct{}] // capacity 1: "the lock was released, try again"
+}
+
+// channel returns the wake-up channel, making it on first use.
+func (w *wakeup) channel() chan struct{} {
+	if c := w.ch.Load(); c != nil {
+		return *c
+	}
+	c := make(chan struct{}, 1)
+	if w.ch.CompareAndSwap(nil, &c) {
+		return c
+	}
+	return *w.ch.Load()
+}
+
+// wait takes l for a cancellable waiter: at once if it can, else parked
+// until a release signals it, over and over, until it has taken l (true)
+// or done is closed (false, holding nothing).
+func (w *wakeup) wait(done <-chan struct{}, l taker) bool {
+	if l.take() {
+		return true
+	}
+	for {
+		w.waiters.Add(1)
+		if l.take() { // after the increment: see wakeup on lost wake-ups
+			w.waiters.Add(-1)
+			return true
+		}
+		select {
+		case <-done:
+			w.waiters.Add(-1)
+			return false
+		case <-w.channel():
+			w.waiters.Add(-1)
+			if l.take() {
+				return true
+			}
+		}
+	}
+}
+
+// signal wakes one parked waiter, if any. A release calls it after
+// unlocking.
+func (w *wakeup) signal() {
+	if w.waiters.Load() > 0 {
+		select {
+		case w.channel() <- struct{}{}:
+		default: // a wake-up is pending already
+		}
+	}
+}
 
 // errBadTTL is returned (wrapped) by a lease's Extend when ttl is not
 // positive.
@@ -153,17 +243,20 @@ func extend(pkg string, released *atomic.Bool, ttl time.Duration) error {
 // ReentrantLock is a contend.Lock on ReentrantMutex: the goroutine that
 // holds it may Acquire (or TryAcquire) it again, and gets a new lease at
 // once, one level deeper (Depth). The lock is released when every lease of
-// the hold has been released, in any order.
+// the hold has been released, in any order. The zero value is an unlocked
+// ReentrantLock; it must not be copied after first use.
 //
 // Guarantees:
 //   - Mutual exclusion between goroutines; see ReentrantMutex for how the
 //     owner is identified.
 //   - Tokens: every lease, nested ones included, gets the next value of an
 //     atomic counter incremented while holding, so tokens strictly increase.
+//   - TryAcquire returns ErrHeld only after seeing another goroutine own
+//     the lock (ReentrantMutex.TryLock), as Lock's does.
 //   - Not FIFO: fairness is sync.Mutex's, as for Lock, and cancellable
 //     waiters wait as Lock's do (parked on ctx.Done() and a wake-up channel,
-//     retrying TryLock on each Release), with the same proof that no wake-up
-//     is lost.
+//     trying again on each Release; see wakeup for why no wake-up is lost),
+//     and check ctx once more once they have taken the lock.
 //
 // A lease must be released by the goroutine that acquired it, as with any
 // reentrant lock: Release from another goroutine returns an error wrapping
@@ -174,14 +267,13 @@ func extend(pkg string, released *atomic.Bool, ttl time.Duration) error {
 // a 32-byte lease; a nested Acquire touches only the owner word and the
 // token counter.
 type ReentrantLock struct {
-	m       ReentrantMutex
-	tokens  atomic.Uint64
-	waiters atomic.Int64
-	wake    chan struct{}
+	m      ReentrantMutex
+	tokens atomic.Uint64
+	wake   wakeup
 }
 
 // NewReentrantLock returns an unlocked ReentrantLock.
-func NewReentrantLock() *ReentrantLock { return &ReentrantLock{wake: make(chan struct{}, 1)} }
+func NewReentrantLock() *ReentrantLock { return new(ReentrantLock) }
 
 // Acquire returns at once with a deeper lease if the calling goroutine holds
 // l; otherwise it blocks until it holds l, or until ctx is done. A ctx that
@@ -195,31 +287,35 @@ func (l *ReentrantLock) Acquire(ctx context.Context) (contend.Lease, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("mutex: reentrant Acquire: %w", err)
 	}
-	if l.m.TryLock() { // succeeds at once for the holder
+	me := goroutineID()
+	if l.m.owner.Load() == me {
+		l.m.depth++
 		return l.grant(), nil
 	}
-	for {
-		l.waiters.Add(1)
-		if l.m.TryLock() {
-			l.waiters.Add(-1)
-			return l.grant(), nil
-		}
-		select {
-		case <-done:
-			l.waiters.Add(-1)
-			return nil, fmt.Errorf("mutex: reentrant Acquire: %w", ctx.Err())
-		case <-l.wake:
-			l.waiters.Add(-1)
-			if l.m.TryLock() {
-				return l.grant(), nil
-			}
-		}
+	if !l.wake.wait(done, l) {
+		return nil, fmt.Errorf("mutex: reentrant Acquire: %w", ctx.Err())
 	}
+	// Holding m.mu, not yet its owner: nobody sees it held.
+	if locallease.Done(done) { // it may have ended before the Release we took over from
+		l.m.mu.Unlock()
+		l.wake.signal()
+		return nil, fmt.Errorf("mutex: reentrant Acquire: %w", ctx.Err())
+	}
+	l.m.own(me)
+	return l.grant(), nil
 }
 
+// take takes m's inner mutex, or reports false once another goroutine owns
+// m; see ReentrantMutex.takeInner.
+func (l *ReentrantLock) take() bool { return l.m.takeInner() }
+
 // TryAcquire takes l if it is free or held by the calling goroutine, or
-// returns contend.ErrHeld (wrapped).
-func (l *ReentrantLock) TryAcquire(context.Context) (contend.Lease, error) {
+// returns contend.ErrHeld (wrapped) once it has seen another goroutine own
+// it; a ctx done already returns its error.
+func (l *ReentrantLock) TryAcquire(ctx context.Context) (contend.Lease, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("mutex: reentrant TryAcquire: %w", err)
+	}
 	if !l.m.TryLock() {
 		return nil, fmt.Errorf("mutex: reentrant TryAcquire: %w", contend.ErrHeld)
 	}
@@ -266,11 +362,8 @@ func (s *ReentrantLease) Release(context.Context) error {
 	if err := s.l.m.TryUnlock(); err != nil {
 		return fmt.Errorf("mutex: reentrant Release: %w", err) // unreachable: Held was true
 	}
-	if last && s.l.waiters.Load() > 0 {
-		select {
-		case s.l.wake <- struct{}{}:
-		default:
-		}
+	if last {
+		s.l.wake.signal()
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package mutex
 
 import (
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -57,24 +58,47 @@ func (m *ReentrantMutex) Lock() {
 		return
 	}
 	m.mu.Lock()
-	m.owner.Store(me)
-	m.depth = 1
+	m.own(me)
 }
 
 // TryLock acquires m, or deepens the hold, without blocking, and reports
-// whether it did. It fails only when another goroutine holds m.
+// whether it did. It fails only once it has seen another goroutine hold m.
 func (m *ReentrantMutex) TryLock() bool {
 	me := goroutineID()
 	if m.owner.Load() == me {
 		m.depth++
 		return true
 	}
-	if !m.mu.TryLock() {
+	if !m.takeInner() {
 		return false
 	}
+	m.own(me)
+	return true
+}
+
+// takeInner takes mu and reports true, or reports false once it has seen an
+// owner. A failed sync.Mutex.TryLock alone does not mean held: it fails on
+// an unlocked mutex in starvation mode (handed to a waiter in Lock) or when
+// its CAS races a change of the mutex's state. While mu is neither free
+// nor owned (between a Lock and its owner store, or an owner's clearing
+// and its Unlock, or in a hand-off) it yields its P and tries again: each
+// of those ends in a few instructions of a running or runnable goroutine.
+func (m *ReentrantMutex) takeInner() bool {
+	for {
+		if m.mu.TryLock() {
+			return true
+		}
+		if m.owner.Load() != 0 {
+			return false
+		}
+		runtime.Gosched()
+	}
+}
+
+// own makes the calling goroutine, holding mu, m's owner at depth 1.
+func (m *ReentrantMutex) own(me uintptr) {
 	m.owner.Store(me)
 	m.depth = 1
-	return true
 }
 
 // TryUnlock undoes one Lock by the calling goroutine, releasing m when the

@@ -49,8 +49,12 @@ func (l *Lock) Acquire(ctx context.Context) (contend.Lease, error) {
 	}
 }
 
-// TryAcquire takes l if it reads it free, racily.
-func (l *Lock) TryAcquire(context.Context) (contend.Lease, error) {
+// TryAcquire takes l if it reads it free, racily; a ctx done already
+// returns its error.
+func (l *Lock) TryAcquire(ctx context.Context) (contend.Lease, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("naive: TryAcquire: %w", err)
+	}
 	if l.held {
 		return nil, fmt.Errorf("naive: TryAcquire: %w", contend.ErrHeld)
 	}
@@ -85,7 +89,8 @@ func (s *lockLease) Extend(_ context.Context, ttl time.Duration) error {
 func (s *lockLease) TTL() (time.Duration, bool) { return 0, false }
 
 // Semaphore is the semaphore family's racy control: one plain bool per
-// permit, with no synchronisation. Acquire(n) looks for n slots that read
+// permit, with no synchronisation. Its zero value has no permits (every
+// request is a *contend.PermitError). Acquire(n) looks for n slots that read
 // free, then marks them taken: check, then act.
 //
 // What goes wrong: two acquirers that read the same slot free both mark it
@@ -108,12 +113,12 @@ type Semaphore struct {
 // maxNaiveCapacity bounds the slots a naive Semaphore allocates.
 const maxNaiveCapacity = 1 << 20
 
-// NewSemaphore returns a Semaphore of capacity permits, or an error if
-// capacity <= 0 or above 2^20 (it allocates one bool per permit, and
-// Acquire scans them all).
+// NewSemaphore returns a Semaphore of capacity permits, or a
+// *contend.ConfigError if capacity <= 0 or above 2^20 (it allocates one
+// bool per permit, and Acquire scans them all).
 func NewSemaphore(capacity int64) (*Semaphore, error) {
-	if capacity <= 0 || capacity > maxNaiveCapacity {
-		return nil, fmt.Errorf("naive: NewSemaphore(%d): capacity must be between 1 and %d", capacity, maxNaiveCapacity)
+	if err := contend.CheckSemaphoreCapacity(capacity, maxNaiveCapacity); err != nil {
+		return nil, err
 	}
 	return &Semaphore{taken: make([]bool, capacity)}, nil
 }
@@ -139,10 +144,14 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error)
 	}
 }
 
-// TryAcquire takes n permits if it reads n free slots, racily.
-func (s *Semaphore) TryAcquire(_ context.Context, n int64) (contend.Lease, error) {
+// TryAcquire takes n permits if it reads n free slots, racily; a ctx done
+// already returns its error.
+func (s *Semaphore) TryAcquire(ctx context.Context, n int64) (contend.Lease, error) {
 	if n <= 0 || n > s.Capacity() {
 		return nil, &contend.PermitError{N: n, Capacity: s.Capacity()}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("naive: semaphore TryAcquire(%d): %w", n, err)
 	}
 	if lease := s.take(n); lease != nil {
 		return lease, nil

@@ -3,6 +3,7 @@ package reference
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync/atomic"
 
 	"golang.org/x/sync/semaphore"
@@ -13,7 +14,8 @@ import (
 
 // WeightedSemaphore is a contend.Semaphore on golang.org/x/sync/semaphore's
 // Weighted: a permit count and a FIFO list of waiters, all under one
-// sync.Mutex.
+// sync.Mutex. Its zero value has no permits (every request is a
+// *contend.PermitError): use NewWeightedSemaphore.
 //
 // Guarantees (Weighted's):
 //   - Never more than Capacity permits held.
@@ -43,12 +45,12 @@ type WeightedSemaphore struct {
 	tokens   atomic.Uint64
 }
 
-// NewWeightedSemaphore returns an WeightedSemaphore of capacity permits, all free,
-// or an error if capacity <= 0 (Weighted panics on a negative size and is
-// useless with none).
+// NewWeightedSemaphore returns a WeightedSemaphore of capacity permits, all
+// free, or a *contend.ConfigError if capacity <= 0 (Weighted panics on a
+// negative size and is useless with none).
 func NewWeightedSemaphore(capacity int64) (*WeightedSemaphore, error) {
-	if capacity <= 0 {
-		return nil, fmt.Errorf("reference: NewWeightedSemaphore(%d): capacity must be positive", capacity)
+	if err := contend.CheckSemaphoreCapacity(capacity, math.MaxInt64); err != nil {
+		return nil, err
 	}
 	return &WeightedSemaphore{w: semaphore.NewWeighted(capacity), capacity: capacity}, nil
 }
@@ -69,10 +71,14 @@ func (s *WeightedSemaphore) Acquire(ctx context.Context, n int64) (contend.Lease
 }
 
 // TryAcquire takes n permits if they are free and nobody waits, or returns
-// contend.ErrHeld (wrapped).
-func (s *WeightedSemaphore) TryAcquire(_ context.Context, n int64) (contend.Lease, error) {
+// contend.ErrHeld (wrapped); a ctx done already returns its error, as
+// Weighted's Acquire does (its TryAcquire takes no ctx).
+func (s *WeightedSemaphore) TryAcquire(ctx context.Context, n int64) (contend.Lease, error) {
 	if n <= 0 || n > s.capacity {
 		return nil, &contend.PermitError{N: n, Capacity: s.capacity}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("reference: x/sync semaphore TryAcquire(%d): %w", n, err)
 	}
 	if !s.w.TryAcquire(n) {
 		return nil, fmt.Errorf("reference: x/sync semaphore TryAcquire(%d): %w", n, contend.ErrHeld)

@@ -23,20 +23,33 @@ const (
 	ctxEvery = 8
 )
 
-// Lock is a test-and-test-and-set spinlock.
+// The lock word's states. An Acquire with a cancellable ctx takes the word
+// as taking, checks ctx, and then either commits it to held or gives it
+// back; everyone else goes from free to held in one CAS.
+const (
+	free   = 0
+	taking = 1 // taken by an Acquire that has not yet checked its ctx
+	held   = 2 // held by a lease, or by an Acquire that will return one
+)
+
+// Lock is a test-and-test-and-set spinlock. The zero value is an unlocked
+// Lock.
 //
 // Guarantees:
-//   - Mutual exclusion: the lock is one atomic.Bool, taken only by a
-//     CompareAndSwap from false to true, and given back by a Store of false
-//     by the one lease that took it.
+//   - Mutual exclusion: the lock is one atomic word, taken only by a
+//     CompareAndSwap from free, and given back by a Store of free by the
+//     one lease (or giving-up Acquire) that took it.
 //   - Tokens: the next value of an atomic counter incremented while holding,
 //     so they strictly increase from one holder to the next.
+//   - TryAcquire returns ErrHeld only on seeing the word held; while it is
+//     taking (a few instructions of an Acquire checking its ctx) it yields
+//     and looks again.
 //   - No fairness at all, not FIFO: whichever waiter's CAS lands first after
 //     a release wins, and a waiter can starve. A releasing goroutine that
 //     acquires again at once usually wins (its cache holds the line).
 //
 // How it waits: a waiter loads the word (test) and only tries the CAS (set)
-// when it reads false, so waiters spin on a shared cache line instead of
+// when it reads free, so waiters spin on a shared cache line instead of
 // bouncing it with writes. After a failed attempt it waits an exponentially
 // growing number of loads (2, 4, ... 64) for activeRounds rounds, then calls
 // runtime.Gosched between attempts, so that on few Ps a preempted holder
@@ -46,13 +59,17 @@ const (
 //
 // What a blocked Acquire does with ctx: it checks ctx.Done() every ctxEvery
 // rounds (every few µs at most, one Gosched each), and once ctx is done
-// returns ctx.Err() (wrapped) without ever having set the word: it holds
-// nothing. A ctx whose Done() is nil is never checked.
+// returns ctx.Err() (wrapped) holding nothing. When its CAS lands it checks
+// ctx once more before committing, and gives the word back if ctx is done,
+// so a ctx that ended before the release it took over from always fails
+// (go.dev/issue/63615). A ctx whose Done() is nil is never checked.
 //
 // Cost: uncontended, one CAS to acquire, one store to release, an atomic
-// increment for the token and one 24-byte allocation for the lease.
+// increment for the token and one 24-byte allocation for the lease; a
+// cancellable Acquire adds a non-blocking receive on ctx.Done() and a
+// store.
 type Lock struct {
-	held   atomic.Bool
+	word   atomic.Uint32 // free, taking or held
 	tokens atomic.Uint64
 }
 
@@ -63,41 +80,62 @@ func NewLock() *Lock { return new(Lock) }
 // A ctx that is done already returns its error at once, even if l is free.
 func (l *Lock) Acquire(ctx context.Context) (contend.Lease, error) {
 	done := ctx.Done()
+	take := uint32(held)
 	if done != nil {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("spin: Acquire: %w", err)
 		}
+		take = taking
 	}
 	backoff := 2
 	for round := 1; ; round++ {
-		if !l.held.Load() && l.held.CompareAndSwap(false, true) {
-			return locallease.New((*releaser)(l), 0, l.tokens.Add(1)), nil
+		if l.word.Load() == free && l.word.CompareAndSwap(free, take) {
+			if take == held {
+				return l.grant(), nil
+			}
+			if locallease.Done(done) { // it may have ended before the release we took over from
+				l.word.Store(free)
+				return nil, fmt.Errorf("spin: Acquire: %w", ctx.Err())
+			}
+			l.word.Store(held)
+			return l.grant(), nil
 		}
 		if round <= activeRounds {
 			// Spin on loads, leaving early when the word reads free.
-			for i := 0; i < backoff && l.held.Load(); i++ {
+			for i := 0; i < backoff && l.word.Load() != free; i++ {
 			}
 			backoff = min(2*backoff, maxBackoff)
 		} else {
 			runtime.Gosched()
 		}
-		if done != nil && round%ctxEvery == 0 {
-			select {
-			case <-done:
-				return nil, fmt.Errorf("spin: Acquire: %w", ctx.Err())
-			default:
-			}
+		if done != nil && round%ctxEvery == 0 && locallease.Done(done) {
+			return nil, fmt.Errorf("spin: Acquire: %w", ctx.Err())
 		}
 	}
 }
 
 // TryAcquire makes one attempt to take l, and returns contend.ErrHeld
-// (wrapped) if it is held.
-func (l *Lock) TryAcquire(context.Context) (contend.Lease, error) {
-	if l.held.Load() || !l.held.CompareAndSwap(false, true) {
-		return nil, fmt.Errorf("spin: TryAcquire: %w", contend.ErrHeld)
+// (wrapped) if it is held; a ctx done already returns its error.
+func (l *Lock) TryAcquire(ctx context.Context) (contend.Lease, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("spin: TryAcquire: %w", err)
 	}
-	return locallease.New((*releaser)(l), 0, l.tokens.Add(1)), nil
+	for {
+		switch l.word.Load() {
+		case held:
+			return nil, fmt.Errorf("spin: TryAcquire: %w", contend.ErrHeld)
+		case free:
+			if l.word.CompareAndSwap(free, held) {
+				return l.grant(), nil
+			}
+		default: // taking: an Acquire is a few instructions from held or free
+			runtime.Gosched()
+		}
+	}
+}
+
+func (l *Lock) grant() *locallease.Lease {
+	return locallease.New((*releaser)(l), 0, l.tokens.Add(1))
 }
 
 // releaser frees the lock for a lease; only locallease calls it.
@@ -105,4 +143,4 @@ type releaser Lock
 
 func (r *releaser) LeaseName() string { return "spin" }
 
-func (r *releaser) ReleaseLease(uint64) { r.held.Store(false) }
+func (r *releaser) ReleaseLease(uint64) { r.word.Store(free) }

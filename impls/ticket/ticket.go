@@ -22,7 +22,7 @@ const (
 	maxSpin = 256
 )
 
-// Lock is a ticket lock.
+// Lock is a ticket lock. The zero value is an unlocked Lock.
 //
 // Guarantees:
 //   - Mutual exclusion: the holder is the goroutine whose ticket equals
@@ -63,9 +63,19 @@ const (
 // release finds t and serves t+1. The skipping loop runs under abandonMu,
 // so no ticket can be abandoned between its check and its store.
 //
-// A ctx is checked between spins, every Gosched round (a few µs at most);
-// a ctx whose Done() is nil is never checked. Acquire with a ctx that is
-// done already returns at once without drawing a ticket.
+// A ctx is checked between spins, every Gosched round (a few µs at most),
+// and once more when the ticket is served: a served waiter whose ctx is
+// done serves the next ticket and fails, so a ctx that ended before the
+// release that served it always fails (go.dev/issue/63615). A ctx whose
+// Done() is nil is never checked. Acquire with a ctx that is done already
+// returns at once without drawing a ticket.
+//
+// The weaker TryAcquire it keeps (contend.Lock.TryAcquire's hand-off
+// deviation): a waiter keeps its ticket until it next looks, even once
+// its ctx has ended. If the lock is released to it meanwhile, it is
+// served with no lease live or to come, and TryAcquire, which succeeds
+// only when every drawn ticket has been released, reports ErrHeld until
+// that waiter serves the next ticket (at its next look; it never parks).
 //
 // Cost: uncontended, one atomic increment to draw a ticket, one load to see
 // it served, one store and one load to release, an atomic increment for the
@@ -83,7 +93,7 @@ type Lock struct {
 }
 
 // NewLock returns an unlocked Lock.
-func NewLock() *Lock { return &Lock{abandoned: make(map[uint64]struct{})} }
+func NewLock() *Lock { return new(Lock) }
 
 // Acquire draws a ticket and waits for it to be served, or for ctx to be
 // done; see Lock for how it waits and how a cancelled waiter gives its
@@ -99,12 +109,12 @@ func (l *Lock) Acquire(ctx context.Context) (contend.Lease, error) {
 	for {
 		s := l.serving.Load()
 		if s == t {
-			return l.grant(), nil
+			return l.served(ctx, done, t)
 		}
 		for i := min((t-s)*spinPerAhead, maxSpin); i > 0 && l.serving.Load() != t; i-- {
 		}
 		if l.serving.Load() == t {
-			return l.grant(), nil
+			return l.served(ctx, done, t)
 		}
 		runtime.Gosched()
 		if done != nil {
@@ -118,6 +128,17 @@ func (l *Lock) Acquire(ctx context.Context) (contend.Lease, error) {
 	}
 }
 
+// served returns the lease of ticket t, now served, unless ctx is done:
+// then it may have ended before the release that served t
+// (go.dev/issue/63615), so it serves the next ticket and fails.
+func (l *Lock) served(ctx context.Context, done <-chan struct{}, t uint64) (contend.Lease, error) {
+	if locallease.Done(done) {
+		l.unlock(t)
+		return nil, fmt.Errorf("ticket: Acquire: %w", ctx.Err())
+	}
+	return l.grant(), nil
+}
+
 // abandon gives up ticket t, whose waiter's ctx is done; see Lock.
 func (l *Lock) abandon(t uint64) {
 	l.abandonMu.Lock()
@@ -129,13 +150,21 @@ func (l *Lock) abandon(t uint64) {
 		l.unlock(t)
 		return
 	}
+	if l.abandoned == nil {
+		l.abandoned = make(map[uint64]struct{}) // the zero Lock's first abandonment
+	}
 	l.abandoned[t] = struct{}{}
 	l.abandonMu.Unlock()
 }
 
 // TryAcquire takes l only if nobody holds it or waits for it, or returns
-// contend.ErrHeld (wrapped).
-func (l *Lock) TryAcquire(context.Context) (contend.Lease, error) {
+// contend.ErrHeld (wrapped); a ctx done already returns its error. A
+// waiter whose ctx has ended keeps its ticket until it notices, so
+// TryAcquire may fail while no lease is live; see Lock.
+func (l *Lock) TryAcquire(ctx context.Context) (contend.Lease, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("ticket: TryAcquire: %w", err)
+	}
 	s := l.serving.Load()
 	// next == serving: every ticket drawn has been served and released, so
 	// the lock is free; drawing ticket s makes it ours. serving cannot pass

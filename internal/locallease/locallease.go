@@ -73,3 +73,16 @@ func (s *Lease) Extend(_ context.Context, ttl time.Duration) error {
 
 // TTL reports that the lease never expires.
 func (s *Lease) TTL() (time.Duration, bool) { return 0, false }
+
+// Done reports whether done, a ctx.Done() channel, is closed, without
+// blocking; a nil done (a ctx that can never end) is never closed. An
+// Acquire calls it just after taking what it waited for: a ctx that ended
+// before the take fails the Acquire (go.dev/issue/63615).
+func Done(done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
+}
