@@ -141,8 +141,12 @@ func TestModels(t *testing.T) {
 		{"semaphore/over-admits a multi-permit request", sem2, []porcupine.Operation{
 			op(0, 0, 1, acquire, granted(1)), op(1, 2, 3, acquireN(2), granted(2)),
 		}, porcupine.Illegal},
-		{"semaphore/try-acquire held with room", sem2, []porcupine.Operation{
-			op(0, 0, 1, acquire, granted(1)), op(1, 2, 3, try, held),
+		{"semaphore/try-acquire held with room behind a waiter", sem2, []porcupine.Operation{
+			op(0, 0, 1, acquire, granted(1)), op(2, 1, 9, acquireN(2), granted(2)), op(1, 2, 3, try, held),
+			op(0, 4, 5, release(1), released),
+		}, porcupine.Ok},
+		{"semaphore/try-acquire held while every permit is free", sem2, []porcupine.Operation{
+			op(0, 0, 1, acquire, granted(1)), op(0, 2, 3, release(1), released), op(1, 4, 5, try, held),
 		}, porcupine.Illegal},
 		{"semaphore/try-acquire of two held with one free", sem2, []porcupine.Operation{
 			op(0, 0, 1, acquire, granted(1)), op(1, 2, 3, tryN(2), held),
@@ -263,4 +267,27 @@ func TestCheckDrawsIllegalHistories(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, porcupine.Illegal, res)
 	assert.FileExists(t, path)
+}
+
+// TestSummary: verdicts add up, Illegal wins over Unknown over Ok, and the
+// JSON lines read back as written.
+func TestSummary(t *testing.T) {
+	s := Summary{Family: "lock", Impl: "x", Scenario: "s"}
+	s.Add(Verdict{Result: porcupine.Ok, Ops: 3})
+	assert.Equal(t, porcupine.Ok, s.Verdict)
+	s.Add(Verdict{Result: porcupine.Unknown, Ops: 4})
+	assert.Equal(t, porcupine.Unknown, s.Verdict)
+	s.Add(Verdict{Result: porcupine.Illegal, Ops: 5, Visualization: "a.html"})
+	s.Add(Verdict{Result: porcupine.Illegal, Ops: 6, Visualization: "b.html"})
+	s.Add(Verdict{Result: porcupine.Ok, Ops: 7})
+	assert.Equal(t, Summary{Family: "lock", Impl: "x", Scenario: "s", Histories: 5, Ops: 25, Illegal: 2,
+		Verdict: porcupine.Illegal, Visualization: "a.html"}, s)
+
+	path := filepath.Join(t.TempDir(), "h.jsonl")
+	other := Summary{Family: "counter", Impl: "y", Histories: 1, Ops: 2, Verdict: porcupine.Ok}
+	require.NoError(t, AppendJSONLines(path, s))
+	require.NoError(t, AppendJSONLines(path, other))
+	got, err := ReadJSONLines(path)
+	require.NoError(t, err)
+	assert.Equal(t, []Summary{s, other}, got)
 }

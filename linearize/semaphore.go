@@ -31,7 +31,11 @@ type semState struct {
 // permits (1 to MaxPermits), with fencing tokens:
 //   - Acquire or TryAcquire(n) Done(t) only when n permits are free and t
 //     is greater than every token granted before; the lease t then holds n;
-//   - TryAcquire(n) Held only when fewer than n permits are free;
+//   - TryAcquire(n) Held only when fewer than n permits are free, or when
+//     some permit is held: a FIFO semaphore (golang.org/x/sync's, the
+//     lab's) fails a TryAcquire that fits while an earlier Acquire waits,
+//     and a waiter is not part of the sequential state. A TryAcquire that
+//     fails while every permit is free is Illegal;
 //   - Release(t) Done only while lease t is live, which frees its permits;
 //     NotHeld only when it is not.
 //
@@ -72,7 +76,7 @@ func semStep(capacity int64, s semState, in LockInput, out LockOutput) (bool, an
 			s.last = out.Token
 			return true, s.add(semLease{token: out.Token, n: in.N})
 		case Held:
-			return in.Op == TryAcquire && !fits, s
+			return in.Op == TryAcquire && (!fits || s.used > 0), s
 		case Unknown:
 			if !fits || in.N < 1 {
 				return true, s
