@@ -141,3 +141,38 @@ func together(n int, f func(g int)) {
 	close(start)
 	wg.Wait()
 }
+
+// RecordSplitAdds records the history that shows a striped counter's Load
+// is not linearizable: client 0 Adds +1 adds times, client 1 Adds -1 adds
+// times, and client 2 Loads until both have finished. A Load that reads a
+// stripe before client 0's Adds reach it and another after client 1's
+// reach it (it was descheduled between the two reads) returns a sum the
+// counter never held: client 1's Adds without client 0's earlier ones.
+func RecordSplitAdds(c contend.Counter, adds int) []porcupine.Operation {
+	rec := linearize.NewRecorder(3)
+	var writing sync.WaitGroup
+	writing.Add(2)
+	together(3, func(g int) {
+		if g == 2 {
+			done := make(chan struct{})
+			go func() { writing.Wait(); close(done) }()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				o := rec.Call(g, linearize.CounterInput{Load: true})
+				o.Return(linearize.CounterOutput{Value: c.Load()})
+			}
+		}
+		defer writing.Done()
+		d := int64(1 - 2*g)
+		for range adds {
+			o := rec.Call(g, linearize.CounterInput{Delta: d})
+			c.Add(d)
+			o.Return(linearize.CounterOutput{})
+		}
+	})
+	return rec.History()
+}

@@ -3,6 +3,7 @@ package harness
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -52,7 +53,13 @@ func historyDir(t *testing.T) string {
 // of its drawing if it is Illegal.
 func checkHistory(t *testing.T, sum *linearize.Summary, model porcupine.Model, history []porcupine.Operation) linearize.Verdict {
 	t.Helper()
-	v, err := linearize.Check(model, history, checkTimeout, historyDir(t), sum.Family+"-"+sum.Impl)
+	return checkHistoryWithin(t, sum, model, history, checkTimeout)
+}
+
+// checkHistoryWithin is checkHistory with the check bounded by timeout.
+func checkHistoryWithin(t *testing.T, sum *linearize.Summary, model porcupine.Model, history []porcupine.Operation, timeout time.Duration) linearize.Verdict {
+	t.Helper()
+	v, err := linearize.Check(model, history, timeout, historyDir(t), sum.Family+"-"+sum.Impl)
 	require.NoError(t, err)
 	sum.Add(v)
 	if v.Visualization != "" {
@@ -64,8 +71,11 @@ func checkHistory(t *testing.T, sum *linearize.Summary, model porcupine.Model, h
 // report appends sum to $CONTEND_HISTORIES_OUT, if it is set.
 func report(t *testing.T, sum linearize.Summary) {
 	t.Helper()
-	t.Logf("%s %s, %s: %d histories, %d operations: %s", sum.Family, sum.Impl, sum.Scenario, sum.Histories, sum.Ops, sum.Verdict)
+	t.Logf("%s %s, %s: %s (%d histories, %d operations)", sum.Family, sum.Impl, sum.Scenario, sum.Verdict, sum.Histories, sum.Ops)
 	if path := os.Getenv("CONTEND_HISTORIES_OUT"); path != "" {
+		if os.Getenv("CONTEND_HISTORIES_DIR") == "" {
+			sum.Visualization = "" // drawn in a temporary directory, gone after the test
+		}
 		require.NoError(t, linearize.AppendJSONLines(path, sum))
 	}
 }
@@ -170,4 +180,125 @@ func TestLinearizableSemaphores(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Sizes of the controls' histories: the check of an Illegal history
+// explores every order the history allows before it gives up, so the
+// controls' histories have few clients.
+const (
+	controlClients = 4
+	controlRounds  = 50
+	controlAdds    = 2000
+)
+
+// controlPatience bounds how long each control retries.
+const controlPatience = 20 * time.Second
+
+// untilIllegal records and checks histories with record until one is
+// Illegal or patience has passed, each check bounded by timeout, and returns the summary and the
+// last history.
+func untilIllegal(t *testing.T, sum linearize.Summary, model porcupine.Model, patience, timeout time.Duration, record func() []porcupine.Operation) (linearize.Summary, []porcupine.Operation) {
+	t.Helper()
+	var h []porcupine.Operation
+	for deadline := time.Now().Add(patience); sum.Verdict != porcupine.Illegal && time.Now().Before(deadline); {
+		h = record()
+		checkHistoryWithin(t, &sum, model, h, timeout)
+	}
+	return sum, h
+}
+
+// TestLinearizabilityControls shows the racy controls' histories are not
+// linearizable: the naive counter loses an update, the naive lock has two
+// holders, the naive semaphore admits more than its capacity. Under -race
+// it re-runs itself in a subprocess built without it, as TestRacyControl
+// does. CONTEND_VIOLATION_OUT, if set, receives the drawing of the naive
+// lock's violation.
+func TestLinearizabilityControls(t *testing.T) {
+	if rerunWithoutRace(t, "counter naive, control, GOMAXPROCS 2: Illegal", "lock naive, control, GOMAXPROCS 2: Illegal",
+		"semaphore naive, control, GOMAXPROCS 2: Illegal") {
+		return
+	}
+	counter, _ := CounterByName("naive")
+	lock, _ := LockByName("naive")
+	sem, _ := SemaphoreByName("naive")
+	semModel, err := linearize.NewSemaphore(semCapacity)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, runtime.NumCPU(), 2, "the racy controls need two CPUs")
+	tests := []struct {
+		family, name string
+		model        porcupine.Model
+		record       func() []porcupine.Operation
+	}{
+		{"counter", counter.Name, linearize.Counter, func() []porcupine.Operation {
+			return RecordCounter(counter.New(), 2, controlAdds, 0)
+		}},
+		{"lock", lock.Name, linearize.Lock, func() []porcupine.Operation {
+			h, err := RecordLock(lock.New(), controlClients, controlRounds)
+			require.NoError(t, err)
+			return h
+		}},
+		{"semaphore", sem.Name, semModel, func() []porcupine.Operation {
+			s, err := sem.New(semCapacity)
+			require.NoError(t, err)
+			h, err := RecordSemaphore(s, controlClients*2, controlRounds, func(int) int64 { return 1 })
+			require.NoError(t, err)
+			return h
+		}},
+	}
+	WithGOMAXPROCS(2, func() {
+		for _, tc := range tests {
+			sum, h := untilIllegal(t, linearize.Summary{Family: tc.family, Impl: tc.name, Scenario: "control, GOMAXPROCS 2"}, tc.model, controlPatience, checkTimeout, tc.record)
+			report(t, sum)
+			assert.Equal(t, porcupine.Illegal, sum.Verdict, "%s %s: every one of %d histories linearizable", tc.family, tc.name, sum.Histories)
+			if path := os.Getenv("CONTEND_VIOLATION_OUT"); path != "" && tc.family == "lock" && sum.Verdict == porcupine.Illegal {
+				res, err := linearize.Visualize(tc.model, h, path)
+				require.NoError(t, err)
+				require.Equal(t, porcupine.Illegal, res)
+				t.Logf("the naive lock's violation is drawn in %s", path)
+			}
+		}
+	})
+}
+
+// pershardAdds is how many Adds each writer of a RecordSplitAdds history
+// makes.
+const pershardAdds = 500
+
+// pershardPatience bounds how long TestPershardLoadNotLinearizable retries.
+const pershardPatience = 5 * time.Second
+
+// pershardCheckTimeout bounds each check of a RecordSplitAdds history: a
+// Load that overlaps every Add makes the checker try every split of them.
+const pershardCheckTimeout = 5 * time.Second
+
+// TestPershardLoadNotLinearizable builds the history pershard's own
+// guarantee allows: a Load during Adds that returns a sum the counter
+// never held. It needs the loading goroutine to be descheduled between
+// reading two stripes while the two writers, one per stripe, run: with
+// three goroutines on GOMAXPROCS 2 the scheduler preempts the loader at
+// an arbitrary instruction every time slice, so some histories catch it.
+// It retries for pershardPatience; if no history shows it, the test says
+// so and is skipped, since whether the scheduler lands a preemption in
+// that window is not under the test's control. Here it does not: a
+// history short enough to check (pershardAdds Adds a writer) ends long
+// before the scheduler's 10 ms time slice, so the loader is not preempted
+// inside it; one long enough to be preempted has a Load that overlaps
+// thousands of Adds, and the checker must try every split of them.
+func TestPershardLoadNotLinearizable(t *testing.T) {
+	impl, ok := CounterByName("pershard")
+	require.True(t, ok)
+	require.Equal(t, Approximate, impl.Guarantee)
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs two CPUs: the two writers must run at once, on two stripes")
+	}
+	WithGOMAXPROCS(2, func() {
+		sum, _ := untilIllegal(t, linearize.Summary{Family: "counter", Impl: impl.Name, Scenario: "Load during Adds, GOMAXPROCS 2"},
+			linearize.Counter, pershardPatience, pershardCheckTimeout, func() []porcupine.Operation { return RecordSplitAdds(impl.New(), pershardAdds) })
+		report(t, sum)
+		if sum.Verdict != porcupine.Illegal {
+			t.Skipf("no Load in %d histories (%d operations, %v) returned a sum the counter never held: the loader was never descheduled between two stripe reads while both writers ran",
+				sum.Histories, sum.Ops, pershardPatience)
+		}
+		assert.Equal(t, 1, sum.Illegal, "the first Illegal history ends the search")
+	})
 }
