@@ -108,6 +108,23 @@ func assertLinearizable(t *testing.T, sum linearize.Summary) {
 		sum.Family, sum.Impl, sum.Scenario, sum.Illegal, sum.Histories, sum.Visualization)
 }
 
+// checkAtEveryProcs records historiesPerRun histories with record at each
+// StressGOMAXPROCS, checks them against model, reports each GOMAXPROCS's
+// summary and asserts it linearizable.
+func checkAtEveryProcs(t *testing.T, family, name string, model porcupine.Model, record func() []porcupine.Operation) {
+	t.Helper()
+	for _, procs := range StressGOMAXPROCS {
+		sum := linearize.Summary{Family: family, Impl: name, Scenario: scenario(procs)}
+		WithGOMAXPROCS(procs, func() {
+			for range historiesPerRun * StressScale() {
+				checkHistory(t, &sum, model, record())
+			}
+		})
+		report(t, sum)
+		assertLinearizable(t, sum)
+	}
+}
+
 // TestLinearizableCounters: every exact counter's histories are
 // linearizable, at every StressGOMAXPROCS.
 func TestLinearizableCounters(t *testing.T) {
@@ -116,16 +133,9 @@ func TestLinearizableCounters(t *testing.T) {
 			continue
 		}
 		t.Run(impl.Name, func(t *testing.T) {
-			for _, procs := range StressGOMAXPROCS {
-				sum := linearize.Summary{Family: "counter", Impl: impl.Name, Scenario: scenario(procs)}
-				WithGOMAXPROCS(procs, func() {
-					for range historiesPerRun * StressScale() {
-						checkHistory(t, &sum, linearize.Counter, RecordCounter(impl.New(), historyClients, counterOps, counterLoadEvery))
-					}
-				})
-				report(t, sum)
-				assertLinearizable(t, sum)
-			}
+			checkAtEveryProcs(t, "counter", impl.Name, linearize.Counter, func() []porcupine.Operation {
+				return RecordCounter(impl.New(), historyClients, counterOps, counterLoadEvery)
+			})
 		})
 	}
 }
@@ -138,30 +148,23 @@ func TestLinearizableLocks(t *testing.T) {
 		if impl.Guarantee != Exact {
 			continue
 		}
+		clients := lockClients
+		if impl.SpinsFIFO {
+			clients = spinFIFOClients
+		}
 		t.Run(impl.Name, func(t *testing.T) {
-			for _, procs := range StressGOMAXPROCS {
-				sum := linearize.Summary{Family: "lock", Impl: impl.Name, Scenario: scenario(procs)}
-				WithGOMAXPROCS(procs, func() {
-					for range historiesPerRun * StressScale() {
-						clients := lockClients
-						if impl.SpinsFIFO {
-							clients = spinFIFOClients
-						}
-						h, err := RecordLock(impl.New(), clients, lockRounds)
-						require.NoError(t, err)
-						checkHistory(t, &sum, linearize.Lock, h)
-					}
-				})
-				report(t, sum)
-				assertLinearizable(t, sum)
-			}
+			checkAtEveryProcs(t, "lock", impl.Name, linearize.Lock, func() []porcupine.Operation {
+				h, err := RecordLock(impl.New(), clients, lockRounds)
+				require.NoError(t, err)
+				return h
+			})
 		})
 	}
 }
 
 // TestLinearizableSemaphores: every exact semaphore of semCapacity
-// permits, with lockClients clients asking for 1, 2 or 3, is linearizable at every
-// StressGOMAXPROCS.
+// permits, with lockClients clients asking for 1, 2 or 3, is linearizable
+// at every StressGOMAXPROCS.
 func TestLinearizableSemaphores(t *testing.T) {
 	model, err := linearize.NewSemaphore(semCapacity)
 	require.NoError(t, err)
@@ -170,20 +173,13 @@ func TestLinearizableSemaphores(t *testing.T) {
 			continue
 		}
 		t.Run(impl.Name, func(t *testing.T) {
-			for _, procs := range StressGOMAXPROCS {
-				sum := linearize.Summary{Family: "semaphore", Impl: impl.Name, Scenario: scenario(procs)}
-				WithGOMAXPROCS(procs, func() {
-					for range historiesPerRun * StressScale() {
-						s, err := impl.New(semCapacity)
-						require.NoError(t, err)
-						h, err := RecordSemaphore(s, lockClients, lockRounds, stressPermits)
-						require.NoError(t, err)
-						checkHistory(t, &sum, model, h)
-					}
-				})
-				report(t, sum)
-				assertLinearizable(t, sum)
-			}
+			checkAtEveryProcs(t, "semaphore", impl.Name, model, func() []porcupine.Operation {
+				s, err := impl.New(semCapacity)
+				require.NoError(t, err)
+				h, err := RecordSemaphore(s, lockClients, lockRounds, stressPermits)
+				require.NoError(t, err)
+				return h
+			})
 		})
 	}
 }
