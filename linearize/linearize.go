@@ -8,7 +8,7 @@
 //
 // An operation whose outcome the client never learned (a network call
 // that timed out) is checked the way Jepsen checks it: it may or may not
-// have taken effect. Recorder.Unknown gives it a return time after every
+// have taken effect. Op.Unknown gives it a return time after every
 // other operation of the history, so the checker may place it anywhere
 // after its call, the end included, where its effect is seen by nobody;
 // each model accepts an unknown outcome in every state.
@@ -47,7 +47,7 @@ const (
 	// than one it had seen. It took no effect.
 	Rejected
 	// Unknown: the client never learned the outcome; the operation may or
-	// may not have taken effect. Record it with Recorder.Unknown.
+	// may not have taken effect. Record it with Op.Unknown.
 	Unknown
 )
 
