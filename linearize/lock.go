@@ -9,12 +9,14 @@ import (
 // LockOp names an operation of a contend.Lock or contend.Semaphore.
 type LockOp uint8
 
+// The operations of contend.Lock, contend.Semaphore and contend.Lease.
 const (
 	Acquire LockOp = iota
 	TryAcquire
 	Release
 )
 
+// String returns the operation's method name.
 func (op LockOp) String() string {
 	switch op {
 	case Acquire:
