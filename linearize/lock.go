@@ -1,0 +1,136 @@
+package linearize
+
+import (
+	"fmt"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// LockOp names an operation of a contend.Lock or contend.Semaphore.
+type LockOp uint8
+
+// The operations of contend.Lock, contend.Semaphore and contend.Lease.
+const (
+	Acquire LockOp = iota
+	TryAcquire
+	Release
+)
+
+// String returns the operation's method name.
+func (op LockOp) String() string {
+	switch op {
+	case Acquire:
+		return "Acquire"
+	case TryAcquire:
+		return "TryAcquire"
+	case Release:
+		return "Release"
+	}
+	return fmt.Sprintf("LockOp(%d)", uint8(op))
+}
+
+// LockInput is an operation of a contend.Lock or contend.Semaphore:
+// Acquire or TryAcquire of N permits (a lock ignores N), or Release of the
+// lease whose fencing token is Token.
+type LockInput struct {
+	Op    LockOp
+	N     int64
+	Token uint64
+}
+
+// LockOutput is how a lock or semaphore operation ended, with the granted
+// lease's fencing token when an acquire is Done. An Acquire that failed
+// because its context ended holds nothing and changes nothing; callers
+// leave it out of the history.
+type LockOutput struct {
+	Outcome Outcome
+	Token   uint64
+}
+
+// lockState is the sequential lock: free, or held by the lease with token
+// holder, and the largest token granted so far. A lease granted with an
+// unknown outcome holds with token 0, which no Release names.
+type lockState struct {
+	held   bool
+	holder uint64
+	last   uint64
+}
+
+// Lock is the model of a contend.Lock with fencing tokens:
+//   - Acquire or TryAcquire Done(t) only when the lock is free and t is
+//     greater than every token granted before (in the linearization
+//     order), and the lock is then held by t;
+//   - TryAcquire Held only while the lock is held (a TryAcquire that fails
+//     on a free lock is Illegal);
+//   - Release(t) Done only while t holds it, which frees it; NotHeld only
+//     when t does not hold it.
+//
+// An acquire of unknown outcome takes a free lock (with an unknown token,
+// at least one more than the last) or, on a held lock, nothing; a release
+// of unknown outcome frees the lock if its token held it.
+var Lock = porcupine.Model{
+	Init: func() any { return lockState{} },
+	Step: func(state, input, output any) (bool, any) {
+		s, in, out := state.(lockState), input.(LockInput), output.(LockOutput)
+		switch in.Op {
+		case Acquire, TryAcquire:
+			switch out.Outcome {
+			case Done:
+				if s.held || out.Token <= s.last {
+					return false, s
+				}
+				return true, lockState{held: true, holder: out.Token, last: out.Token}
+			case Held:
+				return in.Op == TryAcquire && s.held, s
+			case Unknown:
+				if s.held {
+					return true, s
+				}
+				return true, lockState{held: true, last: s.last + 1}
+			}
+		case Release:
+			holds := s.held && s.holder == in.Token && in.Token != 0
+			switch out.Outcome {
+			case Done:
+				if !holds {
+					return false, s
+				}
+				return true, lockState{last: s.last}
+			case NotHeld:
+				return !holds, s
+			case Unknown:
+				if holds {
+					return true, lockState{last: s.last}
+				}
+				return true, s
+			}
+		}
+		return false, s
+	},
+	DescribeOperation: describeLockOp,
+	DescribeState: func(state any) string {
+		s := state.(lockState)
+		switch {
+		case !s.held:
+			return fmt.Sprintf("free (last token %d)", s.last)
+		case s.holder == 0:
+			return fmt.Sprintf("held by an unknown lease (last token %d)", s.last)
+		}
+		return fmt.Sprintf("held by token %d", s.holder)
+	},
+}
+
+func describeLockOp(input, output any) string {
+	in, out := input.(LockInput), output.(LockOutput)
+	call := in.Op.String()
+	switch {
+	case in.Op == Release:
+		call = fmt.Sprintf("Release(%d)", in.Token)
+	case in.N > 0:
+		call = fmt.Sprintf("%s(%d)", call, in.N)
+	}
+	if in.Op != Release && out.Outcome == Done {
+		return fmt.Sprintf("%s -> token %d", call, out.Token)
+	}
+	return fmt.Sprintf("%s -> %s", call, out.Outcome)
+}
