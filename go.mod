@@ -10,7 +10,7 @@ require (
 	gonum.org/v1/plot v0.17.0
 )
 
-require github.com/anishathalye/porcupine v1.3.1 // indirect
+require github.com/anishathalye/porcupine v1.3.1
 
 require (
 	codeberg.org/go-fonts/liberation v0.5.0 // indirect

@@ -93,17 +93,14 @@ func scenario(procs int) string { return fmt.Sprintf("stress, GOMAXPROCS %d", pr
 // for one of them skips the case instead of failing it. Remove an entry
 // once its fix is merged.
 var knownBugs = map[string]string{
-	"lock mutex":     "fixed on branch locks: TryAcquire can return ErrHeld on a free lock (sync.Mutex.TryLock fails spuriously)",
-	"lock reentrant": "fixed on branch locks: TryAcquire can return ErrHeld on a free lock (sync.Mutex.TryLock fails spuriously)",
-	"lock ticket":    "fixed on branch locks: a waiter whose context expired keeps its ticket, so TryAcquire can fail on a free lock",
 	// Found by these checks: each semaphore draws the lease's token from an
 	// atomic counter after it has taken the permits, so an acquirer that
 	// takes its permits later can draw the smaller token (seen in about one
 	// history in 20 of the channel semaphore). The contract says a token
 	// is greater than every token "granted before"; these keep that only
 	// for acquires that returned before the other was called.
-	"semaphore channel":    semTokenOrder + " (impls/channel, branch locks)",
-	"semaphore atomic":     semTokenOrder + " (impls/atomic, branch locks)",
+	"semaphore channel":    semTokenOrder + " (impls/channel)",
+	"semaphore atomic":     semTokenOrder + " (impls/atomic)",
 	"semaphore xsemaphore": semTokenOrder + " (the adapter in impls/reference)",
 }
 

@@ -46,6 +46,7 @@ func sections() []section {
 		{"names", func(r *report) error { r.strategies(); return nil }},
 		{"how to read", func(r *report) error { r.howToRead(); return nil }},
 		{"what goes wrong", (*report).whatGoesWrong},
+		{"exactness", (*report).exactness},
 	}
 	for _, f := range familySpecs() {
 		s = append(s, section{f.bench, func(r *report) error { return r.family(f) }})

@@ -28,7 +28,7 @@ type GridBucket struct {
 	start    int64
 
 	mu       sync.Mutex
-	consumed int64 // tokens consumed since construction, forfeits included
+	consumed big.Int // tokens consumed since construction, forfeits included
 }
 
 // NewGridBucket returns a full GridBucket, or a *contend.ConfigError.
@@ -53,14 +53,15 @@ func (b *GridBucket) TryTake(n int64) bool {
 	// Earned = floor(elapsed × rate): the grid.
 	e := new(big.Rat).Mul(b.perNs, new(big.Rat).SetInt64(elapsed))
 	earned := new(big.Int).Quo(e.Num(), e.Denom())
-	if !earned.IsInt64() {
-		earned.SetInt64(1 << 62)
-	}
 	// Full: forfeit only whole tokens, keeping the partial one (the flaw).
-	b.consumed = max(b.consumed, earned.Int64())
-	if b.capacity-(b.consumed-earned.Int64()) < n {
+	if b.consumed.Cmp(earned) < 0 {
+		b.consumed.Set(earned)
+	}
+	// Held = capacity - (consumed - earned).
+	held := new(big.Int).Sub(earned, &b.consumed)
+	if held.Add(held, big.NewInt(b.capacity)).Cmp(big.NewInt(n)) < 0 {
 		return false
 	}
-	b.consumed += n
+	b.consumed.Add(&b.consumed, big.NewInt(n))
 	return true
 }
