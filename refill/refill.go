@@ -221,7 +221,14 @@ func (l *Limit) Take(tat, elapsed, n uint64) (next uint64, ok bool) {
 	if l.Denies(tat, elapsed, n) {
 		return tat, false
 	}
-	return max(tat, l.ceilUnits(elapsed)) + n*l.per, true
+	return l.Granted(tat, elapsed, n), true
+}
+
+// Granted returns the state after a grant of n at elapsed, for a caller
+// that has checked Denies itself: Take without the check. Two
+// multiplications.
+func (l *Limit) Granted(tat, elapsed, n uint64) uint64 {
+	return max(tat, l.ceilUnits(elapsed)) + n*l.per
 }
 
 // Denies reports whether Take denies: whether a bucket in state tat holds

@@ -31,21 +31,23 @@ func (c *Counter) Load() int64 { return c.n.Load() }
 // whole state in one uint64, the bucket's theoretical arrival time.
 //
 // Guarantees:
-//   - Exact and linearizable: each decision is the textbook token bucket's
-//     at the clock reading it took, and takes effect in reading order. The
-//     reading is taken after the state word is loaded and before the
-//     compare-and-swap, so a successful CAS proves that no other grant took
-//     effect in between: successful updates are ordered as their readings.
-//     Over any window of W it grants at most Capacity + Rate × W.
+//   - Exact and linearizable: each decision is the textbook token bucket's,
+//     at a reading taken within its call. A denial is decided on a reading
+//     taken after the state it refuses on was loaded, so a token that was
+//     there throughout the call is never refused; a grant decided on an
+//     older reading than the state's is the textbook bucket's at the later
+//     time too. Over any window of W it grants at most Capacity + Rate × W.
 //   - A denial writes nothing. It may deny a request that the textbook
 //     bucket grants only within refill.Tolerance of the boundary.
 //   - Never fails open: a stale or backwards reading can only delay tokens.
 //   - Range: every valid configuration works for at least 146 years
 //     (refill.Limit.MaxElapsed); past that the bucket stops earning.
 //
-// Cost: per attempt, one atomic load, one clock read and one multiplication
-// (two more for a grant), and one CAS per grant. A CAS that loses to another
-// grant retries with a fresh load and a fresh reading.
+// Cost: two atomic loads (the second from the cache), one clock read, one
+// multiplication (two more for a grant) and one CAS per grant; the clock read
+// is outside the window between the last load and the CAS. A CAS that loses
+// to another grant retries with the same reading, and reads the clock again
+// only if the retry would deny.
 type Bucket struct {
 	tat atomic.Uint64
 	p   bucketcore.Params
@@ -66,15 +68,34 @@ func (b *Bucket) TryTake(n int64) bool {
 	if !b.p.Possible(n) {
 		return false
 	}
+	u := uint64(n)
+	tat := b.tat.Load()
+	e := b.p.Elapsed()
+	fresh := true // e was read after tat was loaded
 	for {
-		tat := b.tat.Load()
-		// The reading after the load: see the type's documentation.
-		next, ok := b.p.Limit.Take(tat, b.p.Elapsed(), uint64(n))
-		if !ok {
-			return false
+		// Load again, so that the clock read is not inside the window in
+		// which another grant makes the CAS fail. If the word has not
+		// changed, it held tat throughout the reading.
+		if cur := b.tat.Load(); cur != tat {
+			tat, fresh = cur, false
 		}
-		if b.tat.CompareAndSwap(tat, next) {
+		if b.p.Limit.Denies(tat, e, u) {
+			if fresh {
+				return false // decided on a reading taken while the state was tat
+			}
+			// A denial needs a reading taken after the state it refuses
+			// on: one older than the state could refuse a token that was
+			// there throughout the call.
+			e, fresh = b.p.Elapsed(), true
+			continue
+		}
+		// A grant may use an older reading than the state's: it was read
+		// within this call, and a grant on it is the textbook bucket's at
+		// the later time too (fewer tokens seen, and the state, past
+		// ceil(e/u) already, takes no reset from it).
+		if b.tat.CompareAndSwap(tat, b.p.Limit.Granted(tat, e, u)) {
 			return true
 		}
+		fresh = false
 	}
 }
