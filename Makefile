@@ -14,7 +14,7 @@ TESTFLAGS ?= -race -count=1 -timeout 30m
 
 help:
 	@echo "make test         gofmt check, go vet, all tests with -race (what CI runs)"
-	@echo "make bench        full benchmark run (CPU=1,2,4,8 COUNT=10, ~13 min) and report -> results/"
+	@echo "make bench        full benchmark run (CPU=1,2,4,8 COUNT=10, ~20 min here) and report -> results/"
 	@echo "make bench-quick  smoke benchmark run (< 3 minutes) -> results/"
 	@echo "make bench-check  measure the performance targets (ratios, 10 interleaved passes) and fail if one is missed"
 	@echo "make race         show the race detector catching the naive control"

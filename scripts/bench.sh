@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/bench.sh full|quick: run the benchmark suite and regenerate results/.
 #
-#   full   make bench:       -cpu 1,2,4,8, -count 10  (about 13 minutes on 2 cores)
+#   full   make bench:       -cpu 1,2,4,8, -count 10  (13 to 20 minutes on 2 cores)
 #   quick  make bench-quick: -cpu 1,2,   -count 6    (about 1.5 minutes)
 #
 # The Redis tier (impls/redis) runs when redis-server is installed and

@@ -67,7 +67,7 @@ func (r *report) exactness() error {
 	if err != nil {
 		return err
 	}
-	r.printf("## Exact means the textbook bucket\n\n")
+	r.printf("### Exactness: every bucket against the textbook bucket\n\n")
 	if len(rows) == 0 {
 		r.printf("No `textbook.jsonl` in the raw files: run `make bench`.\n\n")
 		return nil
