@@ -32,11 +32,9 @@ func (c *Counter) Load() int64 { return c.n.Load() }
 //
 // Guarantees:
 //   - Exact and linearizable: each decision is the textbook token bucket's,
-//     at a reading taken within its call. A denial is decided on a reading
-//     taken after the state it refuses on was loaded, so a token that was
-//     there throughout the call is never refused; a grant decided on an
-//     older reading than the state's is the textbook bucket's at the later
-//     time too. Over any window of W it grants at most Capacity + Rate × W.
+//     at a reading taken within its call (bucketcore.Params.TakeWord says
+//     why the order of loads and readings makes it so). Over any window of
+//     W it grants at most Capacity + Rate × W.
 //   - A denial writes nothing. It may deny a request that the textbook
 //     bucket grants only within refill.Tolerance of the boundary.
 //   - Never fails open: a stale or backwards reading can only delay tokens.
@@ -68,34 +66,5 @@ func (b *Bucket) TryTake(n int64) bool {
 	if !b.p.Possible(n) {
 		return false
 	}
-	u := uint64(n)
-	tat := b.tat.Load()
-	e := b.p.Elapsed()
-	fresh := true // e was read after tat was loaded
-	for {
-		// Load again, so that the clock read is not inside the window in
-		// which another grant makes the CAS fail. If the word has not
-		// changed, it held tat throughout the reading.
-		if cur := b.tat.Load(); cur != tat {
-			tat, fresh = cur, false
-		}
-		if b.p.Limit.Denies(tat, e, u) {
-			if fresh {
-				return false // decided on a reading taken while the state was tat
-			}
-			// A denial needs a reading taken after the state it refuses
-			// on: one older than the state could refuse a token that was
-			// there throughout the call.
-			e, fresh = b.p.Elapsed(), true
-			continue
-		}
-		// A grant may use an older reading than the state's: it was read
-		// within this call, and a grant on it is the textbook bucket's at
-		// the later time too (fewer tokens seen, and the state, past
-		// ceil(e/u) already, takes no reset from it).
-		if b.tat.CompareAndSwap(tat, b.p.Limit.Granted(tat, e, u)) {
-			return true
-		}
-		fresh = false
-	}
+	return b.p.TakeWord(&b.tat, uint64(n)) // see bucketcore.Params.TakeWord for the order of the readings
 }

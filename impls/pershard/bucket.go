@@ -281,8 +281,13 @@ func (b *Bucket) refill(c *atomic.Uint64, v, n, g, elapsed uint64) (granted, ret
 		return false, true // lost the global word: look at the cache again
 	}
 	for !b.tat.CompareAndSwap(g, next) {
+		// A grant may reuse the reading; a denial needs one taken after
+		// this load (see bucketcore.Params.TakeWord).
 		g = b.tat.Load()
-		next, got = b.decide(g, b.p.Elapsed(), n, batch) // a fresh reading after each load
+		if next, got = b.decide(g, elapsed, n, batch); got == 0 {
+			elapsed = b.p.Elapsed()
+			next, got = b.decide(g, elapsed, n, batch)
+		}
 		if got == 0 {
 			c.Add(refilling) // clears the flag (wraps mod 2^64); tokens unchanged
 			return false, false
@@ -314,16 +319,7 @@ func (b *Bucket) decide(g, elapsed, n, batch uint64) (next, got uint64) {
 // takeGlobal decides n tokens against the global word alone, exactly as
 // impls/atomic.Bucket does. A denial writes nothing.
 func (b *Bucket) takeGlobal(n uint64) bool {
-	for {
-		g := b.tat.Load()
-		next, ok := b.p.Limit.Take(g, b.p.Elapsed(), n)
-		if !ok {
-			return false
-		}
-		if b.tat.CompareAndSwap(g, next) {
-			return true
-		}
-	}
+	return b.p.TakeWord(&b.tat, n)
 }
 
 // steal takes n tokens from the first cache, starting after home and ending

@@ -40,9 +40,9 @@ func (c *Counter) Load() int64 {
 // linearizable like mutex.Bucket. A request first decides, under the read
 // lock, whether it would be granted; one that would be denied returns
 // without taking the write lock, so denials run concurrently. One that would
-// be granted takes the write lock, reads the clock again and decides again.
-// Each reading is taken under the lock it decides under, so decisions take
-// effect in reading order.
+// be granted takes the write lock and decides again, on the same reading
+// unless it would now deny: a denial is always decided on a reading taken
+// under the lock it decides under.
 type Bucket struct {
 	p   bucketcore.Params
 	mu  sync.RWMutex
@@ -64,14 +64,22 @@ func (b *Bucket) TryTake(n int64) bool {
 	if !b.p.Possible(n) {
 		return false
 	}
+	u := uint64(n)
 	b.mu.RLock()
-	denied := b.p.Limit.Denies(b.tat, b.p.Elapsed(), uint64(n))
+	e := b.p.Elapsed()
+	denied := b.p.Limit.Denies(b.tat, e, u)
 	b.mu.RUnlock()
 	if denied {
 		return false // nothing written, no exclusive lock taken
 	}
 	b.mu.Lock()
-	next, ok := b.p.Limit.Take(b.tat, b.p.Elapsed(), uint64(n))
+	// The grant may use the reading taken under the read lock; a denial
+	// (another grant came in between) needs one taken under this lock
+	// (see bucketcore.Params.TakeWord for why).
+	if b.p.Limit.Denies(b.tat, e, u) {
+		e = b.p.Elapsed()
+	}
+	next, ok := b.p.Limit.Take(b.tat, e, u)
 	if ok {
 		b.tat = next
 	}

@@ -5,6 +5,8 @@
 package bucketcore
 
 import (
+	"sync/atomic"
+
 	"github.com/contend-lab/contend"
 	"github.com/contend-lab/contend/refill"
 )
@@ -39,4 +41,41 @@ func (p *Params) Possible(n int64) bool {
 // the order in which decisions take effect is the order of their readings.
 func (p *Params) Elapsed() uint64 {
 	return p.Limit.Elapsed(p.Start, p.Clock.Now())
+}
+
+// TakeWord decides a request for n tokens (0 < n <= Capacity) against the
+// state in w, lock-free: it returns true after a CAS recorded the grant, or
+// false, writing nothing. impls/atomic's bucket and pershard's global word
+// use it.
+//
+// The clock is read after w is loaded, and w is loaded again before the
+// CAS, so the reading is outside the window in which another grant makes
+// the CAS fail. A denial is decided only on a reading taken while the word
+// held the state it refuses on (else a token there throughout the call
+// could be refused). A grant may use an older reading, taken within this
+// call: after a grant decided on a later reading e', it is the textbook
+// bucket's at e' too (it sees fewer tokens than at e', and the state, past
+// ceil(e'/u) already, takes no reset from it). So a CAS lost to another
+// grant retries on the same reading, and reads the clock again only if the
+// retry would deny.
+func (p *Params) TakeWord(w *atomic.Uint64, n uint64) bool {
+	tat := w.Load()
+	e := p.Elapsed()
+	fresh := true // e was read after tat was loaded, and w still holds tat
+	for {
+		if cur := w.Load(); cur != tat {
+			tat, fresh = cur, false
+		}
+		if p.Limit.Denies(tat, e, n) {
+			if fresh {
+				return false
+			}
+			e, fresh = p.Elapsed(), true
+			continue
+		}
+		if w.CompareAndSwap(tat, p.Limit.Granted(tat, e, n)) {
+			return true
+		}
+		fresh = false
+	}
 }
