@@ -10,7 +10,7 @@ import (
 
 	"github.com/contend-lab/contend"
 	"github.com/contend-lab/contend/impls/antipattern"
-	labatomic "github.com/contend-lab/contend/impls/atomic"
+	"github.com/contend-lab/contend/impls/cas"
 	"github.com/contend-lab/contend/internal/raceflag"
 )
 
@@ -231,7 +231,7 @@ type namedStepped struct {
 // monotonicAtomic is the control of both stepped checks: the lab's atomic
 // bucket on the monotonic clock, which ignores the wall reading.
 func monotonicAtomic(cfg contend.BucketConfig, _ func() int64) (contend.Bucket, error) {
-	return labatomic.NewBucket(cfg)
+	return cas.NewBucket(cfg)
 }
 
 var (

@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contend-lab/contend"
-	atomicsem "github.com/contend-lab/contend/impls/atomic"
+	atomicsem "github.com/contend-lab/contend/impls/cas"
 )
 
 // The conformance checks below report through a require.TestingT: a

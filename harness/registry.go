@@ -10,7 +10,7 @@ package harness
 import (
 	"github.com/contend-lab/contend"
 	"github.com/contend-lab/contend/impls/antipattern"
-	"github.com/contend-lab/contend/impls/atomic"
+	"github.com/contend-lab/contend/impls/cas"
 	"github.com/contend-lab/contend/impls/mutex"
 	"github.com/contend-lab/contend/impls/naive"
 	"github.com/contend-lab/contend/impls/pershard"
@@ -122,7 +122,7 @@ func Counters() []CounterImpl {
 			Summary: "reentrant mutex wrapper (owner goroutine + depth) around an int64; linearizable"},
 		{Name: "rwmutex", New: func() contend.Counter { return rwmutex.NewCounter() }, Guarantee: Exact,
 			Summary: "sync.RWMutex: Add under the write lock, Load under the read lock; linearizable"},
-		{Name: "atomic", New: func() contend.Counter { return atomic.NewCounter() }, Guarantee: Exact,
+		{Name: "atomic", New: func() contend.Counter { return cas.NewCounter() }, Guarantee: Exact,
 			Summary: "one shared atomic.Int64 (also the standard-library reference); linearizable, wait-free"},
 		{Name: "pershard", New: func() contend.Counter { return pershard.NewCounter() }, Guarantee: Approximate,
 			Summary: "per-P padded stripes, Load sums them; no lost update, Load not linearizable during Adds"},
@@ -143,7 +143,7 @@ func Buckets() []BucketImpl {
 			Summary: "reentrant mutex wrapper around the fixed-point state; linearizable"},
 		{Name: "rwmutex", New: adapt(rwmutex.NewBucket), Guarantee: Exact,
 			Summary: "sync.RWMutex: denials decided under the read lock, grants under the write lock"},
-		{Name: "atomic", New: adapt(atomic.NewBucket), Guarantee: Exact,
+		{Name: "atomic", New: adapt(cas.NewBucket), Guarantee: Exact,
 			Summary: "GCRA: one CAS on one 64-bit word; the textbook bucket, lock-free, denials write nothing"},
 		{Name: "pershard", New: adapt(pershard.NewBucket), Guarantee: Approximate, UnderGrant: pershard.UnderGrantBound, BurstExcess: pershard.BurstBound,
 			Summary: "per-P token caches refilled in batches from one atomic bucket; never over Capacity + Rate × elapsed, a window at most S×B over"},

@@ -2,7 +2,7 @@ package harness
 
 import (
 	"github.com/contend-lab/contend"
-	"github.com/contend-lab/contend/impls/atomic"
+	"github.com/contend-lab/contend/impls/cas"
 	"github.com/contend-lab/contend/impls/channel"
 	"github.com/contend-lab/contend/impls/mutex"
 	"github.com/contend-lab/contend/impls/naive"
@@ -81,7 +81,7 @@ func Semaphores() []SemaphoreImpl {
 			Summary: "buffered channel, one value per permit; multi-permit acquires serialised so they cannot deadlock"},
 		{Name: "xsemaphore", New: adaptSemaphore(reference.NewWeightedSemaphore), Guarantee: Exact, Reference: true,
 			Summary: "golang.org/x/sync/semaphore Weighted: permit count and FIFO waiters under one mutex"},
-		{Name: "atomic", New: adaptSemaphore(atomic.NewSemaphore), Guarantee: Exact,
+		{Name: "atomic", New: adaptSemaphore(cas.NewSemaphore), Guarantee: Exact,
 			Summary: "one CAS on an atomic permit word when free and nobody waits; FIFO queue under a mutex otherwise"},
 	}
 }

@@ -1,5 +1,5 @@
 // Package keyed limits requests per key: each key gets its own token bucket
-// (the lab's lock-free bucket from impls/atomic), created on the key's first
+// (the lab's lock-free bucket from impls/cas), created on the key's first
 // request, so one busy key cannot spend another key's tokens.
 //
 // The package holds three Limiters that differ only in the concurrent map
@@ -11,7 +11,7 @@
 //   - MutexMap: a plain map behind one sync.Mutex; every lookup takes the lock.
 //
 // Guarantees, for all three: each key's bucket is exactly the
-// atomic.Bucket of the Limiter's BucketConfig (linearizable, never grants
+// cas.Bucket of the Limiter's BucketConfig (linearizable, never grants
 // more than Capacity + Rate × elapsed), where elapsed runs from the key's
 // first request: a new key starts full. When goroutines race on a new key,
 // exactly one bucket is kept and every request uses it, so the race cannot
@@ -33,7 +33,7 @@ import (
 	"sync"
 
 	"github.com/contend-lab/contend"
-	"github.com/contend-lab/contend/impls/atomic"
+	"github.com/contend-lab/contend/impls/cas"
 	"github.com/puzpuzpuz/xsync/v3"
 )
 
@@ -59,8 +59,8 @@ func newTemplate(cfg contend.BucketConfig) (template, error) {
 // bucket returns a new full bucket, or nil if the configuration were
 // invalid: it cannot be, since newTemplate validated it, but a nil is
 // handled by denying rather than by panicking.
-func (t template) bucket() *atomic.Bucket {
-	b, err := atomic.NewBucket(t.cfg)
+func (t template) bucket() *cas.Bucket {
+	b, err := cas.NewBucket(t.cfg)
 	if err != nil {
 		return nil
 	}
@@ -75,7 +75,7 @@ func (t template) bucket() *atomic.Bucket {
 // does); make one with NewXsyncMap.
 type XsyncMap struct {
 	t template
-	m *xsync.MapOf[uint64, *atomic.Bucket]
+	m *xsync.MapOf[uint64, *cas.Bucket]
 }
 
 // NewXsyncMap returns an XsyncMap whose keys get buckets configured by cfg,
@@ -85,7 +85,7 @@ func NewXsyncMap(cfg contend.BucketConfig) (*XsyncMap, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &XsyncMap{t: t, m: xsync.NewMapOf[uint64, *atomic.Bucket]()}, nil
+	return &XsyncMap{t: t, m: xsync.NewMapOf[uint64, *cas.Bucket]()}, nil
 }
 
 // Allow takes one token from key's bucket.
@@ -95,7 +95,7 @@ func (l *XsyncMap) Allow(key uint64) bool {
 	}
 	b, ok := l.m.Load(key)
 	if !ok {
-		b, _ = l.m.LoadOrTryCompute(key, func() (*atomic.Bucket, bool) {
+		b, _ = l.m.LoadOrTryCompute(key, func() (*cas.Bucket, bool) {
 			nb := l.t.bucket()
 			return nb, nb == nil
 		})
@@ -125,7 +125,7 @@ func (l *XsyncMap) Len() int {
 // Limiter that denies every request; make one with NewSyncMap.
 type SyncMap struct {
 	t template
-	m sync.Map // uint64 -> *atomic.Bucket
+	m sync.Map // uint64 -> *cas.Bucket
 }
 
 // NewSyncMap returns a SyncMap whose keys get buckets configured by cfg, or a
@@ -148,7 +148,7 @@ func (l *SyncMap) Allow(key uint64) bool {
 		}
 		v, _ = l.m.LoadOrStore(key, nb)
 	}
-	return v.(*atomic.Bucket).TryTake(1)
+	return v.(*cas.Bucket).TryTake(1)
 }
 
 // Len returns the number of keys with a bucket. It walks the map.
@@ -166,7 +166,7 @@ func (l *SyncMap) Len() int {
 type MutexMap struct {
 	t  template
 	mu sync.Mutex
-	m  map[uint64]*atomic.Bucket
+	m  map[uint64]*cas.Bucket
 }
 
 // NewMutexMap returns a MutexMap whose keys get buckets configured by cfg, or
@@ -176,7 +176,7 @@ func NewMutexMap(cfg contend.BucketConfig) (*MutexMap, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &MutexMap{t: t, m: make(map[uint64]*atomic.Bucket)}, nil
+	return &MutexMap{t: t, m: make(map[uint64]*cas.Bucket)}, nil
 }
 
 // Allow takes one token from key's bucket.

@@ -3,7 +3,7 @@ package keyed
 import (
 	"math"
 	"sync"
-	stdatomic "sync/atomic"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,7 +84,7 @@ func TestConcurrentExactPerKey(t *testing.T) {
 		t.Run(impl.Name, func(t *testing.T) {
 			l, err := impl.New(contend.BucketConfig{Capacity: capacity, Rate: 1, Clock: contend.NewManualClock(0)})
 			require.NoError(t, err)
-			var granted [keys]stdatomic.Int64
+			var granted [keys]atomic.Int64
 			var wg sync.WaitGroup
 			start := make(chan struct{})
 			for g := range goroutines {

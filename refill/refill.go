@@ -69,7 +69,7 @@
 // Readings are the caller's business: a lock-free bucket reads the clock
 // after loading tat and before its compare-and-swap, so that the order of
 // successful updates is the order of their readings and the run is one
-// textbook run (see impls/atomic).
+// textbook run (see impls/cas).
 //
 // # Range and overflow
 //

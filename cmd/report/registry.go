@@ -69,7 +69,7 @@ func newRegistryIndex() registryIndex {
 		idx[[2]string{i.Family, i.Name}] = i
 	}
 	// keyed.Impls carries no guarantee; its package doc gives all three
-	// one: each key's bucket is exactly an atomic.Bucket.
+	// one: each key's bucket is exactly an cas.Bucket.
 	for _, k := range keyed.Impls() {
 		idx[[2]string{"keyed", k.Name}] = implInfo{Family: "keyed", Name: k.Name, Guarantee: harness.Exact, Summary: benchOnly[k.Name]}
 	}

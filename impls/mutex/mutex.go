@@ -39,7 +39,7 @@ func (c *Counter) Load() int64 {
 }
 
 // Bucket is a contend.Bucket guarded by a sync.Mutex: exact and
-// linearizable like atomic.Bucket (the textbook bucket, within
+// linearizable like cas.Bucket (the textbook bucket, within
 // refill.Tolerance), with the clock read under the lock so that decisions
 // take effect in the order of their readings.
 type Bucket struct {

@@ -4,10 +4,10 @@ import (
 	"testing"
 
 	"github.com/contend-lab/contend"
-	"github.com/contend-lab/contend/impls/atomic"
+	"github.com/contend-lab/contend/impls/cas"
 )
 
-// These benchmarks compare this package with impls/atomic, the one-word
+// These benchmarks compare this package with impls/cas, the one-word
 // design it shards. Run: go test -run '^$' -bench . -benchmem -cpu 1,2 ./impls/pershard/
 // The harness runs the cross-implementation benchmarks; these are for
 // measuring this package alone.
@@ -18,7 +18,7 @@ func BenchmarkCounterAdd(b *testing.B) {
 		new  func() contend.Counter
 	}{
 		{"pershard", func() contend.Counter { return NewCounter() }},
-		{"atomic", func() contend.Counter { return atomic.NewCounter() }},
+		{"atomic", func() contend.Counter { return cas.NewCounter() }},
 	}
 	for _, impl := range impls {
 		b.Run(impl.name, func(b *testing.B) {
@@ -52,7 +52,7 @@ func BenchmarkBucketTryTake(b *testing.B) {
 		new  func(contend.BucketConfig) (contend.Bucket, error)
 	}{
 		{"pershard", func(cfg contend.BucketConfig) (contend.Bucket, error) { return NewBucket(cfg) }},
-		{"atomic", func(cfg contend.BucketConfig) (contend.Bucket, error) { return atomic.NewBucket(cfg) }},
+		{"atomic", func(cfg contend.BucketConfig) (contend.Bucket, error) { return cas.NewBucket(cfg) }},
 	}
 	cases := []struct {
 		name string

@@ -37,7 +37,7 @@ type cache struct {
 //
 // # Design
 //
-// The global state is the one word of impls/atomic.Bucket: the number of
+// The global state is the one word of impls/cas.Bucket: the number of
 // tokens consumed since construction, decided by package refill and updated
 // by compare-and-swap. In front of it, each P has a padded cache of tokens
 // already taken from the global word. TryTake(n) for n <= B (the batch
@@ -49,7 +49,7 @@ type cache struct {
 // cache, which it claims first (the refilling flag) and releases in the
 // same atomic add that deposits. A goroutine that finds the flag set, or
 // asks for more than B, goes to the global word for exactly n, as
-// impls/atomic does. When the global word cannot supply n, it looks for a
+// impls/cas does. When the global word cannot supply n, it looks for a
 // cache holding n (its own last) and takes from it ("steals") before
 // denying.
 //
@@ -77,7 +77,7 @@ type cache struct {
 //   - Windows: over any window of length W it grants at most
 //     Capacity + Rate × W + S × B (BurstBound): the global word is the
 //     textbook bucket (it reads the clock after loading the word, as
-//     impls/atomic does), and what the caches held when the window opened
+//     impls/cas does), and what the caches held when the window opened
 //     comes on top. A cache filled before an idle period keeps its tokens,
 //     so the first burst after the global word refills can reach
 //     Capacity + S × B, not Capacity. The bound since construction,
@@ -93,17 +93,17 @@ type cache struct {
 //     other requests to the global word), and every retried CAS failed
 //     because another request changed the word, so some request always
 //     completes.
-//   - No overflow for MaxElapsed (about 292 years), as impls/atomic.
+//   - No overflow for MaxElapsed (about 292 years), as impls/cas.
 //
 // # Cost
 //
 // The common path is the CPU hint (RDPID, or pin/unpin), one atomic load
 // and one CAS on the local cache: no clock read, no division, no floating point, no allocation.
-// One request in about B/n refills, paying what impls/atomic pays on every
+// One request in about B/n refills, paying what impls/cas pays on every
 // request (a clock read, a few multiplications and a CAS on the shared
 // word) plus the claim and the deposit on the local cache. When supply is
 // short the global word holds less than a batch, refills take exactly n,
-// and the bucket behaves like impls/atomic plus the cache check. A denial
+// and the bucket behaves like impls/cas plus the cache check. A denial
 // reads its own cache, the clock, the global word, and then every cache
 // once more, its own last (S + 2 loads on S + 1 cache lines, none of them
 // written by a denial), and writes nothing. It is decided inline, with no calls beyond the CPU hint and the
@@ -118,7 +118,7 @@ type cache struct {
 // (even Capacity < S) B is 1 and the caches may together hold up to S
 // tokens: the bucket still works and still never over-grants, but then the
 // under-grant and burst excess can exceed Capacity; such buckets are
-// better served by impls/atomic.
+// better served by impls/cas.
 //
 // # Layout
 //
@@ -133,7 +133,7 @@ type cache struct {
 type Bucket struct {
 	bucketConf
 	_   [padSize - unsafe.Sizeof(bucketConf{})%padSize]byte
-	tat atomic.Uint64 // the global word: refill's state, as in impls/atomic
+	tat atomic.Uint64 // the global word: refill's state, as in impls/cas
 	_   [padSize - 8]byte
 }
 
@@ -236,7 +236,7 @@ func (b *Bucket) TryTake(n int64) bool {
 			break
 		}
 		// The cache is short: load the global word, then read the clock
-		// (in that order, as impls/atomic does). A denial is decided here,
+		// (in that order, as impls/cas does). A denial is decided here,
 		// inline, with no call but the clock's: one multiplication.
 		g := b.tat.Load()
 		elapsed := b.p.Elapsed()
@@ -304,7 +304,7 @@ func (b *Bucket) refill(c *atomic.Uint64, v, n, g, elapsed uint64) (granted, ret
 // refill at consumed count g: batch tokens if the global word holds them,
 // else n, else none (0).
 //
-// It asks for n first, so that a denial costs what impls/atomic's does.
+// It asks for n first, so that a denial costs what impls/cas's does.
 func (b *Bucket) decide(g, elapsed, n, batch uint64) (next, got uint64) {
 	next, ok := b.p.Limit.Take(g, elapsed, n)
 	if !ok {
@@ -317,7 +317,7 @@ func (b *Bucket) decide(g, elapsed, n, batch uint64) (next, got uint64) {
 }
 
 // takeGlobal decides n tokens against the global word alone, exactly as
-// impls/atomic.Bucket does. A denial writes nothing.
+// impls/cas.Bucket does. A denial writes nothing.
 func (b *Bucket) takeGlobal(n uint64) bool {
 	return b.p.TakeWord(&b.tat, n)
 }

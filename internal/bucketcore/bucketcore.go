@@ -45,7 +45,7 @@ func (p *Params) Elapsed() uint64 {
 
 // TakeWord decides a request for n tokens (0 < n <= Capacity) against the
 // state in w, lock-free: it returns true after a CAS recorded the grant, or
-// false, writing nothing. impls/atomic's bucket and pershard's global word
+// false, writing nothing. impls/cas's bucket and pershard's global word
 // use it.
 //
 // The clock is read after w is loaded, and w is loaded again before the

@@ -1,7 +1,7 @@
-// Package atomic synchronises with single-word atomic instructions and no
+// Package cas synchronises with single-word atomic instructions and no
 // locks: the counter is one atomic.Int64, and the bucket is one 64-bit word
 // updated by compare-and-swap.
-package atomic
+package cas
 
 import (
 	"sync/atomic"
