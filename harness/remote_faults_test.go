@@ -78,7 +78,7 @@ func TestRemoteFaults(t *testing.T) {
 
 	for _, impl := range RemoteLocks() {
 		t.Run("lock/"+impl.Name, func(t *testing.T) {
-			servers := redisserver.StartT(t, impl.Servers)
+			servers := startRedis(t, impl.Servers)
 			clients := make([]*redis.Client, len(servers))
 			for i, s := range servers {
 				clients[i] = redislab.NewClient(s.Addr())
@@ -101,7 +101,7 @@ func TestRemoteFaults(t *testing.T) {
 	}
 	for _, impl := range RemoteBuckets() {
 		t.Run("bucket/"+impl.Name, func(t *testing.T) {
-			servers := redisserver.StartT(t, impl.Servers)
+			servers := startRedis(t, impl.Servers)
 			client := redislab.NewClient(servers[0].Addr())
 			t.Cleanup(func() { _ = client.Close() })
 			b, err := impl.New([]*redis.Client{client}, "faults:bucket", contend.BucketConfig{Capacity: 10, Rate: 10})

@@ -12,13 +12,15 @@ import (
 	"github.com/contend-lab/contend"
 	redislab "github.com/contend-lab/contend/impls/redis"
 	"github.com/contend-lab/contend/internal/redisserver"
+	"github.com/contend-lab/contend/internal/servertest"
+	"github.com/contend-lab/contend/remote"
 )
 
 // remoteClients starts n redis-server processes for t (stopped when t
 // ends, even on failure) and returns a client of each.
 func remoteClients(t *testing.T, n int) []*redis.Client {
 	t.Helper()
-	servers := redisserver.StartT(t, n)
+	servers := startRedis(t, n)
 	clients := make([]*redis.Client, n)
 	for i, s := range servers {
 		clients[i] = redislab.NewClient(s.Addr())
@@ -125,4 +127,18 @@ func TestRemoteBuckets(t *testing.T) {
 			assert.NoError(t, CheckBucketRun(BucketImpl{Name: impl.Name, Guarantee: impl.Guarantee}, cfg, run))
 		})
 	}
+}
+
+// startRedis starts n independent redis-servers for t, stopped when t ends.
+func startRedis(t testing.TB, n int) []*redisserver.Server {
+	t.Helper()
+	d := redisserver.Single
+	if n > 1 {
+		d = remote.Deployment{Name: "independent", Topology: remote.Independent, Servers: n}
+	}
+	var servers []*redisserver.Server
+	for _, node := range servertest.Start(t, redisserver.Backend, d).Nodes() {
+		servers = append(servers, node.(*redisserver.Server))
+	}
+	return servers
 }

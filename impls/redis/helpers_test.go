@@ -10,6 +10,8 @@ import (
 
 	"github.com/contend-lab/contend"
 	"github.com/contend-lab/contend/internal/redisserver"
+	"github.com/contend-lab/contend/internal/servertest"
+	"github.com/contend-lab/contend/remote"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -28,7 +30,7 @@ func TestMain(m *testing.M) {
 // closed at the end of the test.
 func newServers(t testing.TB, n int) ([]*redisserver.Server, []*redis.Client) {
 	t.Helper()
-	servers := redisserver.StartT(t, n)
+	servers := startRedis(t, n)
 	clients := make([]*redis.Client, n)
 	for i, s := range servers {
 		clients[i] = NewClient(s.Addr())
@@ -107,4 +109,18 @@ func loadBucket(t *testing.T, b interface {
 	t.Logf("granted %d, denied %d, errors %d in %v: bound %.1f, %.1f%% of it",
 		l.granted, l.denied, l.errs, l.elapsed, l.supply, 100*float64(l.granted)/l.supply)
 	return l
+}
+
+// startRedis starts n independent redis-servers for t, stopped when t ends.
+func startRedis(t testing.TB, n int) []*redisserver.Server {
+	t.Helper()
+	d := redisserver.Single
+	if n > 1 {
+		d = remote.Deployment{Name: "independent", Topology: remote.Independent, Servers: n}
+	}
+	var servers []*redisserver.Server
+	for _, node := range servertest.Start(t, redisserver.Backend, d).Nodes() {
+		servers = append(servers, node.(*redisserver.Server))
+	}
+	return servers
 }

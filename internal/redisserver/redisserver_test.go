@@ -8,18 +8,24 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/contend-lab/contend/internal/servertest"
+	"github.com/contend-lab/contend/remote"
 )
 
 func pingOK(t *testing.T, s *Server) {
 	t.Helper()
-	if err := ping(context.Background(), s.Addr(), time.Second); err != nil {
+	if err := pingWithin(s.Addr(), time.Second); err != nil {
 		t.Fatalf("PING %s: %v", s.Addr(), err)
 	}
 }
 
 func TestStartTPauseResumeKillRestartStop(t *testing.T) {
-	servers := StartT(t, 2)
-	a, b := servers[0], servers[1]
+	c := servertest.Start(t, Backend, remote.Deployment{Name: "two", Topology: remote.Independent, Servers: 2})
+	a, b := c.Nodes()[0].(*Server), c.Nodes()[1].(*Server)
 	if a.Addr() == b.Addr() {
 		t.Fatalf("two servers on one address %s", a.Addr())
 	}
@@ -31,7 +37,7 @@ func TestStartTPauseResumeKillRestartStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	if err := ping(context.Background(), a.Addr(), 150*time.Millisecond); err == nil {
+	if err := pingWithin(a.Addr(), 150*time.Millisecond); err == nil {
 		t.Fatal("a paused server answered PING")
 	}
 	if el := time.Since(start); el > time.Second {
@@ -90,7 +96,7 @@ func TestStartTPauseResumeKillRestartStop(t *testing.T) {
 }
 
 func TestStopWhilePaused(t *testing.T) {
-	s := StartT(t, 1)[0]
+	s := servertest.Start(t, Backend, Single).Nodes()[0].(*Server)
 	if err := s.Pause(); err != nil {
 		t.Fatal(err)
 	}
@@ -110,22 +116,6 @@ func TestMissingBinary(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "scripts/install-redis.sh") {
 		t.Fatalf("error does not say how to install redis-server: %v", err)
-	}
-}
-
-// TestStartTSkipsOnlyWhenAsked runs StartT with redis-server off PATH: with
-// CONTEND_SKIP_REDIS=1 the test is skipped. (Without it StartT fails the
-// test; that path is t.Fatalf and is not exercised here.)
-func TestStartTSkipsOnlyWhenAsked(t *testing.T) {
-	t.Setenv("PATH", t.TempDir())
-	t.Setenv(SkipEnv, "1")
-	var ran bool
-	t.Run("inner", func(t *testing.T) {
-		StartT(t, 1)
-		ran = true
-	})
-	if ran {
-		t.Fatal("StartT returned without redis-server on PATH")
 	}
 }
 
@@ -155,5 +145,31 @@ func TestStartTimesOutOnSilentServer(t *testing.T) {
 	}
 	if el := time.Since(start); el > 3*time.Second {
 		t.Fatalf("Start took %v to give up, want about 300ms", el)
+	}
+}
+
+func pingWithin(addr string, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return Ping(ctx, addr)
+}
+
+func TestClusterIsABackend(t *testing.T) {
+	v, err := Backend.Version()
+	require.NoError(t, err)
+	assert.Contains(t, v, "redis-server ")
+	c := servertest.Start(t, Backend, Independent3)
+	require.Len(t, c.Nodes(), 3)
+	eps := c.Endpoints()
+	assert.Len(t, eps, 3)
+	for i, n := range c.Nodes() {
+		assert.Equal(t, eps[i], n.Addr())
+		assert.NoError(t, pingWithin(n.Addr(), time.Second))
+	}
+	_, err = c.Leader(context.Background())
+	assert.ErrorIs(t, err, remote.ErrNoLeader)
+	c.Stop()
+	for _, n := range c.Nodes() {
+		assert.Error(t, pingWithin(n.Addr(), 200*time.Millisecond), "a stopped cluster still answers")
 	}
 }
