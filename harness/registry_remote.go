@@ -6,7 +6,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/contend-lab/contend"
-	redislab "github.com/contend-lab/contend/impls/redis"
+	"github.com/contend-lab/contend/remote/redislab"
+	"github.com/contend-lab/contend/remote/redisnaive"
+	"github.com/contend-lab/contend/remote/redisref"
 )
 
 // The remote tier: the same contracts with their state in servers, which
@@ -64,7 +66,7 @@ func RemoteLocks() []RemoteLockImpl {
 			Summary: "the article's design: SETNX, then EXPIRE as a second command, polling on the wall clock; DEL to release",
 			Flaw:    "a crash between SETNX and EXPIRE leaves a lock that never expires; release deletes whoever holds it; no fencing token",
 			New: func(c []*redis.Client, key string, ttl time.Duration) (contend.Lock, error) {
-				return redislab.NewNaiveLock(c[0], key, ttl, redislab.WithPollInterval(time.Millisecond))
+				return redisnaive.NewNaiveLock(c[0], key, ttl, redisnaive.WithPollInterval(time.Millisecond))
 			}},
 		{Name: "redis", Servers: 1, Guarantee: Exact,
 			Summary: "SET NX PX and a fencing counter in one Lua script; compare-and-delete release; exclusive while holders finish within the TTL",
@@ -81,12 +83,12 @@ func RemoteLocks() []RemoteLockImpl {
 		{Name: "redsync", Servers: 3, Guarantee: Exact, Reference: true, NoFencing: true,
 			Summary: "github.com/go-redsync/redsync/v4 Redlock; no fencing token",
 			New: func(c []*redis.Client, key string, ttl time.Duration) (contend.Lock, error) {
-				return redislab.NewRedsyncLock(c, key, ttl)
+				return redisref.NewRedsyncLock(c, key, ttl)
 			}},
 		{Name: "redislock", Servers: 1, Guarantee: Exact, Reference: true, NoFencing: true,
 			Summary: "github.com/bsm/redislock: SET NX PX with token-checked release; no fencing token",
 			New: func(c []*redis.Client, key string, ttl time.Duration) (contend.Lock, error) {
-				return redislab.NewRedisLockRef(c[0], key, ttl)
+				return redisref.NewRedisLockRef(c[0], key, ttl)
 			}},
 	}
 }
@@ -98,7 +100,7 @@ func RemoteSemaphores() []RemoteSemaphoreImpl {
 			Summary: "the article's permit counter: GET, then DECRBY, as separate commands",
 			Flaw:    "concurrent acquirers all read enough permits and all take them: over-admits",
 			New: func(c []*redis.Client, key string, capacity int64, ttl time.Duration) (contend.Semaphore, error) {
-				return redislab.NewNaiveSemaphore(c[0], key, capacity)
+				return redisnaive.NewNaiveSemaphore(c[0], key, capacity)
 			}},
 		{Name: "redis", Servers: 1, Guarantee: Exact,
 			Summary: "FIFO semaphore in one Lua script on the server's TIME: holders expire, release is idempotent, fencing counter",
@@ -119,7 +121,7 @@ func RemoteBuckets() []RemoteBucketImpl {
 		{Name: "redis_rate", Servers: 1, Guarantee: Exact, Reference: true,
 			Summary: "github.com/go-redis/redis_rate/v10 (GCRA in Lua, float arithmetic)",
 			New: func(c []*redis.Client, key string, cfg contend.BucketConfig) (contend.Bucket, error) {
-				return redislab.NewRedisRateBucket(c[0], key, cfg)
+				return redisref.NewRedisRateBucket(c[0], key, cfg)
 			}},
 	}
 }

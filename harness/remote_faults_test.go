@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contend-lab/contend"
-	redislab "github.com/contend-lab/contend/impls/redis"
 	"github.com/contend-lab/contend/internal/redisserver"
+	"github.com/contend-lab/contend/remote/redislab"
 )
 
 // FaultOutcome is one cell of the fault table: what one implementation did

@@ -10,10 +10,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contend-lab/contend"
-	redislab "github.com/contend-lab/contend/impls/redis"
 	"github.com/contend-lab/contend/internal/redisserver"
 	"github.com/contend-lab/contend/internal/servertest"
 	"github.com/contend-lab/contend/remote"
+	"github.com/contend-lab/contend/remote/redislab"
 )
 
 // remoteClients starts n redis-server processes for t (stopped when t

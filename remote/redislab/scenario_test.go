@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contend-lab/contend/internal/redistest"
+
 	"github.com/contend-lab/contend"
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
@@ -20,7 +22,7 @@ import (
 // (a) 100 goroutines contend for one Lock: never two holders, and every
 // token is greater than the one before it.
 func TestLockContention100(t *testing.T) {
-	_, c := newServer(t)
+	_, c := redistest.Server(t)
 	l, err := NewLock(c, "contended", 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -28,7 +30,7 @@ func TestLockContention100(t *testing.T) {
 	const goroutines, rounds = 100, 2
 	var holders, overlaps, regressions, grants atomic.Int64
 	var last atomic.Uint64
-	within(t, 20*time.Second, "100 goroutines × 2 acquisitions", func() {
+	redistest.Within(t, 20*time.Second, "100 goroutines × 2 acquisitions", func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		var wg sync.WaitGroup
@@ -87,8 +89,8 @@ func (f *fenced) write(token uint64, v string) error {
 // (b) A holder stalls past its TTL: another client acquires, and the fenced
 // resource rejects the stale holder's late write.
 func TestLockStalledHolderIsFencedOff(t *testing.T) {
-	_, c := newServer(t)
-	ctx := ctxT(t, 5*time.Second)
+	_, c := redistest.Server(t)
+	ctx := redistest.Ctx(t, 5*time.Second)
 	l, err := NewLock(c, "stall", 200*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
@@ -139,13 +141,14 @@ func TestLockStalledHolderIsFencedOff(t *testing.T) {
 
 var errCrash = errors.New("simulated crash")
 
-// (c) A holder crashes without releasing: Lock frees itself after TTL; the
-// naive lock, crashed between SETNX and EXPIRE, never does.
+// (c) A holder crashes without releasing: Lock frees itself after TTL (the
+// naive lock, crashed between SETNX and EXPIRE, never does: see
+// remote/redisnaive).
 func TestCrashWithoutRelease(t *testing.T) {
-	_, c := newServer(t)
+	_, c := redistest.Server(t)
 	const ttl = 300 * time.Millisecond
 	t.Run("lock", func(t *testing.T) {
-		ctx := ctxT(t, 5*time.Second)
+		ctx := redistest.Ctx(t, 5*time.Second)
 		l, err := NewLock(c, "crash", ttl)
 		if err != nil {
 			t.Fatal(err)
@@ -165,55 +168,6 @@ func TestCrashWithoutRelease(t *testing.T) {
 			t.Fatalf("lock came back after %v, want about %v", el, ttl)
 		}
 		_ = lease.Release(ctx)
-	})
-	t.Run("naive", func(t *testing.T) {
-		ctx := ctxT(t, 5*time.Second)
-		crashing, err := NewNaiveLock(c, "naive-crash", ttl, WithAfterSetNX(func() error { return errCrash }))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := crashing.Acquire(ctx); !errors.Is(err, errCrash) {
-			t.Fatalf("Acquire with the crash hook: %v", err)
-		}
-		if pttl := c.PTTL(ctx, "naive-crash").Val(); pttl != -1 {
-			t.Fatalf("PTTL = %v, want -1 (no expiry)", pttl)
-		}
-		other, err := NewNaiveLock(c, "naive-crash", ttl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(3 * ttl)
-		if _, err := other.TryAcquire(ctx); !errors.Is(err, contend.ErrHeld) {
-			t.Fatalf("after 3×TTL: %v, want ErrHeld: the crashed lock never expires", err)
-		}
-		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-		defer cancel()
-		if _, err := other.Acquire(short); !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("Acquire on the orphaned lock: %v", err)
-		}
-	})
-	t.Run("naive-release-deletes-anyones-lock", func(t *testing.T) {
-		ctx := ctxT(t, 5*time.Second)
-		n, err := NewNaiveLock(c, "naive-del", 100*time.Millisecond)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := n.Acquire(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(150 * time.Millisecond) // a expires
-		b, err := n.TryAcquire(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := a.Release(ctx); err != nil { // deletes b's lock: the flaw
-			t.Fatalf("stale naive Release: %v (it should succeed, wrongly)", err)
-		}
-		if _, err := n.TryAcquire(ctx); err != nil {
-			t.Fatalf("a third holder could not walk in: %v", err)
-		}
-		_ = b
 	})
 }
 
@@ -289,7 +243,7 @@ func scriptCalls(t *testing.T, c *redis.Client) int64 {
 // every call returns within about 1 s, and afterwards the permits held on
 // the server are exactly those the clients believe they hold.
 func TestSemaphorePauseResumeNoLeakNoDuplicate(t *testing.T) {
-	srv, admin := newServer(t)
+	srv, admin := redistest.Server(t)
 	c := pauseClient(srv.Addr())
 	defer c.Close()
 	const capacity = 4
@@ -366,7 +320,7 @@ func TestSemaphorePauseResumeNoLeakNoDuplicate(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	stop.Store(true)
-	within(t, 3*time.Second, "workers stopping", wg.Wait)
+	redistest.Within(t, 3*time.Second, "workers stopping", wg.Wait)
 
 	if d := time.Duration(slowest.Load()); d > 1100*time.Millisecond {
 		t.Errorf("slowest call took %v, want about 1 s at most with 300 ms contexts", d)
@@ -374,7 +328,7 @@ func TestSemaphorePauseResumeNoLeakNoDuplicate(t *testing.T) {
 	if failures.Load() == 0 {
 		t.Errorf("no call failed: the pause was not felt")
 	}
-	ctx := ctxT(t, 10*time.Second)
+	ctx := redistest.Ctx(t, 10*time.Second)
 	if err := s.Settle(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -425,8 +379,8 @@ func TestSemaphorePauseResumeNoLeakNoDuplicate(t *testing.T) {
 // again and fencing tokens still increase (the counter was lost, the
 // server-time floor was not).
 func TestKillAndRestart(t *testing.T) {
-	srv, c := newServer(t)
-	ctx := ctxT(t, 20*time.Second)
+	srv, c := redistest.Server(t)
+	ctx := redistest.Ctx(t, 20*time.Second)
 	l, err := NewLock(c, "kr", time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -455,7 +409,7 @@ func TestKillAndRestart(t *testing.T) {
 		"Lease.Release":        before.Release,
 	}
 	for name, call := range calls {
-		within(t, 1200*time.Millisecond, name+" on a killed server", func() {
+		redistest.Within(t, 1200*time.Millisecond, name+" on a killed server", func() {
 			cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 			defer cancel()
 			if err := call(cctx); err == nil {
@@ -470,7 +424,7 @@ func TestKillAndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	var after contend.Lease
-	within(t, 3*time.Second, "first Acquire after restart", func() {
+	redistest.Within(t, 3*time.Second, "first Acquire after restart", func() {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		after, err = l.Acquire(cctx)
@@ -501,7 +455,7 @@ func TestKillAndRestart(t *testing.T) {
 // (d) Lock calls against a paused server return within about 1 s too, and
 // a lock taken by an attempt the client gave up on does not stay taken.
 func TestLockPauseResume(t *testing.T) {
-	srv, _ := newServer(t)
+	srv, _ := redistest.Server(t)
 	c := pauseClient(srv.Addr())
 	defer c.Close()
 	l, err := NewLock(c, "plock", 10*time.Second)
@@ -513,7 +467,7 @@ func TestLockPauseResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"TryAcquire", "Acquire"} {
-		within(t, 1200*time.Millisecond, name+" on a paused server", func() {
+		redistest.Within(t, 1200*time.Millisecond, name+" on a paused server", func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
 			var err error
@@ -530,7 +484,7 @@ func TestLockPauseResume(t *testing.T) {
 	if err := srv.Resume(); err != nil {
 		t.Fatal(err)
 	}
-	ctx := ctxT(t, 10*time.Second)
+	ctx := redistest.Ctx(t, 10*time.Second)
 	if err := l.Settle(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -546,8 +500,8 @@ func TestLockPauseResume(t *testing.T) {
 // (e) Redlock over 3 servers: with one down it still grants (and excludes);
 // with two down it refuses cleanly, within the caller's deadline.
 func TestRedlockQuorum(t *testing.T) {
-	servers, clients := newServers(t, 3)
-	ctx := ctxT(t, 20*time.Second)
+	servers, clients := redistest.Servers(t, 3)
+	ctx := redistest.Ctx(t, 20*time.Second)
 	r, err := NewRedlock(clients, "rl", time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -570,7 +524,7 @@ func TestRedlockQuorum(t *testing.T) {
 		t.Fatal(err)
 	}
 	var one contend.Lease
-	within(t, 500*time.Millisecond, "Redlock.Acquire with 1 of 3 down", func() {
+	redistest.Within(t, 500*time.Millisecond, "Redlock.Acquire with 1 of 3 down", func() {
 		cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 		defer cancel()
 		one, err = r.Acquire(cctx)
@@ -595,7 +549,7 @@ func TestRedlockQuorum(t *testing.T) {
 	if err := servers[1].Pause(); err != nil {
 		t.Fatal(err)
 	}
-	within(t, 600*time.Millisecond, "Redlock.Acquire with 2 of 3 down", func() {
+	redistest.Within(t, 600*time.Millisecond, "Redlock.Acquire with 2 of 3 down", func() {
 		cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 		defer cancel()
 		_, err = r.Acquire(cctx)
@@ -603,7 +557,7 @@ func TestRedlockQuorum(t *testing.T) {
 	if !errors.Is(err, ErrNoQuorum) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("2 of 3 down: %v, want ErrNoQuorum and the deadline", err)
 	}
-	within(t, 300*time.Millisecond, "Redlock.TryAcquire with 2 of 3 down", func() {
+	redistest.Within(t, 300*time.Millisecond, "Redlock.TryAcquire with 2 of 3 down", func() {
 		_, err = r.TryAcquire(ctx)
 	})
 	if !errors.Is(err, ErrNoQuorum) {
@@ -619,7 +573,7 @@ func TestRedlockQuorum(t *testing.T) {
 	// (No Settle here: clean-ups aimed at the killed server retry until
 	// their window ends.)
 	var back contend.Lease
-	within(t, 2*time.Second, "Redlock.Acquire after resume", func() {
+	redistest.Within(t, 2*time.Second, "Redlock.Acquire after resume", func() {
 		cctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
 		defer cancel()
 		back, err = r.Acquire(cctx)
@@ -630,10 +584,10 @@ func TestRedlockQuorum(t *testing.T) {
 	_ = back.Release(ctx)
 }
 
-// (f) The naive semaphore over-admits under 50 goroutines; the correct one
-// never exceeds its capacity.
+// (f) The correct semaphore never exceeds its capacity under 50 goroutines
+// (the naive one over-admits: see remote/redisnaive).
 func TestSemaphoreOverAdmission(t *testing.T) {
-	_, c := newServer(t)
+	_, c := redistest.Server(t)
 	const capacity, goroutines = 2, 50
 	run := func(sem contend.Semaphore, d time.Duration) (maxHolders, grants int64) {
 		var holders, peak, n atomic.Int64
@@ -666,35 +620,18 @@ func TestSemaphoreOverAdmission(t *testing.T) {
 		wg.Wait()
 		return peak.Load(), n.Load()
 	}
-	t.Run("naive", func(t *testing.T) {
-		naive, err := NewNaiveSemaphore(c, "nsem", capacity)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for attempt := 1; ; attempt++ {
-			var peak, grants int64
-			within(t, 2*time.Second, "naive run", func() { peak, grants = run(naive, 300*time.Millisecond) })
-			t.Logf("attempt %d: %d grants, at most %d holders of %d permits", attempt, grants, peak, capacity)
-			if peak > capacity {
-				return
-			}
-			if attempt == 5 {
-				t.Fatalf("the naive semaphore never over-admitted in %d runs", attempt)
-			}
-		}
-	})
 	t.Run("correct", func(t *testing.T) {
 		s, err := NewSemaphore(c, "csem", capacity, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var peak, grants int64
-		within(t, 3*time.Second, "correct run", func() { peak, grants = run(s, 500*time.Millisecond) })
+		redistest.Within(t, 3*time.Second, "correct run", func() { peak, grants = run(s, 500*time.Millisecond) })
 		t.Logf("%d grants, at most %d holders of %d permits, %.1f round trips per grant", grants, peak, capacity, float64(s.RoundTrips())/float64(max(grants, 1)))
 		if peak > capacity || grants == 0 {
 			t.Fatalf("peak %d holders of %d permits, %d grants", peak, capacity, grants)
 		}
-		ctx := ctxT(t, 10*time.Second)
+		ctx := redistest.Ctx(t, 10*time.Second)
 		if err := s.Settle(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -706,8 +643,8 @@ func TestSemaphoreOverAdmission(t *testing.T) {
 
 // (f) FIFO: waiters are admitted in the order they started waiting.
 func TestSemaphoreFIFO(t *testing.T) {
-	_, c := newServer(t)
-	ctx := ctxT(t, 10*time.Second)
+	_, c := redistest.Server(t)
+	ctx := redistest.Ctx(t, 10*time.Second)
 	s, err := NewSemaphore(c, "fifo", 1, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -756,37 +693,37 @@ func TestSemaphoreFIFO(t *testing.T) {
 // (g) The GCRA bucket under 20 goroutines for 300 ms never grants more than
 // capacity + rate × elapsed, and grants at least 90% of it.
 func TestBucketBound(t *testing.T) {
-	_, c := newServer(t)
+	_, c := redistest.Server(t)
 	cfg := contend.BucketConfig{Capacity: 10, Rate: 1000}
 	b, err := NewBucket(c, "gcra", cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := loadBucket(t, b, cfg)
+	l := redistest.LoadBucket(t, b, cfg)
 	t.Logf("%d round trips", b.RoundTrips())
-	if l.errs != 0 {
-		t.Fatalf("%d errors", l.errs)
+	if l.Errs != 0 {
+		t.Fatalf("%d errors", l.Errs)
 	}
-	if l.denied == 0 {
+	if l.Denied == 0 {
 		t.Fatalf("demand never exceeded supply")
 	}
-	if float64(l.granted) > math.Floor(l.supply) {
-		t.Fatalf("granted %d > capacity + rate × elapsed = %.2f", l.granted, l.supply)
+	if float64(l.Granted) > math.Floor(l.Supply) {
+		t.Fatalf("granted %d > capacity + rate × elapsed = %.2f", l.Granted, l.Supply)
 	}
-	if float64(l.granted) < 0.9*l.supply {
-		t.Fatalf("granted %d < 90%% of %.1f", l.granted, l.supply)
+	if float64(l.Granted) < 0.9*l.Supply {
+		t.Fatalf("granted %d < 90%% of %.1f", l.Granted, l.Supply)
 	}
 	// One round trip per decision, plus, once per goroutine at most, an
 	// EVAL after the first EVALSHA found the script not loaded yet and a
 	// HELLO for a new connection.
-	if rt, d := b.RoundTrips(), l.granted+l.denied; rt < d || rt > d+40 {
+	if rt, d := b.RoundTrips(), l.Granted+l.Denied; rt < d || rt > d+40 {
 		t.Fatalf("%d round trips for %d decisions: want one each (+ at most 20 script loads and 20 HELLOs)", rt, d)
 	}
 }
 
 func TestBucketRequestsAndConfigs(t *testing.T) {
-	_, c := newServer(t)
-	ctx := ctxT(t, 5*time.Second)
+	_, c := redistest.Server(t)
+	ctx := redistest.Ctx(t, 5*time.Second)
 	b, err := NewBucket(c, "small", contend.BucketConfig{Capacity: 3, Rate: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -855,14 +792,14 @@ func TestEmissionIntervalRoundsUp(t *testing.T) {
 // a client that retries commands after 100 ms, a decision that timed out
 // is not run twice when the server resumes.
 func TestBucketNotRetried(t *testing.T) {
-	srv, admin := newServer(t)
+	srv, admin := redistest.Server(t)
 	c := pauseClient(srv.Addr())
 	defer c.Close()
 	b, err := NewBucket(c, "noretry", contend.BucketConfig{Capacity: 100, Rate: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := ctxT(t, 5*time.Second)
+	ctx := redistest.Ctx(t, 5*time.Second)
 	if ok, err := b.TryTakeContext(ctx, 1); !ok || err != nil { // loads the script
 		t.Fatal(ok, err)
 	}
@@ -873,7 +810,7 @@ func TestBucketNotRetried(t *testing.T) {
 	}
 	const calls = 3
 	for range calls {
-		within(t, time.Second, "TryTake on a paused server", func() {
+		redistest.Within(t, time.Second, "TryTake on a paused server", func() {
 			if b.TryTake(1) {
 				t.Error("granted by a paused server")
 			}

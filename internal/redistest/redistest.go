@@ -1,4 +1,6 @@
-package redislab
+// Package redistest holds what the Redis packages' tests share: servers
+// with clients, a bounded wait, and a bucket load generator.
+package redistest
 
 import (
 	"context"
@@ -7,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/contend-lab/contend/internal/redisx"
 
 	"github.com/contend-lab/contend"
 	"github.com/contend-lab/contend/internal/redisserver"
@@ -21,31 +25,33 @@ type quiet struct{}
 
 func (quiet) Printf(context.Context, string, ...any) {}
 
-func TestMain(m *testing.M) {
+// Main is a TestMain that silences go-redis's logger and runs the tests.
+func Main(m *testing.M) {
 	redis.SetLogger(quiet{})
 	os.Exit(m.Run())
 }
 
-// newServers starts n redis-servers for t and returns a client for each,
+// Servers starts n redis-servers for t and returns a client for each,
 // closed at the end of the test.
-func newServers(t testing.TB, n int) ([]*redisserver.Server, []*redis.Client) {
+func Servers(t testing.TB, n int) ([]*redisserver.Server, []*redis.Client) {
 	t.Helper()
-	servers := startRedis(t, n)
+	servers := Start(t, n)
 	clients := make([]*redis.Client, n)
 	for i, s := range servers {
-		clients[i] = NewClient(s.Addr())
+		clients[i] = redisx.NewClient(s.Addr())
 		t.Cleanup(func() { _ = clients[i].Close() })
 	}
 	return servers, clients
 }
 
-func newServer(t testing.TB) (*redisserver.Server, *redis.Client) {
-	s, c := newServers(t, 1)
+// Server starts one redis-server and returns it with a client.
+func Server(t testing.TB) (*redisserver.Server, *redis.Client) {
+	s, c := Servers(t, 1)
 	return s[0], c[0]
 }
 
-// within fails t if f takes longer than d to return.
-func within(t *testing.T, d time.Duration, what string, f func()) {
+// Within fails t if f takes longer than d to return.
+func Within(t *testing.T, d time.Duration, what string, f func()) {
 	t.Helper()
 	done := make(chan struct{})
 	start := time.Now()
@@ -58,31 +64,32 @@ func within(t *testing.T, d time.Duration, what string, f func()) {
 	t.Logf("%s took %v", what, time.Since(start).Round(time.Millisecond))
 }
 
-func ctxT(t *testing.T, d time.Duration) context.Context {
+// Ctx returns a context that ends after d or with t.
+func Ctx(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
 }
 
-// bucketLoad is what loadBucket measured.
-type bucketLoad struct {
-	granted, denied, errs int64
-	elapsed               time.Duration
-	supply                float64 // capacity + rate × elapsed
+// BucketLoad is what LoadBucket measured.
+type BucketLoad struct {
+	Granted, Denied, Errs int64
+	Elapsed               time.Duration
+	Supply                float64 // capacity + rate × elapsed
 }
 
-// loadBucket asks b for one token at a time from 20 goroutines for 300 ms
+// LoadBucket asks b for one token at a time from 20 goroutines for 300 ms
 // (failing t if that takes over 2 s) and returns what it granted, against
 // capacity + rate × elapsed for cfg. The servers decide on their wall clock
 // (TIME), so elapsed is taken on the wall clock too (Round(0) drops the
 // monotonic reading).
-func loadBucket(t *testing.T, b interface {
+func LoadBucket(t *testing.T, b interface {
 	TryTakeContext(context.Context, int64) (bool, error)
-}, cfg contend.BucketConfig) bucketLoad {
+}, cfg contend.BucketConfig) BucketLoad {
 	t.Helper()
 	var granted, denied, errs atomic.Int64
 	start := time.Now().Round(0)
-	within(t, 2*time.Second, "20 goroutines for 300 ms", func() {
+	Within(t, 2*time.Second, "20 goroutines for 300 ms", func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
 		var wg sync.WaitGroup
@@ -104,15 +111,15 @@ func loadBucket(t *testing.T, b interface {
 		wg.Wait()
 	})
 	elapsed := time.Now().Round(0).Sub(start)
-	l := bucketLoad{granted: granted.Load(), denied: denied.Load(), errs: errs.Load(), elapsed: elapsed,
-		supply: float64(cfg.Capacity) + cfg.Rate*elapsed.Seconds()}
+	l := BucketLoad{Granted: granted.Load(), Denied: denied.Load(), Errs: errs.Load(), Elapsed: elapsed,
+		Supply: float64(cfg.Capacity) + cfg.Rate*elapsed.Seconds()}
 	t.Logf("granted %d, denied %d, errors %d in %v: bound %.1f, %.1f%% of it",
-		l.granted, l.denied, l.errs, l.elapsed, l.supply, 100*float64(l.granted)/l.supply)
+		l.Granted, l.Denied, l.Errs, l.Elapsed, l.Supply, 100*float64(l.Granted)/l.Supply)
 	return l
 }
 
-// startRedis starts n independent redis-servers for t, stopped when t ends.
-func startRedis(t testing.TB, n int) []*redisserver.Server {
+// Start starts n independent redis-servers for t, stopped when t ends.
+func Start(t testing.TB, n int) []*redisserver.Server {
 	t.Helper()
 	d := redisserver.Single
 	if n > 1 {

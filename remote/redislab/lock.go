@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/contend-lab/contend/internal/redisx"
+
 	"github.com/contend-lab/contend"
 	"github.com/redis/go-redis/v9"
 )
@@ -156,7 +158,7 @@ func NewLock(client *redis.Client, key string, ttl time.Duration) (*Lock, error)
 	if err := checkTTL("NewLock", ttl); err != nil {
 		return nil, err
 	}
-	instrument(client)
+	redisx.Instrument(client)
 	l := &Lock{node: newLockNode(client, key, ttl), ttl: ttl}
 	l.window = retention(ttl)
 	return l, nil
@@ -179,7 +181,7 @@ func earliest(since, start time.Time) time.Time {
 func (l *Lock) Acquire(ctx context.Context) (contend.Lease, error) {
 	ctx = l.with(ctx)
 	id := newID()
-	b := backoff{d: time.Millisecond, max: 32 * time.Millisecond}
+	b := redisx.Backoff{D: time.Millisecond, Max: 32 * time.Millisecond}
 	var last error
 	var since time.Time // start of the first attempt whose outcome is unknown
 	for {
@@ -199,18 +201,18 @@ func (l *Lock) Acquire(ctx context.Context) (contend.Lease, error) {
 			return nil, fmt.Errorf("redislab: Lock.Acquire: %w", err) // only after our own abandon: unreachable
 		default:
 			last = err
-			if !definitive(err) && since.IsZero() {
+			if !redisx.Definitive(err) && since.IsZero() {
 				since = start
 			}
 		}
-		if sleepCtx(ctx, b.next()) != nil {
+		if redisx.SleepCtx(ctx, b.Next()) != nil {
 			break
 		}
 	}
 	if !since.IsZero() {
 		l.abandon(func(ctx context.Context) error { return l.node.abandon(l.with(ctx), id) })
 	}
-	return nil, ctxErr("Lock.Acquire", ctx, last)
+	return nil, redisx.CtxErr("redislab: Lock.Acquire", ctx, last)
 }
 
 // TryAcquire makes one attempt: the lock's lease, contend.ErrHeld (wrapped)
@@ -231,7 +233,7 @@ func (l *Lock) TryAcquire(ctx context.Context) (contend.Lease, error) {
 	case err == nil:
 		return nil, fmt.Errorf("redislab: Lock.TryAcquire: %w", contend.ErrHeld)
 	}
-	if !definitive(err) {
+	if !redisx.Definitive(err) {
 		l.abandon(func(ctx context.Context) error { return l.node.abandon(l.with(ctx), id) })
 	}
 	return nil, fmt.Errorf("redislab: Lock.TryAcquire: %w", err)
@@ -239,7 +241,7 @@ func (l *Lock) TryAcquire(ctx context.Context) (contend.Lease, error) {
 
 func (l *Lock) lease(id string, tok uint64, start time.Time) *lockLease {
 	s := &lockLease{l: l, value: lockValue(id, tok), token: tok}
-	s.v.set(start, l.ttl)
+	s.v.Set(start, l.ttl)
 	return s
 }
 
@@ -248,8 +250,8 @@ type lockLease struct {
 	l     *Lock
 	value string
 	token uint64
-	v     validity
-	done  doneFlag
+	v     redisx.Validity
+	done  redisx.DoneFlag
 }
 
 func (s *lockLease) Token() uint64 { return s.token }
@@ -260,7 +262,7 @@ func (s *lockLease) Token() uint64 { return s.token }
 // network error the lease is left as it was and Release may be called
 // again.
 func (s *lockLease) Release(ctx context.Context) error {
-	return s.done.release("Lock", func() (bool, error) {
+	return s.done.Release("redislab: Lock lease Release", func() (bool, error) {
 		return s.l.node.release(s.l.with(ctx), s.value)
 	})
 }
@@ -271,7 +273,7 @@ func (s *lockLease) Extend(ctx context.Context, ttl time.Duration) error {
 	if err := checkTTL("Lock lease Extend", ttl); err != nil {
 		return err
 	}
-	if s.done.isReleased() {
+	if s.done.Released() {
 		return fmt.Errorf("redislab: Lock lease Extend: %w", contend.ErrNotHeld)
 	}
 	start := time.Now()
@@ -282,7 +284,7 @@ func (s *lockLease) Extend(ctx context.Context, ttl time.Duration) error {
 	if !ok {
 		return fmt.Errorf("redislab: Lock lease Extend: %w", contend.ErrNotHeld)
 	}
-	s.v.set(start, ttl)
+	s.v.Set(start, ttl)
 	return nil
 }
 
@@ -290,4 +292,4 @@ func (s *lockLease) Extend(ctx context.Context, ttl time.Duration) error {
 // ttl from the instant before the acquiring (or extending) request was
 // sent, less elapsed time, less the drift allowance ttl×1% + 2 ms; 0 once
 // that has run out.
-func (s *lockLease) TTL() (time.Duration, bool) { return s.v.remaining(), true }
+func (s *lockLease) TTL() (time.Duration, bool) { return s.v.Remaining(), true }

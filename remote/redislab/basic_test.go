@@ -7,23 +7,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contend-lab/contend/internal/redistest"
+
 	"github.com/contend-lab/contend"
 	"github.com/redis/go-redis/v9"
 )
 
 // Compile-time checks: the implementations meet the contracts.
 var (
-	_ contend.Lock      = (*NaiveLock)(nil)
 	_ contend.Lock      = (*Lock)(nil)
 	_ contend.Lock      = (*Redlock)(nil)
-	_ contend.Semaphore = (*NaiveSemaphore)(nil)
 	_ contend.Semaphore = (*Semaphore)(nil)
 	_ contend.Bucket    = (*Bucket)(nil)
 )
 
 func TestLockBasics(t *testing.T) {
-	_, c := newServer(t)
-	ctx := ctxT(t, 10*time.Second)
+	_, c := redistest.Server(t)
+	ctx := redistest.Ctx(t, 10*time.Second)
 	l, err := NewLock(c, "lk", time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -96,9 +96,6 @@ func TestConstructorsRejectBadInput(t *testing.T) {
 	if _, err := NewRedlock(nil, "k", time.Second); err == nil {
 		t.Errorf("NewRedlock without servers succeeded")
 	}
-	if _, err := NewNaiveLock(plain, "k", time.Second); !errors.Is(err, ErrClientConfig) {
-		t.Errorf("NewNaiveLock with a client ignoring deadlines: %v", err)
-	}
 	s, err := NewSemaphore(good, "k", 3, time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -118,8 +115,8 @@ func TestConstructorsRejectBadInput(t *testing.T) {
 }
 
 func TestSemaphoreBasics(t *testing.T) {
-	_, c := newServer(t)
-	ctx := ctxT(t, 10*time.Second)
+	_, c := redistest.Server(t)
+	ctx := redistest.Ctx(t, 10*time.Second)
 	s, err := NewSemaphore(c, "sem", 3, time.Second)
 	if err != nil {
 		t.Fatal(err)

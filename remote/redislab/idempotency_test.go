@@ -4,13 +4,15 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/contend-lab/contend/internal/redistest"
 )
 
 // A retried acquire (the same request id run again, as go-redis does after
 // a timeout) returns the same grant and takes nothing more.
 func TestLockAcquireReplayIsIdempotent(t *testing.T) {
-	_, c := newServer(t)
-	ctx := ctxT(t, 5*time.Second)
+	_, c := redistest.Server(t)
+	ctx := redistest.Ctx(t, 5*time.Second)
 	l, err := NewLock(c, "replay", time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -35,8 +37,8 @@ func TestLockAcquireReplayIsIdempotent(t *testing.T) {
 // An abandoned request grants nothing, whichever of the request and its
 // abandonment reaches the server first.
 func TestLockAbandonEitherOrder(t *testing.T) {
-	_, c := newServer(t)
-	ctx := ctxT(t, 5*time.Second)
+	_, c := redistest.Server(t)
+	ctx := redistest.Ctx(t, 5*time.Second)
 	l, err := NewLock(c, "tomb", time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -75,8 +77,8 @@ func TestLockAbandonEitherOrder(t *testing.T) {
 }
 
 func TestSemaphoreReplayAndAbandon(t *testing.T) {
-	_, c := newServer(t)
-	ctx := ctxT(t, 5*time.Second)
+	_, c := redistest.Server(t)
+	ctx := redistest.Ctx(t, 5*time.Second)
 	s, err := NewSemaphore(c, "rsem", 3, time.Second)
 	if err != nil {
 		t.Fatal(err)

@@ -4,8 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math/big"
-	"sync"
 	"time"
+
+	"github.com/contend-lab/contend/internal/redisx"
 
 	"github.com/contend-lab/contend"
 	"github.com/redis/go-redis/v9"
@@ -58,7 +59,7 @@ return 1
 const maxBurstNanos = 1 << 52
 
 // DefaultTakeTimeout bounds each TryTake.
-const DefaultTakeTimeout = 250 * time.Millisecond
+const DefaultTakeTimeout = redisx.DefaultTakeTimeout
 
 // Bucket is a contend.Bucket whose state lives in Redis: GCRA in one Lua
 // script per decision (one round trip), on the server's clock, in integer
@@ -117,7 +118,7 @@ func NewBucket(client *redis.Client, key string, cfg contend.BucketConfig) (*Buc
 		return nil, &contend.ConfigError{Field: "Capacity", Value: cfg.Capacity,
 			Reason: fmt.Sprintf("Capacity/Rate is %d × %d ns, above 2^52 ns (about 52 days), the exact range of the Redis bucket's Lua arithmetic", cfg.Capacity, t)}
 	}
-	instrument(client)
+	redisx.Instrument(client)
 	return &Bucket{c: client, key: key, cap: cfg.Capacity, interval: t, burst: cfg.Capacity * t, timeout: DefaultTakeTimeout}, nil
 }
 
@@ -172,35 +173,14 @@ func (b *Bucket) take(ctx context.Context, n int64, at ...int64) (bool, error) {
 // closed: on an error it returns false and records the error (LastError).
 func (b *Bucket) TryTake(n int64) bool { return b.tryTake(b, b.timeout, n) }
 
-// contextTaker is a bucket whose decision can fail: a network round trip.
-type contextTaker interface {
-	TryTakeContext(ctx context.Context, n int64) (bool, error)
-}
+// failClosed turns TryTakeContext into contend.Bucket's TryTake: bounded
+// by a timeout, false on any error, and the error kept for LastError.
+type failClosed struct{ fc redisx.FailClosed }
 
-// failClosed turns a contextTaker's TryTakeContext into contend.Bucket's
-// TryTake: bounded by a timeout, false on any error, and the error kept for
-// LastError. Embedded by every Redis bucket.
-type failClosed struct {
-	mu      sync.Mutex
-	lastErr error
-}
-
-func (f *failClosed) tryTake(t contextTaker, timeout time.Duration, n int64) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	ok, err := t.TryTakeContext(ctx, n)
-	if err != nil {
-		f.mu.Lock()
-		f.lastErr = err
-		f.mu.Unlock()
-	}
-	return ok
+func (f *failClosed) tryTake(t redisx.ContextTaker, timeout time.Duration, n int64) bool {
+	return f.fc.Take(t, timeout, n)
 }
 
 // LastError returns the error of the last TryTake that failed, or nil if
 // none has.
-func (f *failClosed) LastError() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.lastErr
-}
+func (f *failClosed) LastError() error { return f.fc.LastError() }

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contend-lab/contend/internal/redistest"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -29,8 +31,8 @@ func statedRate(t *testing.T, rate float64) *big.Rat {
 // Cases beyond the bucket's range (Capacity/Rate above 2^52 ns) are skipped
 // by name.
 func TestBucketMatchesTextbook(t *testing.T) {
-	_, client := newServer(t)
-	ctx := ctxT(t, 2*time.Minute)
+	_, client := redistest.Server(t)
+	ctx := redistest.Ctx(t, 2*time.Minute)
 	const start = 1_700_000_000 * 1e9 // a wall-clock-like reading
 	for i, c := range textbook.Cases() {
 		t.Run(c.Name, func(t *testing.T) {
@@ -63,8 +65,8 @@ func TestBucketMatchesTextbook(t *testing.T) {
 // TestBucketRegressionTable: capacity 1 at 1/s, the table of the issue that
 // made "exact" mean the textbook bucket, on the Redis bucket.
 func TestBucketRegressionTable(t *testing.T) {
-	_, client := newServer(t)
-	ctx := ctxT(t, 10*time.Second)
+	_, client := redistest.Server(t)
+	ctx := redistest.Ctx(t, 10*time.Second)
 	b, err := NewBucket(client, "regression", contend.BucketConfig{Capacity: 1, Rate: 1})
 	require.NoError(t, err)
 	const start = 1_700_000_000

@@ -1,4 +1,4 @@
-package redislab
+package redisref
 
 import (
 	"context"
@@ -8,6 +8,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/contend-lab/contend/internal/redistest"
+	"github.com/contend-lab/contend/internal/redisx"
 
 	"github.com/contend-lab/contend"
 )
@@ -21,7 +24,7 @@ var (
 // The reference locks exclude under contention and honour the lease
 // contract, apart from their pinned deviations.
 func TestReferenceLocks(t *testing.T) {
-	_, clients := newServers(t, 3)
+	_, clients := redistest.Servers(t, 3)
 	const ttl = 300 * time.Millisecond
 	for _, tc := range []struct {
 		name string
@@ -31,13 +34,13 @@ func TestReferenceLocks(t *testing.T) {
 		{"redislock", func(key string) (contend.Lock, error) { return NewRedisLockRef(clients[0], key, ttl) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := ctxT(t, 10*time.Second)
+			ctx := redistest.Ctx(t, 10*time.Second)
 			l, err := tc.make("ref:" + tc.name)
 			if err != nil {
 				t.Fatal(err)
 			}
 			var holders, overlaps, grants atomic.Int64
-			within(t, 5*time.Second, "20 goroutines × 3", func() {
+			redistest.Within(t, 5*time.Second, "20 goroutines × 3", func() {
 				var wg sync.WaitGroup
 				for range 20 {
 					wg.Go(func() {
@@ -103,8 +106,8 @@ func TestReferenceLocks(t *testing.T) {
 
 // Pinned: redsync extends by the lock's own ttl only.
 func TestRedsyncExtendFixedTTL(t *testing.T) {
-	_, clients := newServers(t, 3)
-	ctx := ctxT(t, 5*time.Second)
+	_, clients := redistest.Servers(t, 3)
+	ctx := redistest.Ctx(t, 5*time.Second)
 	l, err := NewRedsyncLock(clients, "ref:fixed", time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +125,7 @@ func TestRedsyncExtendFixedTTL(t *testing.T) {
 // Pinned: redislock's Acquire with a context without deadline gives up
 // after one ttl instead of waiting until ctx is done.
 func TestRedisLockRefGivesUpAfterTTL(t *testing.T) {
-	_, c := newServer(t)
+	_, c := redistest.Server(t)
 	l, err := NewRedisLockRef(c, "ref:giveup", 200*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +138,7 @@ func TestRedisLockRefGivesUpAfterTTL(t *testing.T) {
 	if err := a.Extend(ctx, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	within(t, time.Second, "Acquire without deadline on a held redislock", func() {
+	redistest.Within(t, time.Second, "Acquire without deadline on a held redislock", func() {
 		if _, err := l.Acquire(ctx); err == nil {
 			t.Error("acquired a held lock")
 		}
@@ -147,26 +150,26 @@ func TestRedisLockRefGivesUpAfterTTL(t *testing.T) {
 // capacity + rate × elapsed. It must grant at least 90% of it; whether it
 // ever exceeds it is logged (float64 seconds in Lua).
 func TestReferenceBucketBound(t *testing.T) {
-	_, c := newServer(t)
+	_, c := redistest.Server(t)
 	cfg := contend.BucketConfig{Capacity: 10, Rate: 1000}
 	b, err := NewRedisRateBucket(c, "gcra", cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := loadBucket(t, b, cfg)
-	if l.errs != 0 || l.denied == 0 {
-		t.Fatalf("errors %d, denials %d", l.errs, l.denied)
+	l := redistest.LoadBucket(t, b, cfg)
+	if l.Errs != 0 || l.Denied == 0 {
+		t.Fatalf("errors %d, denials %d", l.Errs, l.Denied)
 	}
-	if g := float64(l.granted); g < 0.9*l.supply {
-		t.Fatalf("granted %v < 90%% of %.1f", g, l.supply)
+	if g := float64(l.Granted); g < 0.9*l.Supply {
+		t.Fatalf("granted %v < 90%% of %.1f", g, l.Supply)
 	}
-	if g := float64(l.granted); g > math.Floor(l.supply) {
-		t.Logf("redis_rate granted %v > capacity + rate × elapsed = %.2f", g, l.supply)
+	if g := float64(l.Granted); g > math.Floor(l.Supply) {
+		t.Logf("redis_rate granted %v > capacity + rate × elapsed = %.2f", g, l.Supply)
 	}
 }
 
 func TestRedisRateBucketConfig(t *testing.T) {
-	c := NewClient("127.0.0.1:1")
+	c := redisx.NewClient("127.0.0.1:1")
 	defer c.Close()
 	for _, cfg := range []contend.BucketConfig{
 		{Capacity: 10, Rate: 1.5},
@@ -179,3 +182,5 @@ func TestRedisRateBucketConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestMain(m *testing.M) { redistest.Main(m) }

@@ -1,4 +1,10 @@
-package redislab
+// Package redisref adapts the Redis libraries users would otherwise pick to
+// the lab's contracts, so that the same harness holds them to the same
+// checks as the lab's designs (remote/redislab): github.com/go-redsync/redsync
+// (Redlock), github.com/bsm/redislock (a single-server lock) and
+// github.com/go-redis/redis_rate (GCRA). Each type states its deviations
+// from the contracts, and a test pins each one.
+package redisref
 
 import (
 	"context"
@@ -6,6 +12,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/contend-lab/contend/internal/redisx"
 
 	"github.com/bsm/redislock"
 	"github.com/contend-lab/contend"
@@ -16,13 +24,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// The references: libraries users would otherwise pick, adapted to the
-// contracts and held to the same tests. What each deviates from is stated
-// on it and pinned by a test.
-
 // ErrFixedTTL is returned (wrapped) by a RedsyncLock lease's Extend for a
 // ttl other than the lock's own: redsync extends by the mutex's expiry only.
-var ErrFixedTTL = errors.New("redislab: redsync extends by the lock's own ttl only")
+var ErrFixedTTL = errors.New("redisref: redsync extends by the lock's own ttl only")
 
 // RedsyncLock is github.com/go-redsync/redsync/v4 (Redlock over N servers)
 // adapted to contend.Lock: one redsync.Mutex per acquisition, with its
@@ -50,7 +54,7 @@ type RedsyncLock struct {
 // ttl. Clients must have ContextTimeoutEnabled.
 func NewRedsyncLock(clients []*redis.Client, key string, ttl time.Duration) (*RedsyncLock, error) {
 	if len(clients) == 0 {
-		return nil, errors.New("redislab: NewRedsyncLock: no servers")
+		return nil, errors.New("redisref: NewRedsyncLock: no servers")
 	}
 	if err := checkTTL("NewRedsyncLock", ttl); err != nil {
 		return nil, err
@@ -60,7 +64,7 @@ func NewRedsyncLock(clients []*redis.Client, key string, ttl time.Duration) (*Re
 		if err := checkClient(fmt.Sprintf("NewRedsyncLock (server %d)", i), c); err != nil {
 			return nil, err
 		}
-		instrument(c)
+		redisx.Instrument(c)
 		pools = append(pools, redsyncgoredis.NewPool(c))
 	}
 	return &RedsyncLock{key: key, ttl: ttl, rs: redsync.New(pools...)}, nil
@@ -81,8 +85,8 @@ func (l *RedsyncLock) mutex(tries int) *redsync.Mutex {
 		redsync.WithExpiry(l.ttl),
 		redsync.WithTries(tries),
 		redsync.WithRetryDelayFunc(func(try int) time.Duration {
-			b := backoff{d: time.Millisecond << min(try, 5), max: 32 * time.Millisecond}
-			return b.next()
+			b := redisx.Backoff{D: time.Millisecond << min(try, 5), Max: 32 * time.Millisecond}
+			return b.Next()
 		}),
 	)
 }
@@ -90,14 +94,14 @@ func (l *RedsyncLock) mutex(tries int) *redsync.Mutex {
 // Acquire tries until it holds the lock or ctx is done.
 func (l *RedsyncLock) Acquire(ctx context.Context) (contend.Lease, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("redislab: RedsyncLock.Acquire: %w", err)
+		return nil, fmt.Errorf("redisref: RedsyncLock.Acquire: %w", err)
 	}
 	m := l.mutex(math.MaxInt32)
 	if err := m.LockContext(l.with(ctx)); err != nil {
 		if ctx.Err() != nil {
-			return nil, ctxErr("RedsyncLock.Acquire", ctx, err)
+			return nil, redisx.CtxErr("redisref: RedsyncLock.Acquire", ctx, err)
 		}
-		return nil, fmt.Errorf("redislab: RedsyncLock.Acquire: %w", err)
+		return nil, fmt.Errorf("redisref: RedsyncLock.Acquire: %w", err)
 	}
 	return &redsyncLease{l: l, m: m}, nil
 }
@@ -106,14 +110,14 @@ func (l *RedsyncLock) Acquire(ctx context.Context) (contend.Lease, error) {
 // did not get a quorum.
 func (l *RedsyncLock) TryAcquire(ctx context.Context) (contend.Lease, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("redislab: RedsyncLock.TryAcquire: %w", err)
+		return nil, fmt.Errorf("redisref: RedsyncLock.TryAcquire: %w", err)
 	}
 	m := l.mutex(1)
 	if err := m.TryLockContext(l.with(ctx)); err != nil {
 		if redsyncHeld(err) {
-			return nil, fmt.Errorf("redislab: RedsyncLock.TryAcquire: %w (%v)", contend.ErrHeld, err)
+			return nil, fmt.Errorf("redisref: RedsyncLock.TryAcquire: %w (%v)", contend.ErrHeld, err)
 		}
-		return nil, fmt.Errorf("redislab: RedsyncLock.TryAcquire: %w", err)
+		return nil, fmt.Errorf("redisref: RedsyncLock.TryAcquire: %w", err)
 	}
 	return &redsyncLease{l: l, m: m}, nil
 }
@@ -121,14 +125,14 @@ func (l *RedsyncLock) TryAcquire(ctx context.Context) (contend.Lease, error) {
 type redsyncLease struct {
 	l    *RedsyncLock
 	m    *redsync.Mutex
-	done doneFlag
+	done redisx.DoneFlag
 }
 
 // Token is 0: redsync has no fencing token.
 func (s *redsyncLease) Token() uint64 { return 0 }
 
 func (s *redsyncLease) Release(ctx context.Context) error {
-	return s.done.release("RedsyncLock", func() (bool, error) {
+	return s.done.Release("redisref: RedsyncLock lease Release", func() (bool, error) {
 		ok, err := s.m.UnlockContext(s.l.with(ctx))
 		if ok || redsyncHeld(err) {
 			return ok, nil // not ok: expired, or taken over
@@ -142,14 +146,14 @@ func (s *redsyncLease) Extend(ctx context.Context, ttl time.Duration) error {
 		return err
 	}
 	if ttl != s.l.ttl {
-		return fmt.Errorf("redislab: RedsyncLock lease Extend(%v): %w (%v)", ttl, ErrFixedTTL, s.l.ttl)
+		return fmt.Errorf("redisref: RedsyncLock lease Extend(%v): %w (%v)", ttl, ErrFixedTTL, s.l.ttl)
 	}
-	if s.done.isReleased() {
-		return fmt.Errorf("redislab: RedsyncLock lease Extend: %w", contend.ErrNotHeld)
+	if s.done.Released() {
+		return fmt.Errorf("redisref: RedsyncLock lease Extend: %w", contend.ErrNotHeld)
 	}
 	ok, err := s.m.ExtendContext(s.l.with(ctx))
 	if !ok {
-		return fmt.Errorf("redislab: RedsyncLock lease Extend: %w (%v)", contend.ErrNotHeld, err)
+		return fmt.Errorf("redisref: RedsyncLock lease Extend: %w (%v)", contend.ErrNotHeld, err)
 	}
 	return nil
 }
@@ -189,25 +193,25 @@ func NewRedisLockRef(client *redis.Client, key string, ttl time.Duration) (*Redi
 	if err := checkTTL("NewRedisLockRef", ttl); err != nil {
 		return nil, err
 	}
-	instrument(client)
+	redisx.Instrument(client)
 	return &RedisLockRef{c: redislock.New(client), key: key, ttl: ttl}, nil
 }
 
 func (l *RedisLockRef) obtain(ctx context.Context, retry redislock.RetryStrategy, op string) (contend.Lease, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("redislab: RedisLockRef.%s: %w", op, err)
+		return nil, fmt.Errorf("redisref: RedisLockRef.%s: %w", op, err)
 	}
 	start := time.Now()
 	lk, err := l.c.Obtain(l.with(ctx), l.key, l.ttl, &redislock.Options{RetryStrategy: retry})
 	switch {
 	case err == nil:
 		s := &redisLockRefLease{l: l, lk: lk}
-		s.v.set(start, l.ttl)
+		s.v.Set(start, l.ttl)
 		return s, nil
 	case errors.Is(err, redislock.ErrNotObtained):
-		return nil, fmt.Errorf("redislab: RedisLockRef.%s: %w (%v)", op, contend.ErrHeld, err)
+		return nil, fmt.Errorf("redisref: RedisLockRef.%s: %w (%v)", op, contend.ErrHeld, err)
 	}
-	return nil, fmt.Errorf("redislab: RedisLockRef.%s: %w", op, err)
+	return nil, fmt.Errorf("redisref: RedisLockRef.%s: %w", op, err)
 }
 
 // Acquire retries until it holds the lock or ctx is done.
@@ -223,15 +227,15 @@ func (l *RedisLockRef) TryAcquire(ctx context.Context) (contend.Lease, error) {
 type redisLockRefLease struct {
 	l    *RedisLockRef
 	lk   *redislock.Lock
-	v    validity
-	done doneFlag
+	v    redisx.Validity
+	done redisx.DoneFlag
 }
 
 // Token is 0: redislock has no fencing token.
 func (s *redisLockRefLease) Token() uint64 { return 0 }
 
 func (s *redisLockRefLease) Release(ctx context.Context) error {
-	return s.done.release("RedisLockRef", func() (bool, error) {
+	return s.done.Release("redisref: RedisLockRef lease Release", func() (bool, error) {
 		err := s.lk.Release(s.l.with(ctx))
 		if errors.Is(err, redislock.ErrLockNotHeld) {
 			return false, nil
@@ -244,22 +248,22 @@ func (s *redisLockRefLease) Extend(ctx context.Context, ttl time.Duration) error
 	if err := checkTTL("RedisLockRef lease Extend", ttl); err != nil {
 		return err
 	}
-	if s.done.isReleased() {
-		return fmt.Errorf("redislab: RedisLockRef lease Extend: %w", contend.ErrNotHeld)
+	if s.done.Released() {
+		return fmt.Errorf("redisref: RedisLockRef lease Extend: %w", contend.ErrNotHeld)
 	}
 	start := time.Now()
 	err := s.lk.Refresh(s.l.with(ctx), ttl, nil)
 	if errors.Is(err, redislock.ErrNotObtained) {
-		return fmt.Errorf("redislab: RedisLockRef lease Extend: %w", contend.ErrNotHeld)
+		return fmt.Errorf("redisref: RedisLockRef lease Extend: %w", contend.ErrNotHeld)
 	}
 	if err != nil {
-		return fmt.Errorf("redislab: RedisLockRef lease Extend: %w", err)
+		return fmt.Errorf("redisref: RedisLockRef lease Extend: %w", err)
 	}
-	s.v.set(start, ttl)
+	s.v.Set(start, ttl)
 	return nil
 }
 
-func (s *redisLockRefLease) TTL() (time.Duration, bool) { return s.v.remaining(), true }
+func (s *redisLockRefLease) TTL() (time.Duration, bool) { return s.v.Remaining(), true }
 
 // RedisRateBucket is github.com/go-redis/redis_rate/v10 (GCRA in Lua, in
 // float64 seconds) adapted to contend.Bucket: Limit{Rate, Burst: Capacity,
@@ -276,8 +280,7 @@ type RedisRateBucket struct {
 	l     *redis_rate.Limiter
 	key   string
 	limit redis_rate.Limit
-
-	failClosed
+	fc    redisx.FailClosed
 }
 
 // NewRedisRateBucket returns a RedisRateBucket on key (redis_rate prefixes
@@ -293,7 +296,7 @@ func NewRedisRateBucket(client *redis.Client, key string, cfg contend.BucketConf
 	if err := checkClient("NewRedisRateBucket", client); err != nil {
 		return nil, err
 	}
-	instrument(client)
+	redisx.Instrument(client)
 	return &RedisRateBucket{
 		l: redis_rate.NewLimiter(client), key: key,
 		limit: redis_rate.Limit{Rate: int(cfg.Rate), Burst: int(cfg.Capacity), Period: time.Second},
@@ -307,11 +310,39 @@ func (b *RedisRateBucket) TryTakeContext(ctx context.Context, n int64) (bool, er
 	}
 	res, err := b.l.AllowN(b.with(ctx), b.key, b.limit, int(n))
 	if err != nil {
-		return false, fmt.Errorf("redislab: RedisRateBucket.TryTake: %w", err)
+		return false, fmt.Errorf("redisref: RedisRateBucket.TryTake: %w", err)
 	}
 	return res.Allowed > 0, nil
 }
 
-// TryTake is TryTakeContext bounded by DefaultTakeTimeout; false on error
-// (fail closed), recorded for LastError.
-func (b *RedisRateBucket) TryTake(n int64) bool { return b.tryTake(b, DefaultTakeTimeout, n) }
+// TryTake is TryTakeContext bounded by redislab.DefaultTakeTimeout; false
+// on error (fail closed), recorded for LastError.
+func (b *RedisRateBucket) TryTake(n int64) bool { return b.fc.Take(b, redisx.DefaultTakeTimeout, n) }
+
+// LastError returns the error of the last TryTake that failed, or nil if
+// none has.
+func (b *RedisRateBucket) LastError() error { return b.fc.LastError() }
+
+func checkClient(op string, c *redis.Client) error {
+	if err := redisx.CheckClient(c); err != nil {
+		return fmt.Errorf("redisref: %s: %w", op, err)
+	}
+	return nil
+}
+
+func checkTTL(op string, ttl time.Duration) error {
+	if err := redisx.CheckTTL(ttl); err != nil {
+		return fmt.Errorf("redisref: %s: %w", op, err)
+	}
+	return nil
+}
+
+// roundTrips counts the commands one implementation sends; embedding it
+// gives the implementation its RoundTrips method.
+type roundTrips struct{ rt redisx.Counter }
+
+// RoundTrips returns how many commands (round trips to Redis) the
+// implementation has sent so far, failed ones included.
+func (r *roundTrips) RoundTrips() int64 { return r.rt.RoundTrips() }
+
+func (r *roundTrips) with(ctx context.Context) context.Context { return r.rt.With(ctx) }

@@ -1,4 +1,10 @@
-package redislab
+// Package redisnaive keeps the Redis lock and semaphore that blog posts
+// still teach, as controls that show what goes wrong: SETNX then EXPIRE as
+// a second command, DEL to release whoever holds the key, a token from a
+// separate INCR, a permit counter read and written by separate commands.
+// The harness asserts each failure (remote/redislab has the designs that
+// survive the same faults). Do not use them.
+package redisnaive
 
 import (
 	"context"
@@ -6,6 +12,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/contend-lab/contend/internal/redisx"
 
 	"github.com/contend-lab/contend"
 	"github.com/redis/go-redis/v9"
@@ -72,7 +80,7 @@ func NewNaiveLock(client *redis.Client, key string, ttl time.Duration, opts ...N
 	if err := checkTTL("NewNaiveLock", ttl); err != nil {
 		return nil, err
 	}
-	instrument(client)
+	redisx.Instrument(client)
 	l := &NaiveLock{c: client, key: key, ttl: ttl, poll: 10 * time.Millisecond}
 	for _, o := range opts {
 		o(l)
@@ -91,7 +99,7 @@ func (l *NaiveLock) Acquire(ctx context.Context) (contend.Lease, error) {
 		}
 		time.Sleep(l.poll)
 		if ctx.Err() != nil {
-			return nil, ctxErr("NaiveLock.Acquire", ctx, nil)
+			return nil, redisx.CtxErr("redisnaive: NaiveLock.Acquire", ctx, nil)
 		}
 	}
 }
@@ -102,23 +110,23 @@ func (l *NaiveLock) TryAcquire(ctx context.Context) (contend.Lease, error) {
 	ctx = l.with(ctx)
 	ok, err := l.c.SetNX(ctx, l.key, "locked", 0).Result()
 	if err != nil {
-		return nil, fmt.Errorf("redislab: NaiveLock.TryAcquire: SETNX: %w", err)
+		return nil, fmt.Errorf("redisnaive: NaiveLock.TryAcquire: SETNX: %w", err)
 	}
 	if !ok {
-		return nil, fmt.Errorf("redislab: NaiveLock.TryAcquire: %w", contend.ErrHeld)
+		return nil, fmt.Errorf("redisnaive: NaiveLock.TryAcquire: %w", contend.ErrHeld)
 	}
 	if l.afterSet != nil {
 		if err := l.afterSet(); err != nil {
-			return nil, fmt.Errorf("redislab: NaiveLock.TryAcquire: crashed between SETNX and EXPIRE: %w", err)
+			return nil, fmt.Errorf("redisnaive: NaiveLock.TryAcquire: crashed between SETNX and EXPIRE: %w", err)
 		}
 	}
 	at := time.Now().Round(0) // wall clock: the flaw is kept on purpose
 	if err := l.c.PExpire(ctx, l.key, l.ttl).Err(); err != nil {
-		return nil, fmt.Errorf("redislab: NaiveLock.TryAcquire: EXPIRE: %w", err)
+		return nil, fmt.Errorf("redisnaive: NaiveLock.TryAcquire: EXPIRE: %w", err)
 	}
 	tok, err := l.c.Incr(ctx, l.key+":fence").Uint64()
 	if err != nil {
-		return nil, fmt.Errorf("redislab: NaiveLock.TryAcquire: INCR: %w", err)
+		return nil, fmt.Errorf("redisnaive: NaiveLock.TryAcquire: INCR: %w", err)
 	}
 	return &naiveLease{l: l, token: tok, at: at, ttl: l.ttl}, nil
 }
@@ -141,15 +149,15 @@ func (s *naiveLease) Release(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.done {
-		return fmt.Errorf("redislab: NaiveLock lease Release: %w", contend.ErrNotHeld)
+		return fmt.Errorf("redisnaive: NaiveLock lease Release: %w", contend.ErrNotHeld)
 	}
 	n, err := s.l.c.Del(s.l.with(ctx), s.l.key).Result()
 	if err != nil {
-		return fmt.Errorf("redislab: NaiveLock lease Release: %w", err)
+		return fmt.Errorf("redisnaive: NaiveLock lease Release: %w", err)
 	}
 	s.done = true
 	if n == 0 {
-		return fmt.Errorf("redislab: NaiveLock lease Release: %w", contend.ErrNotHeld)
+		return fmt.Errorf("redisnaive: NaiveLock lease Release: %w", contend.ErrNotHeld)
 	}
 	return nil
 }
@@ -162,14 +170,14 @@ func (s *naiveLease) Extend(ctx context.Context, ttl time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.done {
-		return fmt.Errorf("redislab: NaiveLock lease Extend: %w", contend.ErrNotHeld)
+		return fmt.Errorf("redisnaive: NaiveLock lease Extend: %w", contend.ErrNotHeld)
 	}
 	ok, err := s.l.c.PExpire(s.l.with(ctx), s.l.key, ttl).Result()
 	if err != nil {
-		return fmt.Errorf("redislab: NaiveLock lease Extend: %w", err)
+		return fmt.Errorf("redisnaive: NaiveLock lease Extend: %w", err)
 	}
 	if !ok {
-		return fmt.Errorf("redislab: NaiveLock lease Extend: %w", contend.ErrNotHeld)
+		return fmt.Errorf("redisnaive: NaiveLock lease Extend: %w", contend.ErrNotHeld)
 	}
 	s.at, s.ttl = time.Now().Round(0), ttl
 	return nil
@@ -213,9 +221,9 @@ func NewNaiveSemaphore(client *redis.Client, key string, n int64) (*NaiveSemapho
 		return nil, err
 	}
 	if n < 1 {
-		return nil, fmt.Errorf("redislab: NewNaiveSemaphore: %d permits: must be at least 1", n)
+		return nil, fmt.Errorf("redisnaive: NewNaiveSemaphore: %d permits: must be at least 1", n)
 	}
-	instrument(client)
+	redisx.Instrument(client)
 	return &NaiveSemaphore{c: client, key: key, n: n, poll: 10 * time.Millisecond}, nil
 }
 
@@ -232,7 +240,7 @@ func (s *NaiveSemaphore) Acquire(ctx context.Context, n int64) (contend.Lease, e
 		}
 		time.Sleep(s.poll)
 		if ctx.Err() != nil {
-			return nil, ctxErr("NaiveSemaphore.Acquire", ctx, nil)
+			return nil, redisx.CtxErr("redisnaive: NaiveSemaphore.Acquire", ctx, nil)
 		}
 	}
 }
@@ -252,17 +260,17 @@ func (s *NaiveSemaphore) TryAcquire(ctx context.Context, n int64) (contend.Lease
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("redislab: NaiveSemaphore.TryAcquire: GET: %w", err)
+		return nil, fmt.Errorf("redisnaive: NaiveSemaphore.TryAcquire: GET: %w", err)
 	}
 	if free < n {
-		return nil, fmt.Errorf("redislab: NaiveSemaphore.TryAcquire: %w", contend.ErrHeld)
+		return nil, fmt.Errorf("redisnaive: NaiveSemaphore.TryAcquire: %w", contend.ErrHeld)
 	}
 	if err := s.c.DecrBy(ctx, s.key, n).Err(); err != nil {
-		return nil, fmt.Errorf("redislab: NaiveSemaphore.TryAcquire: DECRBY: %w", err)
+		return nil, fmt.Errorf("redisnaive: NaiveSemaphore.TryAcquire: DECRBY: %w", err)
 	}
 	tok, err := s.c.Incr(ctx, s.key+":fence").Uint64()
 	if err != nil {
-		return nil, fmt.Errorf("redislab: NaiveSemaphore.TryAcquire: INCR: %w", err)
+		return nil, fmt.Errorf("redisnaive: NaiveSemaphore.TryAcquire: INCR: %w", err)
 	}
 	return &naiveSemLease{s: s, n: n, token: tok}, nil
 }
@@ -283,10 +291,10 @@ func (l *naiveSemLease) Release(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.done {
-		return fmt.Errorf("redislab: NaiveSemaphore lease Release: %w", contend.ErrNotHeld)
+		return fmt.Errorf("redisnaive: NaiveSemaphore lease Release: %w", contend.ErrNotHeld)
 	}
 	if err := l.s.c.IncrBy(l.s.with(ctx), l.s.key, l.n).Err(); err != nil {
-		return fmt.Errorf("redislab: NaiveSemaphore lease Release: %w", err)
+		return fmt.Errorf("redisnaive: NaiveSemaphore lease Release: %w", err)
 	}
 	l.done = true
 	return nil
@@ -300,10 +308,34 @@ func (l *naiveSemLease) Extend(_ context.Context, ttl time.Duration) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.done {
-		return fmt.Errorf("redislab: NaiveSemaphore lease Extend: %w", contend.ErrNotHeld)
+		return fmt.Errorf("redisnaive: NaiveSemaphore lease Extend: %w", contend.ErrNotHeld)
 	}
 	return nil
 }
 
 // TTL reports no expiry: a crashed holder's permits are never returned.
 func (l *naiveSemLease) TTL() (time.Duration, bool) { return 0, false }
+
+func checkClient(op string, c *redis.Client) error {
+	if err := redisx.CheckClient(c); err != nil {
+		return fmt.Errorf("redisnaive: %s: %w", op, err)
+	}
+	return nil
+}
+
+func checkTTL(op string, ttl time.Duration) error {
+	if err := redisx.CheckTTL(ttl); err != nil {
+		return fmt.Errorf("redisnaive: %s: %w", op, err)
+	}
+	return nil
+}
+
+// roundTrips counts the commands one implementation sends; embedding it
+// gives the implementation its RoundTrips method.
+type roundTrips struct{ rt redisx.Counter }
+
+// RoundTrips returns how many commands (round trips to Redis) the
+// implementation has sent so far, failed ones included.
+func (r *roundTrips) RoundTrips() int64 { return r.rt.RoundTrips() }
+
+func (r *roundTrips) with(ctx context.Context) context.Context { return r.rt.With(ctx) }

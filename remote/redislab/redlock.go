@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/contend-lab/contend/internal/redisx"
+
 	"github.com/contend-lab/contend"
 	"github.com/redis/go-redis/v9"
 )
@@ -92,7 +94,7 @@ func NewRedlock(clients []*redis.Client, key string, ttl time.Duration, opts ...
 		if err := checkClient(fmt.Sprintf("NewRedlock (server %d)", i), c); err != nil {
 			return nil, err
 		}
-		instrument(c)
+		redisx.Instrument(c)
 		r.nodes = append(r.nodes, newLockNode(c, key, ttl))
 	}
 	r.window = retention(ttl)
@@ -108,7 +110,7 @@ func (r *Redlock) Quorum() int { return r.quorum }
 // ErrNoQuorum). Each attempt uses a new holder id; a failed attempt is
 // undone on every server first.
 func (r *Redlock) Acquire(ctx context.Context) (contend.Lease, error) {
-	b := backoff{d: time.Millisecond, max: 32 * time.Millisecond}
+	b := redisx.Backoff{D: time.Millisecond, Max: 32 * time.Millisecond}
 	var last error
 	for ctx.Err() == nil {
 		l, err := r.TryAcquire(ctx)
@@ -116,11 +118,11 @@ func (r *Redlock) Acquire(ctx context.Context) (contend.Lease, error) {
 			return l, nil
 		}
 		last = err
-		if sleepCtx(ctx, b.next()) != nil {
+		if redisx.SleepCtx(ctx, b.Next()) != nil {
 			break
 		}
 	}
-	return nil, ctxErr("Redlock.Acquire", ctx, last)
+	return nil, redisx.CtxErr("redislab: Redlock.Acquire", ctx, last)
 }
 
 // TryAcquire makes one Redlock attempt: the lease if a quorum granted it
@@ -153,13 +155,13 @@ func (r *Redlock) TryAcquire(ctx context.Context) (contend.Lease, error) {
 			}
 		}
 	}
-	if granted >= r.quorum && r.ttl-elapsed-driftFor(r.ttl) > 0 {
+	if granted >= r.quorum && r.ttl-elapsed-redisx.DriftFor(r.ttl) > 0 {
 		uncertain := make([]bool, len(r.nodes))
 		for i, err := range errs {
-			uncertain[i] = err != nil && !definitive(err)
+			uncertain[i] = err != nil && !redisx.Definitive(err)
 		}
 		s := &redlockLease{r: r, id: id, token: maxTok, tokens: tokens, uncertain: uncertain}
-		s.v.set(start, r.ttl)
+		s.v.Set(start, r.ttl)
 		return s, nil
 	}
 	r.undo(ctx, id)
@@ -168,7 +170,7 @@ func (r *Redlock) TryAcquire(ctx context.Context) (contend.Lease, error) {
 		return nil, fmt.Errorf("redislab: Redlock.TryAcquire: %w (%d of %d answered, quorum %d): %w",
 			ErrNoQuorum, answered, len(r.nodes), r.quorum, errors.Join(errs...))
 	case ctx.Err() != nil:
-		return nil, ctxErr("Redlock.TryAcquire", ctx, errors.Join(errs...))
+		return nil, redisx.CtxErr("redislab: Redlock.TryAcquire", ctx, errors.Join(errs...))
 	case granted >= r.quorum:
 		return nil, fmt.Errorf("redislab: Redlock.TryAcquire: %w (quorum granted, but the %v it took left no validity)", contend.ErrHeld, elapsed)
 	}
@@ -206,8 +208,8 @@ type redlockLease struct {
 	token     uint64
 	tokens    []uint64 // per node, 0 where it did not grant
 	uncertain []bool   // per node: the acquire's outcome is unknown
-	v         validity
-	done      doneFlag
+	v         redisx.Validity
+	done      redisx.DoneFlag
 }
 
 func (s *redlockLease) Token() uint64 { return s.token }
@@ -232,8 +234,8 @@ func (s *redlockLease) nodeValue(i int) string {
 func (s *redlockLease) Release(ctx context.Context) error {
 	r := s.r
 	ctx = r.with(ctx)
-	return s.done.release("Redlock", func() (bool, error) {
-		valid := s.v.remaining() > 0
+	return s.done.Release("redislab: Redlock lease Release", func() (bool, error) {
+		valid := s.v.Remaining() > 0
 		var mu sync.Mutex
 		released, unreached := 0, 0
 		r.each(func(i int, n lockNode) {
@@ -279,7 +281,7 @@ func (s *redlockLease) Extend(ctx context.Context, ttl time.Duration) error {
 	if err := checkTTL("Redlock lease Extend", ttl); err != nil {
 		return err
 	}
-	if s.done.isReleased() || s.v.remaining() == 0 {
+	if s.done.Released() || s.v.Remaining() == 0 {
 		return fmt.Errorf("redislab: Redlock lease Extend: %w", contend.ErrNotHeld)
 	}
 	r := s.r
@@ -300,14 +302,14 @@ func (s *redlockLease) Extend(ctx context.Context, ttl time.Duration) error {
 			mu.Unlock()
 		}
 	})
-	if extended < r.quorum || ttl-time.Since(start)-driftFor(ttl) <= 0 {
+	if extended < r.quorum || ttl-time.Since(start)-redisx.DriftFor(ttl) <= 0 {
 		return fmt.Errorf("redislab: Redlock lease Extend: %w (%d servers extended, quorum %d)", contend.ErrNotHeld, extended, r.quorum)
 	}
-	s.v.set(start, ttl)
+	s.v.Set(start, ttl)
 	return nil
 }
 
 // TTL returns the remaining validity by the local monotonic clock: ttl from
 // the instant before the first acquire request, less elapsed time, less the
 // drift allowance ttl×1% + 2 ms.
-func (s *redlockLease) TTL() (time.Duration, bool) { return s.v.remaining(), true }
+func (s *redlockLease) TTL() (time.Duration, bool) { return s.v.Remaining(), true }

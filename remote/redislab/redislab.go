@@ -1,20 +1,17 @@
-// Package redislab is the lab's Redis tier: locks, semaphores and a token
-// bucket whose state lives in Redis, so that processes on different
-// machines share them, next to the flawed designs that articles still
-// teach, kept as controls. The directory is impls/redis; the package is
-// named redislab so that it does not shadow go-redis's package redis.
+// Package redislab is the lab's Redis designs: locks, semaphores and a
+// token bucket whose state lives in Redis, so that processes on different
+// machines share them. (It is not named redis, so that it does not shadow
+// go-redis's package, which its users import beside it.)
 //
-//	NewNaiveLock       control: SETNX, then EXPIRE as a second command; DEL to release
-//	NewLock            SET NX PX plus a fencing counter in one script; compare-and-delete release
-//	NewRedlock         Redlock over N independent servers, quorum N/2+1
-//	NewNaiveSemaphore  control: GET, then DECRBY, as separate commands
-//	NewSemaphore       FIFO semaphore in one script on the server's clock, with expiring holders
-//	NewBucket          GCRA token bucket in one script on the server's clock, integer arithmetic
+//	NewLock       SET NX PX plus a fencing counter in one script; compare-and-delete release
+//	NewRedlock    Redlock over N independent servers, quorum N/2+1
+//	NewSemaphore  FIFO semaphore in one script on the server's clock, with expiring holders
+//	NewBucket     GCRA token bucket in one script on the server's clock, integer arithmetic
 //
-// and, as references held to the same tests, NewRedsyncLock
-// (go-redsync/redsync), NewRedisLockRef (bsm/redislock) and
-// NewRedisRateBucket (go-redis/redis_rate), each with its deviations from
-// the contracts stated and pinned by a test.
+// The flawed designs that articles still teach live in remote/redisnaive,
+// kept as controls; the libraries users would otherwise pick (redsync,
+// bsm/redislock, redis_rate) are adapted in remote/redisref. Both are held
+// to the same tests.
 //
 // # What a network lock can and cannot promise
 //
@@ -92,22 +89,21 @@ import (
 	crand "crypto/rand"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/contend-lab/contend/internal/redisx"
+
 	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // ErrClientConfig is returned (wrapped) by the constructors for a client
 // that cannot honour context deadlines (Options.ContextTimeoutEnabled false).
-var ErrClientConfig = errors.New("redislab: the client must have Options.ContextTimeoutEnabled set, or calls ignore context deadlines")
+var ErrClientConfig = redisx.ErrClientConfig
 
 // ErrBadTTL is returned (wrapped) for a ttl that is not positive, or below a
 // millisecond (Redis expires keys in whole milliseconds).
-var ErrBadTTL = errors.New("redislab: ttl must be at least 1ms")
+var ErrBadTTL = redisx.ErrBadTTL
 
 // NewClient returns a go-redis client for addr configured as this package
 // expects: context deadlines enforced on the socket
@@ -115,90 +111,31 @@ var ErrBadTTL = errors.New("redislab: ttl must be at least 1ms")
 // with no dial retries, go-redis's default command retries (MaxRetries 3;
 // see the package doc for why they are safe here), no CLIENT SETINFO and no
 // maintenance notifications, so that connecting costs one HELLO.
-func NewClient(addr string) *redis.Client {
-	return redis.NewClient(&redis.Options{
-		Addr:                  addr,
-		ContextTimeoutEnabled: true,
-		DialTimeout:           250 * time.Millisecond,
-		DialerRetries:         1,
-		ReadTimeout:           500 * time.Millisecond,
-		WriteTimeout:          500 * time.Millisecond,
-		DisableIdentity:       true,
-		MaintNotificationsConfig: &maintnotifications.Config{
-			Mode: maintnotifications.ModeDisabled,
-		},
-	})
-}
+func NewClient(addr string) *redis.Client { return redisx.NewClient(addr) }
 
-func checkClient(pkg string, c *redis.Client) error {
-	if c == nil {
-		return fmt.Errorf("redislab: %s: nil client", pkg)
-	}
-	if !c.Options().ContextTimeoutEnabled {
-		return fmt.Errorf("redislab: %s: %w", pkg, ErrClientConfig)
+func checkClient(op string, c *redis.Client) error {
+	if err := redisx.CheckClient(c); err != nil {
+		return fmt.Errorf("redislab: %s: %w", op, err)
 	}
 	return nil
 }
 
-func checkTTL(pkg string, ttl time.Duration) error {
-	if ttl < time.Millisecond {
-		return fmt.Errorf("redislab: %s(ttl %v): %w", pkg, ttl, ErrBadTTL)
+func checkTTL(op string, ttl time.Duration) error {
+	if err := redisx.CheckTTL(ttl); err != nil {
+		return fmt.Errorf("redislab: %s: %w", op, err)
 	}
 	return nil
 }
 
-// ---- round-trip counting ----
-
-type counterKey struct{}
-
-// roundTrips counts the commands one implementation sends.
-type roundTrips struct{ n atomic.Int64 }
+// roundTrips counts the commands one implementation sends; embedding it
+// gives the implementation its RoundTrips method.
+type roundTrips struct{ rt redisx.Counter }
 
 // RoundTrips returns how many commands (round trips to Redis) the
-// implementation has sent so far, including failed ones and the HELLO that
-// go-redis sends to set up a new connection on behalf of one of them; a
-// pipeline counts once. go-redis's own retries of a command are not
-// counted (see the package doc).
-func (r *roundTrips) RoundTrips() int64 { return r.n.Load() }
+// implementation has sent so far; see the package doc.
+func (r *roundTrips) RoundTrips() int64 { return r.rt.RoundTrips() }
 
-// with returns ctx tagged so that the hook counts its commands for r.
-func (r *roundTrips) with(ctx context.Context) context.Context {
-	return context.WithValue(ctx, counterKey{}, r)
-}
-
-// countingHook increments the roundTrips found in a command's context.
-type countingHook struct{}
-
-func (countingHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (countingHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if r, ok := ctx.Value(counterKey{}).(*roundTrips); ok {
-			r.n.Add(1)
-		}
-		return next(ctx, cmd)
-	}
-}
-
-func (countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if r, ok := ctx.Value(counterKey{}).(*roundTrips); ok {
-			r.n.Add(1)
-		}
-		return next(ctx, cmds)
-	}
-}
-
-var hooked sync.Map // *redis.Client -> struct{}: clients with countingHook
-
-// instrument installs countingHook on c once. Install it before the client
-// is shared between goroutines (the constructors do): go-redis's AddHook is
-// not synchronised with commands in flight.
-func instrument(c *redis.Client) {
-	if _, loaded := hooked.LoadOrStore(c, struct{}{}); !loaded {
-		c.AddHook(countingHook{})
-	}
-}
+func (r *roundTrips) with(ctx context.Context) context.Context { return r.rt.With(ctx) }
 
 // ---- scripts ----
 
@@ -271,52 +208,6 @@ end
 // newID returns a random holder id (26 base32 characters, 130 bits).
 func newID() string { return crand.Text() }
 
-// backoff is capped exponential backoff with jitter: each wait is uniform
-// in [d/2, d], and d doubles up to max.
-type backoff struct{ d, max time.Duration }
-
-func (b *backoff) next() time.Duration {
-	d := b.d
-	b.d = min(2*b.d, b.max)
-	half := int64(d / 2)
-	return time.Duration(half + rand.Int64N(half+1))
-}
-
-// sleepCtx waits d or until ctx is done, and returns ctx.Err() in that case.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-// driftFor is Redlock's clock-drift allowance: ttl×1% + 2 ms.
-func driftFor(ttl time.Duration) time.Duration { return ttl/100 + 2*time.Millisecond }
-
-// validity is the local view of a lease's expiry: ttl from a start instant
-// taken before the request was sent, less the drift allowance.
-type validity struct {
-	mu    sync.Mutex
-	start time.Time // monotonic
-	ttl   time.Duration
-}
-
-func (v *validity) set(start time.Time, ttl time.Duration) {
-	v.mu.Lock()
-	v.start, v.ttl = start, ttl
-	v.mu.Unlock()
-}
-
-func (v *validity) remaining() time.Duration {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return max(0, v.ttl-time.Since(v.start)-driftFor(v.ttl))
-}
-
 // cleaner runs clean-ups of abandoned requests in the background.
 type cleaner struct {
 	wg     sync.WaitGroup
@@ -335,7 +226,7 @@ func (c *cleaner) abandon(fn func(ctx context.Context) error) {
 	go func() {
 		defer c.wg.Done()
 		deadline := time.Now().Add(c.window)
-		b := backoff{d: 5 * time.Millisecond, max: 200 * time.Millisecond}
+		b := redisx.Backoff{D: 5 * time.Millisecond, Max: 200 * time.Millisecond}
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
 			err := fn(ctx)
@@ -343,7 +234,7 @@ func (c *cleaner) abandon(fn func(ctx context.Context) error) {
 			if err == nil || errors.Is(err, redis.ErrClosed) || time.Now().After(deadline) {
 				return
 			}
-			time.Sleep(b.next())
+			time.Sleep(b.Next())
 		}
 	}()
 }
@@ -360,23 +251,4 @@ func (c *cleaner) Settle(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("redislab: Settle: %w", ctx.Err())
 	}
-}
-
-// definitive reports whether err is a reply from the server (the command
-// ran, or was rejected without running), as opposed to a network or context
-// error after which the command may or may not run.
-func definitive(err error) bool {
-	if err == nil || errors.Is(err, redis.Nil) {
-		return true
-	}
-	var re redis.Error
-	return errors.As(err, &re) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled)
-}
-
-// ctxErr wraps ctx.Err() with the last error seen, if any.
-func ctxErr(op string, ctx context.Context, last error) error {
-	if last != nil {
-		return fmt.Errorf("redislab: %s: %w (last error: %w)", op, ctx.Err(), last)
-	}
-	return fmt.Errorf("redislab: %s: %w", op, ctx.Err())
 }

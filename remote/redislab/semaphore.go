@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/contend-lab/contend/internal/redisx"
+
 	"github.com/contend-lab/contend"
 	"github.com/redis/go-redis/v9"
 )
@@ -181,7 +183,7 @@ func NewSemaphore(client *redis.Client, key string, n int64, ttl time.Duration) 
 	if n < 1 {
 		return nil, fmt.Errorf("redislab: NewSemaphore: %d permits: must be at least 1", n)
 	}
-	instrument(client)
+	redisx.Instrument(client)
 	s := &Semaphore{c: client, base: key, n: n, ttl: ttl,
 		keys: [5]string{key + ":holders", key + ":permits", key + ":meta", key + ":queue", key + ":qexp"}}
 	s.window = retention(ttl)
@@ -243,7 +245,7 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error)
 	}
 	ctx = s.with(ctx)
 	id := newID()
-	b := backoff{d: time.Millisecond, max: 16 * time.Millisecond}
+	b := redisx.Backoff{D: time.Millisecond, Max: 16 * time.Millisecond}
 	var last error
 	var since time.Time // start of the first attempt whose outcome is unknown
 	sent := false
@@ -260,18 +262,18 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error)
 				return nil, fmt.Errorf("redislab: Semaphore.Acquire: %w", err) // unreachable
 			}
 			last = err
-			if !definitive(err) && since.IsZero() {
+			if !redisx.Definitive(err) && since.IsZero() {
 				since = start
 			}
 		}
-		if sleepCtx(ctx, b.next()) != nil {
+		if redisx.SleepCtx(ctx, b.Next()) != nil {
 			break
 		}
 	}
 	if sent {
 		s.abandonID(id) // leave the queue; undo a grant we did not hear of
 	}
-	return nil, ctxErr("Semaphore.Acquire", ctx, last)
+	return nil, redisx.CtxErr("redislab: Semaphore.Acquire", ctx, last)
 }
 
 // TryAcquire takes n permits if they are free and nobody is queued, or
@@ -295,7 +297,7 @@ func (s *Semaphore) TryAcquire(ctx context.Context, n int64) (contend.Lease, err
 	case err == nil:
 		return nil, fmt.Errorf("redislab: Semaphore.TryAcquire: %w", contend.ErrHeld)
 	}
-	if !definitive(err) {
+	if !redisx.Definitive(err) {
 		s.abandonID(id)
 	}
 	return nil, fmt.Errorf("redislab: Semaphore.TryAcquire: %w", err)
@@ -303,7 +305,7 @@ func (s *Semaphore) TryAcquire(ctx context.Context, n int64) (contend.Lease, err
 
 func (s *Semaphore) lease(id string, n int64, tok uint64, start time.Time) *semLease {
 	l := &semLease{s: s, id: id, n: n, token: tok}
-	l.v.set(start, s.ttl)
+	l.v.Set(start, s.ttl)
 	return l
 }
 
@@ -313,8 +315,8 @@ type semLease struct {
 	id    string
 	n     int64
 	token uint64
-	v     validity
-	done  doneFlag
+	v     redisx.Validity
+	done  redisx.DoneFlag
 }
 
 func (l *semLease) Token() uint64 { return l.token }
@@ -324,7 +326,7 @@ func (l *semLease) Token() uint64 { return l.token }
 // lease is left as it was and Release may be called again (idempotent: a
 // repeat after a lost reply reports ErrNotHeld).
 func (l *semLease) Release(ctx context.Context) error {
-	return l.done.release("Semaphore", func() (bool, error) {
+	return l.done.Release("redislab: Semaphore lease Release", func() (bool, error) {
 		v, err := semReleaseScript.run(l.s.with(ctx), l.s.c, false, l.s.keys[:], l.id).Int64()
 		return v == 1, err
 	})
@@ -337,7 +339,7 @@ func (l *semLease) Extend(ctx context.Context, ttl time.Duration) error {
 	if err := checkTTL("Semaphore lease Extend", ttl); err != nil {
 		return err
 	}
-	if l.done.isReleased() {
+	if l.done.Released() {
 		return fmt.Errorf("redislab: Semaphore lease Extend: %w", contend.ErrNotHeld)
 	}
 	start := time.Now()
@@ -348,10 +350,10 @@ func (l *semLease) Extend(ctx context.Context, ttl time.Duration) error {
 	if v != 1 {
 		return fmt.Errorf("redislab: Semaphore lease Extend: %w", contend.ErrNotHeld)
 	}
-	l.v.set(start, ttl)
+	l.v.Set(start, ttl)
 	return nil
 }
 
 // TTL returns the remaining validity by the local monotonic clock, less the
 // drift allowance ttl×1% + 2 ms, as for Lock.
-func (l *semLease) TTL() (time.Duration, bool) { return l.v.remaining(), true }
+func (l *semLease) TTL() (time.Duration, bool) { return l.v.Remaining(), true }
