@@ -10,13 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/contend-lab/contend"
-	"github.com/contend-lab/contend/internal/redisserver"
-	"github.com/contend-lab/contend/remote/redislab"
+	"github.com/contend-lab/contend/internal/servertest"
+	"github.com/contend-lab/contend/remote"
 )
 
 // FaultOutcome is one cell of the fault table: what one implementation did
@@ -24,11 +23,14 @@ import (
 // against what the design promises, and, when CONTEND_FAULTS_OUT names a
 // file, appends it there as a JSON line for cmd/report's fault table.
 type FaultOutcome struct {
-	Scenario string `json:"scenario"`
-	Impl     string `json:"impl"`
-	Survived bool   `json:"survived"`
-	Expected bool   `json:"expected"` // whether the design is meant to survive it
-	Evidence string `json:"evidence"`
+	Scenario   string `json:"scenario"`
+	Backend    string `json:"backend"`
+	Deployment string `json:"deployment"`
+	Family     string `json:"family"` // "lock" or "bucket"
+	Impl       string `json:"impl"`
+	Survived   bool   `json:"survived"`
+	Expected   bool   `json:"expected"` // whether the design is meant to survive it
+	Evidence   string `json:"evidence"`
 }
 
 // faultTTL is the lease the fault scenarios give: short, so that expiry is
@@ -77,48 +79,53 @@ func TestRemoteFaults(t *testing.T) {
 	}
 
 	for _, impl := range RemoteLocks() {
-		t.Run("lock/"+impl.Name, func(t *testing.T) {
-			servers := startRedis(t, impl.Servers)
-			clients := make([]*redis.Client, len(servers))
-			for i, s := range servers {
-				clients[i] = redislab.NewClient(s.Addr())
-				c := clients[i]
-				t.Cleanup(func() { _ = c.Close() })
-			}
-			newLock := func(key string) contend.Lock {
-				l, err := impl.New(clients, key, faultTTL)
-				require.NoError(t, err)
-				return l
-			}
-			record(t, stalePastTTL(t, impl, newLock("faults:stale")))
-			record(t, crashWithoutRelease(t, impl, newLock("faults:crash")))
-			record(t, pausedServer(t, impl, newLock("faults:pause"), servers))
-			record(t, killedServer(t, impl, newLock("faults:kill"), servers))
-			if impl.Servers >= 3 {
-				record(t, quorum(t, impl, newLock("faults:quorum"), servers))
-			}
-		})
+		for i, dep := range impl.Deployments {
+			t.Run("lock/"+impl.Backend+"/"+dep+"/"+impl.Name, func(t *testing.T) {
+				b, ok := BackendByName(impl.Backend)
+				require.True(t, ok)
+				c := servertest.StartNamed(t, b, dep) // its own: the scenarios kill servers
+				newLock := func(key string) contend.Lock {
+					inst, err := impl.New(c, key, faultTTL)
+					require.NoError(t, err)
+					return closeWith(t, inst)
+				}
+				cell := func(scenario string) FaultOutcome {
+					return FaultOutcome{Scenario: scenario, Backend: impl.Backend, Deployment: dep, Family: "lock", Impl: impl.Name}
+				}
+				if i == 0 { // the main deployment: faults of the holder and of every server
+					record(t, stalePastTTL(t, impl, cell, newLock("faults:stale")))
+					record(t, crashWithoutRelease(t, cell, newLock("faults:crash")))
+					record(t, pausedServer(t, impl, cell, newLock("faults:pause"), c.Nodes()))
+					record(t, killedServer(t, impl, cell, newLock("faults:kill"), c.Nodes()))
+				}
+				if c.Deployment().Servers >= 3 {
+					record(t, quorum(t, cell, newLock("faults:quorum"), c.Nodes()))
+				}
+			})
+		}
 	}
 	for _, impl := range RemoteBuckets() {
-		t.Run("bucket/"+impl.Name, func(t *testing.T) {
-			servers := startRedis(t, impl.Servers)
-			client := redislab.NewClient(servers[0].Addr())
-			t.Cleanup(func() { _ = client.Close() })
-			b, err := impl.New([]*redis.Client{client}, "faults:bucket", contend.BucketConfig{Capacity: 10, Rate: 10})
+		dep := impl.Deployments[0]
+		t.Run("bucket/"+impl.Backend+"/"+dep+"/"+impl.Name, func(t *testing.T) {
+			b, ok := BackendByName(impl.Backend)
+			require.True(t, ok)
+			c := servertest.StartNamed(t, b, dep)
+			inst, err := impl.New(c, "faults:bucket", contend.BucketConfig{Capacity: 10, Rate: 10})
 			require.NoError(t, err)
-			record(t, bucketPaused(t, "bucket:"+impl.Name, b, servers[0]))
+			o := FaultOutcome{Backend: impl.Backend, Deployment: dep, Family: "bucket", Impl: impl.Name}
+			record(t, bucketPaused(t, o, closeWith(t, inst), c.Nodes()))
 		})
 	}
 }
 
 // stalePastTTL: a holder stalls past its TTL; another client acquires; the
 // stale holder then writes to a fenced resource, which must reject it.
-func stalePastTTL(t *testing.T, impl RemoteLockImpl, l contend.Lock) FaultOutcome {
+func stalePastTTL(t *testing.T, impl RemoteLockImpl, cell func(string) FaultOutcome, l contend.Lock) FaultOutcome {
 	// Only a lock with fencing tokens can protect the resource here; the
 	// naive control's separate INCR still orders tokens when nothing else
 	// runs concurrently, as here (its race is shown in impls/redis).
-	o := FaultOutcome{Scenario: "holder stalls past its TTL; fenced write by the stale holder", Impl: impl.Name,
-		Expected: !impl.NoFencing}
+	o := cell("holder stalls past its TTL; fenced write by the stale holder")
+	o.Expected = !impl.NoFencing
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	a, err := l.Acquire(ctx)
@@ -143,8 +150,9 @@ func stalePastTTL(t *testing.T, impl RemoteLockImpl, l contend.Lock) FaultOutcom
 
 // crashWithoutRelease: the holder disappears; the lock must come back
 // within a few TTLs.
-func crashWithoutRelease(t *testing.T, impl RemoteLockImpl, l contend.Lock) FaultOutcome {
-	o := FaultOutcome{Scenario: "holder crashes without releasing; lock comes back after the TTL", Impl: impl.Name, Expected: true}
+func crashWithoutRelease(t *testing.T, cell func(string) FaultOutcome, l contend.Lock) FaultOutcome {
+	o := cell("holder crashes without releasing; lock comes back after the TTL")
+	o.Expected = true
 	ctx, cancel := context.WithTimeout(context.Background(), 5*faultTTL)
 	defer cancel()
 	_, err := l.Acquire(ctx) // and never released
@@ -163,16 +171,24 @@ func crashWithoutRelease(t *testing.T, impl RemoteLockImpl, l contend.Lock) Faul
 
 // pausedServer: SIGSTOP every server; Acquire with a 300 ms context must
 // fail within a second, not hang; after SIGCONT the lock must work again.
-func pausedServer(t *testing.T, impl RemoteLockImpl, l contend.Lock, servers []*redisserver.Server) FaultOutcome {
+func pausedServer(t *testing.T, impl RemoteLockImpl, cell func(string) FaultOutcome, l contend.Lock, servers []remote.Node) FaultOutcome {
 	// The naive control is expected to fail: its SETNX, sent before the
 	// deadline, runs when the server resumes, and the EXPIRE that should
 	// follow is never sent, so the lock is held forever.
-	o := FaultOutcome{Scenario: "server paused (SIGSTOP), then resumed: clear error within the deadline, works after", Impl: impl.Name,
-		Expected: impl.Guarantee.Correct()}
+	o := cell("server paused (SIGSTOP), then resumed: clear error within the deadline, works after")
+	o.Expected = impl.Guarantee.Correct()
+	// A client that was working when the server stopped: its connections
+	// are open, so its requests reach the paused server's socket buffers
+	// (a new client would stall in its connection handshake instead).
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	warm, err := l.Acquire(ctx)
+	cancel()
+	require.NoError(t, err)
+	require.NoError(t, warm.Release(context.Background()))
 	for _, s := range servers {
 		require.NoError(t, s.Pause())
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
 	start := time.Now()
 	lease, err := l.Acquire(ctx)
 	failedIn := time.Since(start)
@@ -200,11 +216,11 @@ func pausedServer(t *testing.T, impl RemoteLockImpl, l contend.Lock, servers []*
 
 // killedServer: SIGKILL every server, Acquire must fail fast; restart it on
 // the same port and the lock must work again with a token above the last.
-func killedServer(t *testing.T, impl RemoteLockImpl, l contend.Lock, servers []*redisserver.Server) FaultOutcome {
+func killedServer(t *testing.T, impl RemoteLockImpl, cell func(string) FaultOutcome, l contend.Lock, servers []remote.Node) FaultOutcome {
 	// The naive control's token counter dies with the server: after the
 	// restart it hands out a token it handed out before.
-	o := FaultOutcome{Scenario: "server killed, then restarted empty: clear error, then works with growing tokens", Impl: impl.Name,
-		Expected: impl.Guarantee.Correct()}
+	o := cell("server killed, then restarted: clear error, then works with growing tokens")
+	o.Expected = impl.Guarantee.Correct()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	before, err := l.Acquire(ctx)
 	cancel()
@@ -247,8 +263,9 @@ func killedServer(t *testing.T, impl RemoteLockImpl, l contend.Lock, servers []*
 
 // quorum: Redlock-style locks over 3 servers grant with one down and refuse
 // cleanly with two down.
-func quorum(t *testing.T, impl RemoteLockImpl, l contend.Lock, servers []*redisserver.Server) FaultOutcome {
-	o := FaultOutcome{Scenario: "Redlock quorum: 1 of 3 servers down grants, 2 of 3 down refuses within the deadline", Impl: impl.Name, Expected: true}
+func quorum(t *testing.T, cell func(string) FaultOutcome, l contend.Lock, servers []remote.Node) FaultOutcome {
+	o := cell("quorum: 1 of 3 servers down grants, 2 of 3 down refuses within the deadline")
+	o.Expected = true
 	require.NoError(t, servers[0].Kill())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	lease, err1 := l.Acquire(ctx)
@@ -278,14 +295,18 @@ func quorum(t *testing.T, impl RemoteLockImpl, l contend.Lock, servers []*rediss
 
 // bucketPaused: with the server paused, TryTake fails closed (false) within
 // its deadline, and works again after resume.
-func bucketPaused(t *testing.T, name string, b contend.Bucket, server *redisserver.Server) FaultOutcome {
-	o := FaultOutcome{Scenario: "server paused (SIGSTOP): TryTake fails closed within the deadline, works after resume", Impl: name, Expected: true}
+func bucketPaused(t *testing.T, o FaultOutcome, b contend.Bucket, servers []remote.Node) FaultOutcome {
+	o.Scenario, o.Expected = "server paused (SIGSTOP): TryTake fails closed within the deadline, works after resume", true
 	require.True(t, b.TryTake(1), "a full bucket grants")
-	require.NoError(t, server.Pause())
+	for _, s := range servers {
+		require.NoError(t, s.Pause())
+	}
 	start := time.Now()
 	granted := b.TryTake(1)
 	took := time.Since(start)
-	require.NoError(t, server.Resume())
+	for _, s := range servers {
+		require.NoError(t, s.Resume())
+	}
 	deadline := time.Now().Add(3 * time.Second)
 	var after bool
 	for !after && time.Now().Before(deadline) {

@@ -12,9 +12,9 @@ import (
 // benchRegistryFamily is the registry family of the benchmark families
 // that have no section spec of their own.
 var benchRegistryFamily = map[string]string{
-	"LockLatency": "lock",
-	"RedisLock":   "redis lock",
-	"RedisBucket": "redis bucket",
+	"LockLatency":  "lock",
+	"RemoteLock":   "lock",
+	"RemoteBucket": "bucket",
 }
 
 // regFamily returns the registry family of g's implementations, or "" for
@@ -29,7 +29,11 @@ func (r *report) regFamily(g groupID) string {
 			return f.registry
 		}
 	}
-	return benchRegistryFamily[g.Family]
+	f := benchRegistryFamily[g.Family]
+	if g.Backend != "" && f != "" {
+		return g.Backend + " " + f
+	}
+	return f
 }
 
 // marked reports whether impl is registered in family as racy or broken:

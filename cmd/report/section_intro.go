@@ -95,12 +95,19 @@ func (r *report) strategies() {
 	families := []struct{ title, registry, bench string }{
 		{"counters", "counter", "Counter"}, {"buckets", "bucket", "Bucket"}, {"keyed limiters", "keyed", "Keyed"},
 		{"locks", "lock", "Lock"}, {"semaphores", "semaphore", "Semaphore"},
-		{"Redis locks", "redis lock", "RedisLock"}, {"Redis buckets", "redis bucket", "RedisBucket"},
+	}
+	for _, b := range r.cat.Backends {
+		families = append(families,
+			struct{ title, registry, bench string }{b.Name + " locks", b.Name + " lock", "RemoteLock"},
+			struct{ title, registry, bench string }{b.Name + " buckets", b.Name + " bucket", "RemoteBucket"})
 	}
 	for _, f := range families {
 		seen := map[string]bool{}
 		var names []string
 		for _, g := range r.d.Groups(f.bench) {
+			if g.Backend != "" && r.regFamily(g) != f.registry {
+				continue // another backend's
+			}
 			for _, impl := range r.d.Impls(g) {
 				if !seen[impl] {
 					seen[impl] = true

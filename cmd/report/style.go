@@ -41,6 +41,9 @@ var palette = []color.RGBA{
 // lab's own implementations never share one), or, for a name the registry
 // does not know, picked by a hash of the name, so it is still stable.
 func implColor(name string) color.Color {
+	if i := rank(remoteOrderList, name); i < len(remoteOrderList) {
+		return palette[i%len(palette)] // remote charts show remote names only
+	}
 	order := implOrder()
 	if i := rank(order, name); i < len(order) {
 		return palette[i%len(palette)]
