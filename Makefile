@@ -10,7 +10,7 @@ PKGS    ?= ./...
 # at GOMAXPROCS 1, 2 and 8. On this 2-core machine the suite takes minutes.
 TESTFLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: help test servers fmt-check vet deadlock race stress bench bench-quick bench-check clean
+.PHONY: help test servers fmt-check vet deadlock race stress bench bench-quick bench-check
 
 help:
 	@echo "make test         gofmt check, go vet, all tests with -race (what CI runs)"
@@ -67,6 +67,3 @@ bench-quick: servers
 # Performance targets as ratios within one run; not part of make test.
 bench-check:
 	./scripts/bench-check.sh
-
-clean:
-	rm -rf results/tmp
