@@ -35,6 +35,9 @@ func (r *report) remoteTier() error {
 	if err := r.faultTable(); err != nil {
 		return err
 	}
+	if err := r.whichDistributedLock(); err != nil {
+		return err
+	}
 	p := r.remoteProcs()
 	for _, b := range r.cat.Backends {
 		for _, d := range b.Deployments {
@@ -141,29 +144,13 @@ type faultOutcome struct {
 // results, if there is one: scenario by implementation, survived or failed,
 // with the measured evidence.
 func (r *report) faultTable() error {
-	dir := r.rawDir
-	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
-		dir = filepath.Dir(dir)
-	}
-	path := filepath.Join(dir, "faults.jsonl")
-	raw, err := os.ReadFile(path)
+	outcomes, err := r.readFaults()
 	if os.IsNotExist(err) {
-		r.printf("No fault table in this run (`%s` is missing; bench.sh writes it when the remote tier runs).\n\n", filepath.ToSlash(path))
+		r.printf("No fault table in this run (`%s` is missing; bench.sh writes it when the remote tier runs).\n\n", filepath.ToSlash(r.faultsPath()))
 		return nil
 	}
 	if err != nil {
 		return err
-	}
-	var outcomes []faultOutcome
-	for i, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
-		if strings.TrimSpace(line) == "" {
-			continue
-		}
-		var o faultOutcome
-		if err := json.Unmarshal([]byte(line), &o); err != nil {
-			return fmt.Errorf("%s:%d: %w", path, i+1, err)
-		}
-		outcomes = append(outcomes, o)
 	}
 	// One column per implementation (and deployment, when it runs on
 	// several), in the order the scenarios recorded them.
@@ -212,6 +199,36 @@ func (r *report) faultTable() error {
 		r.printf("\n")
 	})
 	return nil
+}
+
+// faultsPath is faults.jsonl beside the raw results.
+func (r *report) faultsPath() string {
+	dir := r.rawDir
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		dir = filepath.Dir(dir)
+	}
+	return filepath.Join(dir, "faults.jsonl")
+}
+
+// readFaults reads faults.jsonl beside the raw results.
+func (r *report) readFaults() ([]faultOutcome, error) {
+	path := r.faultsPath()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var outcomes []faultOutcome
+	for i, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		var o faultOutcome
+		if err := json.Unmarshal([]byte(line), &o); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, i+1, err)
+		}
+		outcomes = append(outcomes, o)
+	}
+	return outcomes, nil
 }
 
 // column is the fault table's column of o: "backend/deployment `impl`",
