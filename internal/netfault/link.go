@@ -10,12 +10,17 @@ import (
 )
 
 const (
-	// chunkSize is the most one read takes from a socket, io.Copy's size.
+	// chunkSize is the size of a read buffer, io.Copy's.
 	chunkSize = 32 << 10
-	// delayChunks bounds the chunks one direction of a link holds while
-	// they wait out their latency; a sender past it waits on TCP's flow
-	// control.
-	delayChunks = 8
+	// While latency is set, the chunks that wait it out share buffers: a
+	// read goes into what is left of the current one, down to minRead.
+	// delayBuffers bounds the buffers, so a direction holds at most
+	// delayBuffers × chunkSize bytes, and delayChunks the chunks; a
+	// sender past either waits on TCP's flow control, and its bytes are
+	// delayed the longer, as behind a full queue.
+	minRead      = 2 << 10
+	delayBuffers = 8
+	delayChunks  = 256
 )
 
 // link is one client connection and, once dialled, its connection to the
@@ -76,10 +81,10 @@ func (l *link) forward(dir direction, src, dst *net.TCPConn) {
 	if dir == down {
 		arm = &p.resetResp
 	}
-	buf := make([]byte, chunkSize)
+	buf, off := make([]byte, chunkSize), 0 // buf[:off] waits in the delay line
 	var q *delayLine
 	for {
-		n, err := src.Read(buf)
+		n, err := src.Read(buf[off:])
 		lat := time.Duration(p.latency[dir].Load())
 		var due time.Time
 		if lat > 0 {
@@ -96,17 +101,27 @@ func (l *link) forward(dir direction, src, dst *net.TCPConn) {
 			// Writing here while the delay line still holds bytes would
 			// overtake them.
 			if lat == 0 && (q == nil || q.pending.Load() == 0) {
-				if _, err := dst.Write(buf[:n]); err != nil {
+				if _, err := dst.Write(buf[off : off+n]); err != nil {
 					l.close(reset)
 					return
 				}
 				p.bytes[dir].Add(int64(n))
+				off = 0 // nothing queued refers to buf
 			} else {
 				if q == nil {
 					q = l.startDelay(dir, dst)
 				}
-				if buf = q.push(buf[:n], due); buf == nil {
+				c := chunk{b: buf[off : off+n], due: due}
+				if off += n; len(buf)-off < minRead {
+					c.recycle = buf
+				}
+				if !q.push(c) {
 					return
+				}
+				if c.recycle != nil {
+					if buf, off = q.buffer(), 0; buf == nil {
+						return
+					}
 				}
 			}
 		}
@@ -115,7 +130,7 @@ func (l *link) forward(dir direction, src, dst *net.TCPConn) {
 			case !errors.Is(err, io.EOF):
 				l.close(reset)
 			case q != nil:
-				q.push(nil, due)
+				q.push(chunk{due: due})
 			default:
 				_ = dst.CloseWrite()
 				l.finish()
@@ -185,46 +200,51 @@ type delayLine struct {
 }
 
 type chunk struct {
-	b   []byte // nil: src's EOF
-	due time.Time
+	b       []byte // nil: src's EOF
+	due     time.Time
+	recycle []byte // the buffer b ends, to reuse once b is written
 }
 
 func (l *link) startDelay(dir direction, dst *net.TCPConn) *delayLine {
 	q := &delayLine{
-		l:   l,
-		dir: dir,
-		dst: dst,
-		// Every data chunk holds one of at most delayChunks buffers, and
-		// EOF comes once: neither channel's send can block.
-		chunks: make(chan chunk, delayChunks+1),
-		free:   make(chan []byte, delayChunks),
-		made:   1, // the reader's own
+		l:      l,
+		dir:    dir,
+		dst:    dst,
+		chunks: make(chan chunk, delayChunks),
+		free:   make(chan []byte, delayBuffers), // never full: see buffer
+		made:   1,                               // the reader's own
 	}
 	l.p.wg.Add(1)
 	go q.run()
 	return q
 }
 
-// push queues b, due at due, and returns a buffer for the next read, or nil
-// once the link is closed. A nil b queues src's EOF.
-func (q *delayLine) push(b []byte, due time.Time) []byte {
+// push queues c, and reports false once the link is closed.
+func (q *delayLine) push(c chunk) bool {
 	q.pending.Add(1)
-	q.chunks <- chunk{b: b, due: due}
-	if b == nil {
-		return nil
-	}
 	select {
-	case f := <-q.free:
-		return f[:cap(f)]
+	case q.chunks <- c:
+		return true
+	case <-q.l.done:
+		return false
+	}
+}
+
+// buffer returns an empty buffer for the reader, or nil once the link is
+// closed.
+func (q *delayLine) buffer() []byte {
+	select {
+	case b := <-q.free:
+		return b
 	default:
 	}
-	if q.made < delayChunks {
+	if q.made < delayBuffers {
 		q.made++
 		return make([]byte, chunkSize)
 	}
 	select {
-	case f := <-q.free:
-		return f[:cap(f)]
+	case b := <-q.free:
+		return b
 	case <-q.l.done:
 		return nil
 	}
@@ -265,7 +285,9 @@ func (q *delayLine) run() {
 			return
 		}
 		p.bytes[q.dir].Add(int64(len(c.b)))
-		q.free <- c.b
+		if c.recycle != nil {
+			q.free <- c.recycle
+		}
 		q.pending.Add(-1)
 	}
 }
