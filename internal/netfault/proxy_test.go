@@ -226,14 +226,17 @@ func TestLatencyRemovedKeepsOrder(t *testing.T) {
 }
 
 func TestLatencyAndPartitionHoldTogether(t *testing.T) {
-	// Bytes waiting out their latency when the cut starts are held by it.
+	// Bytes waiting out their latency when the cut starts are held by it,
+	// past the time they were due.
+	const d = 300 * time.Millisecond
 	srv := startEcho(t)
 	p := listen(t, srv.Addr())
-	require.NoError(t, p.SetLatency(50*time.Millisecond, 0))
+	require.NoError(t, p.SetLatency(d, 0))
 	c := dial(t, p.Addr())
 	require.NoError(t, send(c, []byte("q"), time.Second))
+	time.Sleep(d / 3) // the proxy has read "q" into its delay line
 	p.Partition()
-	time.Sleep(cutWait)
+	time.Sleep(d)
 	_, _, received := srv.stats()
 	assert.Zero(t, received, "a delayed chunk crossed the cut")
 	p.Heal()
