@@ -25,7 +25,7 @@ func Catalog() catalog.Catalog {
 	}
 	remoteEntry := func(family string, r RemoteImpl) catalog.Entry {
 		return catalog.Entry{Family: family, Name: r.Name, Backend: r.Backend, Deployments: r.Deployments,
-			Guarantee: r.Guarantee, Reference: r.Reference, Summary: r.Summary, Flaw: r.Flaw}
+			Guarantee: r.Guarantee, Reference: r.Reference, Summary: r.Summary, Flaw: r.Flaw, Deviations: r.Deviations}
 	}
 	for _, i := range RemoteLocks() {
 		e := remoteEntry(catalog.Lock, i.RemoteImpl)

@@ -73,6 +73,10 @@ type RemoteImpl struct {
 	Reference   bool
 	Summary     string
 	Flaw        string // for Broken: what goes wrong
+	// Deviations names the fault scenarios (by ID, see TestRemoteFaults)
+	// the design does not survive, with why. The harness asserts that each
+	// still fails and that every other one is survived.
+	Deviations map[string]string
 }
 
 // RemoteLockImpl is one registered server-backed Lock.
@@ -106,7 +110,13 @@ func RemoteLocks() []RemoteLockImpl {
 	return []RemoteLockImpl{
 		{RemoteImpl: RemoteImpl{Name: "redis-naive", Backend: "redis", Deployments: []string{"single"}, Guarantee: Broken,
 			Summary: "the article's design: SETNX, then EXPIRE as a second command, polling on the wall clock; DEL to release",
-			Flaw:    "a crash between SETNX and EXPIRE leaves a lock that never expires; release deletes whoever holds it; no fencing token"},
+			Flaw:    "a crash between SETNX and EXPIRE leaves a lock that never expires; release deletes whoever holds it; no fencing token",
+			Deviations: map[string]string{
+				"paused-servers":     "its SETNX, sent before the deadline, runs when the server resumes, and the EXPIRE that should follow is never sent: the lock is held forever",
+				"killed-servers":     "its token counter dies with the server, so a restarted server hands out a token it handed out before",
+				"partitioned-client": "its SETNX, held by the partition, runs at the heal after the client gave up, and no EXPIRE follows: the lock is held forever",
+				"reset-reply":        "its SETNX ran but the reply was lost; it sends no EXPIRE and forgets it: the lock is held forever",
+			}},
 			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
 				return onRedis(c, func(cl []*redis.Client) (contend.Lock, error) {
 					return redisnaive.NewNaiveLock(cl[0], key, ttl, redisnaive.WithPollInterval(time.Millisecond))
@@ -129,7 +139,8 @@ func RemoteLocks() []RemoteLockImpl {
 				})
 			}},
 		{RemoteImpl: RemoteImpl{Name: "redsync", Backend: "redis", Deployments: []string{"independent3"}, Guarantee: Exact, Reference: true,
-			Summary: "github.com/go-redsync/redsync/v4 Redlock; no fencing token"},
+			Summary:    "github.com/go-redsync/redsync/v4 Redlock; no fencing token",
+			Deviations: map[string]string{"stale-holder": "no fencing token: the resource cannot tell the stale holder's write"}},
 			NoFencing: true,
 			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
 				return onRedis(c, func(cl []*redis.Client) (contend.Lock, error) {
@@ -137,7 +148,8 @@ func RemoteLocks() []RemoteLockImpl {
 				})
 			}},
 		{RemoteImpl: RemoteImpl{Name: "redislock", Backend: "redis", Deployments: []string{"single"}, Guarantee: Exact, Reference: true,
-			Summary: "github.com/bsm/redislock: SET NX PX with token-checked release; no fencing token"},
+			Summary:    "github.com/bsm/redislock: SET NX PX with token-checked release; no fencing token",
+			Deviations: map[string]string{"stale-holder": "no fencing token: the resource cannot tell the stale holder's write"}},
 			NoFencing: true,
 			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
 				return onRedis(c, func(cl []*redis.Client) (contend.Lock, error) {
@@ -152,7 +164,12 @@ func RemoteSemaphores() []RemoteSemaphoreImpl {
 	return []RemoteSemaphoreImpl{
 		{RemoteImpl: RemoteImpl{Name: "redis-naive", Backend: "redis", Deployments: []string{"single"}, Guarantee: Broken,
 			Summary: "the article's permit counter: GET, then DECRBY, as separate commands",
-			Flaw:    "concurrent acquirers all read enough permits and all take them: over-admits"},
+			Flaw:    "concurrent acquirers all read enough permits and all take them: over-admits; permits never expire",
+			Deviations: map[string]string{
+				"stale-holder":   "permits never expire: a holder that never comes back keeps its permit forever",
+				"crashed-holder": "permits never expire: a crashed holder's permit is lost for good",
+				"slow-client":    "permits never expire: the slow holder's permit is never given back to others",
+			}},
 			NoFencing: true,
 			New: func(c remote.Cluster, key string, capacity int64, ttl time.Duration) (Instance[contend.Semaphore], error) {
 				return onRedis(c, func(cl []*redis.Client) (contend.Semaphore, error) {
