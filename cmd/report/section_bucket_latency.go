@@ -26,7 +26,7 @@ func (r *report) bucketLatency() error {
 		return err
 	}
 	if r.d.Cell(r.id(g, timerFloor, "100", r.mainP, "p50-sec")) != nil {
-		c.note("%s: a TryTake that returns at once, timed the same way: the timer's own share", timerFloor)
+		c.note("%s: %s", timerFloor, benchOnly[timerFloor])
 	}
 	if err := r.embed(c, "bucket-latency", title); err != nil {
 		return err
@@ -79,7 +79,7 @@ func (r *report) tailSpread(g groupID) {
 		}
 	}
 	if len(parked) > 0 {
-		r.printf(" The p99.9 is %g times the p50 or more for %s: one call in a thousand waits for something other than the bucket's own work (a mutex hand-off, the scheduler).", float64(tailJump), joinAnd(parked))
+		r.printf(" For %s the p99.9 is %g times the p50 or more: the slowest call in a thousand waited (for a mutex hand-off, a P or the GC) rather than worked.", joinAnd(parked), float64(tailJump))
 	}
 	r.printf("\n\n")
 }

@@ -39,30 +39,31 @@ func (r *report) memory() error {
 		g := groupID{Family: "Memory", Workload: f.workload}
 		for _, impl := range r.d.Impls(g) {
 			r.printf("| %s | %s |", f.workload, mdEscape(r.label(f.workload, impl)))
-			var first, last *Cell
+			var cells []*Cell
 			for _, p := range procs {
 				c := r.d.Cell(r.id(g, impl, "1", p, f.unit))
 				if c == nil {
 					r.printf(" – |")
 					continue
 				}
-				if first == nil {
-					first = c
-				}
-				last = c
+				cells = append(cells, c)
 				r.printf(" %s |", fmtWholeBytes(c.Summary.Center))
 			}
 			r.printf("\n")
-			if first != nil && last.Summary.Center >= first.Summary.Center+minObject {
-				grows = append(grows, fmt.Sprintf("%s `%s` from %s B at GOMAXPROCS %d to %s B at %d", f.workload, impl,
-					fmtWholeBytes(first.Summary.Center), first.ID.Procs, fmtWholeBytes(last.Summary.Center), last.ID.Procs))
+			if n := len(cells); n > 1 && cells[n-1].Summary.Center >= cells[0].Summary.Center+minObject {
+				var bytes, at []string
+				for _, c := range cells {
+					bytes = append(bytes, fmtWholeBytes(c.Summary.Center))
+					at = append(at, strconv.Itoa(c.ID.Procs))
+				}
+				grows = append(grows, fmt.Sprintf("%s `%s` %s B at GOMAXPROCS %s", f.workload, impl, strings.Join(bytes, ", "), strings.Join(at, ", ")))
 			}
 		}
 	}
 	r.printf("\n")
 	var notes []string
 	if len(grows) > 0 {
-		notes = append(notes, fmt.Sprintf("Sized by GOMAXPROCS at construction: %s. The others do not depend on it.", strings.Join(grows, "; ")))
+		notes = append(notes, fmt.Sprintf("Depend on GOMAXPROCS at construction: %s. The others do not.", strings.Join(grows, "; ")))
 	}
 	if leaks := r.leakers(); len(leaks) > 0 {
 		var s []string

@@ -77,8 +77,8 @@ func TestMemoryTable(t *testing.T) {
 	assert.Contains(t, md, "| GOMAXPROCS 1 | GOMAXPROCS 2 |")
 	assert.Contains(t, md, "| counter | pershard | 128 | 384 |")
 	assert.Contains(t, md, "| counter | mutex | 16 | 16 |")
-	assert.Contains(t, md, "Sized by GOMAXPROCS at construction: counter `pershard` from 128 B at GOMAXPROCS 1 to 384 B at 2. The others")
-	assert.NotContains(t, md, "`atomic` from", "7.7 B more is noise, not a size")
+	assert.Contains(t, md, "Depend on GOMAXPROCS at construction: counter `pershard` 128, 384 B at GOMAXPROCS 1, 2. The others do not.")
+	assert.NotContains(t, md, "`atomic` 80", "7.7 B more is noise, not a size")
 	assert.Contains(t, md, "`per-goroutine` keeps 222 B more for every goroutine that ever calls it")
 }
 
@@ -90,7 +90,7 @@ func TestBucketLatencyText(t *testing.T) {
 	md := reportFrom(t, "BenchmarkBucket/workload=near-limit/clock=real/impl=atomic/goroutines=100-2 \t 1000 \t 50 ns/op",
 		latencyLine("atomic", 70, 80, 200), latencyLine("mutex", 80, 90, 8000), latencyLine("pershard", 70, 90, 6999), latencyLine(timerFloor, 30, 31, 40))
 	assert.Contains(t, md, "At p99.9 the buckets range from 200 ns (`atomic`) to 8.00 µs (`mutex`); the timer alone reads 40.0 ns.")
-	assert.Contains(t, md, "The p99.9 is 100 times the p50 or more for `mutex`:")
+	assert.Contains(t, md, "For `mutex` the p99.9 is 100 times the p50 or more:")
 	assert.Contains(t, md, "| timer-floor | 30.0 ns | 31.0 ns | 40.0 ns | 0.500 |")
 }
 
