@@ -31,6 +31,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/contend-lab/contend"
 	"github.com/contend-lab/contend/internal/raceflag"
@@ -85,12 +86,14 @@ type heapUse struct {
 // heapUse; the benchmark timer (b; nil in tests) runs only around work.
 // The caller keeps what work builds reachable until measureHeap returns
 // (runtime.KeepAlive after the call).
+//
+// The caller starts from a collected heap: the testing package collects
+// before each benchmark run (testing.B.runN), a test calls runtime.GC
+// itself. A cycle only moves sync.Pool contents to the pools' victim
+// caches; the one here frees them, so that the reading before work does
+// not count them (they would show as freed by work).
 func measureHeap(b *testing.B, work func()) heapUse {
 	var before, built, after runtime.MemStats
-	// Twice: a first cycle only moves sync.Pool contents to the pools'
-	// victim caches, which the second frees; read after one, they would
-	// be counted as freed by work.
-	runtime.GC()
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	if b != nil {
@@ -293,9 +296,11 @@ func churn(g int, f func()) {
 		}
 		started += batch
 		wg.Wait()
-		// Bounded, in case another goroutine of the process starts meanwhile.
-		for i := 0; i < 10_000 && runtime.NumGoroutine() > base; i++ {
-			runtime.Gosched()
+		// Sleep rather than yield: a yield takes the scheduler's lock,
+		// which the exiting goroutines need. Bounded, in case another
+		// goroutine of the process starts meanwhile.
+		for i := 0; i < 1000 && runtime.NumGoroutine() > base; i++ {
+			time.Sleep(time.Microsecond)
 		}
 	}
 }
@@ -336,6 +341,7 @@ func TestMeasureHeap(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			const n = 10_000 // the noise of a test process, spread thinner
 			keep := make([]any, n)
+			runtime.GC() // as the testing package does before a benchmark run
 			u := measureHeap(nil, func() {
 				for i := range keep {
 					keep[i] = tc.build()
@@ -359,6 +365,7 @@ func TestGoroutineChurnSeesTheLeak(t *testing.T) {
 		bk, err := impl.New(contend.BucketConfig{Capacity: goroutines, Rate: 1})
 		require.NoError(t, err)
 		churn(churnWarmUp, func() {})
+		runtime.GC()
 		u := measureHeap(nil, func() { churn(goroutines, func() { bk.TryTake(1) }) })
 		runtime.KeepAlive(bk)
 		return float64(u.retained) / goroutines
