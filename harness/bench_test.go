@@ -14,6 +14,8 @@ package harness
 //	BenchmarkFloor/workload=<local-increment|clock-read|atomic-add>/impl=<name>/goroutines=1
 //	BenchmarkCorrectness/check=<lost-updates|grant-ratio|wall-clock-step|large-clock>/impl=<name>/goroutines=<gomaxprocs|100>
 //	BenchmarkRemoteLock, BenchmarkRemoteBucket: see bench_remote_test.go
+//	BenchmarkBucketLatency: see bench_bucket_latency_test.go
+//	BenchmarkMemory, BenchmarkGoroutineChurn: see bench_memory_test.go
 //
 // Goroutines: every throughput benchmark runs at 1, at one per P
 // (goroutines=gomaxprocs, resolved when the leaf runs, so that it follows

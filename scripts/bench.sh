@@ -8,11 +8,12 @@
 # the raw file and the report say which servers ran.
 #
 # Overrides (environment): CPU, COUNT, BENCHTIME (throughput benchmarks),
-# LOCKTIME (locks and semaphores), REMOTE (1 or 0), REMOTETIME and
-# REMOTE_COUNT (remote tier, at the last -cpu value),
-# CHECK_COUNT (correctness benchmarks), BENCH (regexp of families), OUT
-# (default results). COUNT below 6 leaves the report without confidence
-# intervals: benchmath needs 6 samples for a 95% CI of the median.
+# LOCKTIME (locks and semaphores), LATENCYTIME (bucket TryTake latency),
+# REMOTE (1 or 0), REMOTETIME and REMOTE_COUNT (remote tier, at the last
+# -cpu value), CHECK_COUNT (correctness, lock latency, bucket latency and
+# memory benchmarks), BENCH (regexp of families), OUT (default results).
+# COUNT below 6 leaves the report without confidence intervals: benchmath
+# needs 6 samples for a 95% CI of the median.
 #
 # Benchmark output goes to $OUT/raw/bench.txt, preceded by benchfmt
 # configuration lines describing the machine. Progress goes to stderr only:
@@ -30,6 +31,7 @@ full)
 	BENCHTIME=${BENCHTIME:-1000000x}
 	CHECK_COUNT=${CHECK_COUNT:-6}
 	LOCKTIME=${LOCKTIME:-20ms}
+	LATENCYTIME=${LATENCYTIME:-10ms}
 	REMOTETIME=${REMOTETIME:-300ms}
 	REMOTE_COUNT=${REMOTE_COUNT:-6}
 	;;
@@ -39,6 +41,7 @@ quick)
 	BENCHTIME=${BENCHTIME:-100000x}
 	CHECK_COUNT=${CHECK_COUNT:-6}
 	LOCKTIME=${LOCKTIME:-5ms}
+	LATENCYTIME=${LATENCYTIME:-5ms}
 	REMOTETIME=${REMOTETIME:-50ms}
 	REMOTE_COUNT=${REMOTE_COUNT:-3}
 	;;
@@ -96,6 +99,12 @@ if [ -n "$LOCKBENCH" ]; then
 	(cd harness && run -test.bench "^Benchmark($LOCKBENCH)\$" -test.cpu "$CPU" -test.count "$COUNT" -test.benchtime "$LOCKTIME")
 fi
 
+# Bucket TryTake latency percentiles (harness/bench_bucket_latency_test.go):
+# 100 goroutines for a time, like the locks' latency run.
+log "bucket latency: -bench 'BucketLatency' -cpu $CPU -count $CHECK_COUNT -benchtime $LATENCYTIME"
+echo "benchtime: $LATENCYTIME" >>"$raw"
+(cd harness && run -test.bench '^BenchmarkBucketLatency$' -test.cpu "$CPU" -test.count "$CHECK_COUNT" -test.benchtime "$LATENCYTIME")
+
 # The remote tier: every registered backend, on servers the benchmarks
 # start themselves (make bench installs them first). One configuration line
 # per backend says which server version ran, or why none did; a backend
@@ -112,9 +121,11 @@ else
 	echo "remote-tier: skipped (REMOTE=0)" >>"$raw"
 fi
 
-log "correctness and lock latency: -bench 'Correctness|LockLatency' -cpu $CPU -count $CHECK_COUNT -benchtime 1x"
+# Memory (harness/bench_memory_test.go: bytes per instance, per key, and
+# per exited goroutine) is measured once per sample, like correctness.
+log "correctness, lock latency and memory: -bench 'Correctness|LockLatency|Memory|GoroutineChurn' -cpu $CPU -count $CHECK_COUNT -benchtime 1x"
 echo "benchtime: 1x" >>"$raw"
-(cd harness && run -test.bench '^Benchmark(Correctness|LockLatency)$' -test.cpu "$CPU" -test.count "$CHECK_COUNT" -test.benchtime 1x)
+(cd harness && run -test.bench '^Benchmark(Correctness|LockLatency|Memory|GoroutineChurn)$' -test.cpu "$CPU" -test.count "$CHECK_COUNT" -test.benchtime 1x)
 
 log "exactness against the textbook bucket (harness/exact_test.go) -> textbook.jsonl, stale.jsonl"
 mkdir -p "$tmp/exact"

@@ -92,6 +92,7 @@ var keyedNames = []string{"xsync-mapof", "sync-map", "mutex-map"}
 var benchOnly = map[string]string{
 	"padded-slots": "one padded slot per goroutine, which no real counter can be (each goroutine owns its slot; Load sums them): the floor of a striped counter",
 	"xrate-allow":  "golang.org/x/time/rate as most code calls it, Limiter.AllowN(time.Now(), n), so real clock only; the registry's `xrate` is the same Limiter on the injected clock",
+	timerFloor:     "a TryTake that returns at once, timed as the buckets are in BenchmarkBucketLatency: what the timer alone reads",
 	"xsync-mapof":  "one exact bucket per key in github.com/puzpuzpuz/xsync/v3 MapOf",
 	"sync-map":     "one exact bucket per key in a sync.Map",
 	"mutex-map":    "one exact bucket per key in a map behind a sync.RWMutex",
@@ -123,6 +124,7 @@ func setImplOrder(c catalog.Catalog) {
 	for _, k := range keyedNames {
 		add(&local, k)
 	}
+	add(&local, timerFloor)
 	for _, e := range c.Entries {
 		if e.Backend != "" {
 			add(&remote, e.Name)

@@ -55,6 +55,7 @@ func sections() []section {
 		s = append(s, section{f.bench, func(r *report) error { return r.family(f) }})
 	}
 	return append(s,
+		section{"memory", (*report).memory},
 		section{"remote", (*report).remoteTier},
 		section{"floors", func(r *report) error { r.floors(); return nil }},
 	)

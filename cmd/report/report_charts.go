@@ -12,9 +12,11 @@ import (
 // benchRegistryFamily is the registry family of the benchmark families
 // that have no section spec of their own.
 var benchRegistryFamily = map[string]string{
-	"LockLatency":  "lock",
-	"RemoteLock":   "lock",
-	"RemoteBucket": "bucket",
+	"LockLatency":    "lock",
+	"BucketLatency":  "bucket",
+	"GoroutineChurn": "bucket",
+	"RemoteLock":     "lock",
+	"RemoteBucket":   "bucket",
 }
 
 // regFamily returns the registry family of g's implementations, or "" for

@@ -72,6 +72,7 @@ func (r *report) whatGoesWrong() error {
 			return err
 		}
 	}
+	r.goroutineLeak()
 	return r.raceExcerpt()
 }
 
