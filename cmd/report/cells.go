@@ -76,8 +76,10 @@ type Data struct {
 	Config []benchfmt.Config // the configuration of the first result, in file order
 	Cells  map[cellID]*Cell
 	Units  benchfmt.UnitMetadataMap
-	// BenchTimes lists the distinct benchtime configuration values, in order.
-	BenchTimes []string
+	// BenchTimes lists the distinct benchtime configuration values, in order,
+	// and BenchTimeOf each benchmark family's (the first it ran with).
+	BenchTimes  []string
+	BenchTimeOf map[string]string
 	assume     map[string]benchmath.Assumption
 	// Catalog is the registry as data, written by the run beside its raw
 	// files (catalog.File).
@@ -118,7 +120,7 @@ func Load(dir string) (*Data, error) {
 	}
 	fields := proj.Fields()
 
-	d := &Data{Files: paths, Cells: map[cellID]*Cell{}, Units: benchfmt.UnitMetadataMap{}, firstConfig: map[string]string{}}
+	d := &Data{Files: paths, Cells: map[cellID]*Cell{}, Units: benchfmt.UnitMetadataMap{}, firstConfig: map[string]string{}, BenchTimeOf: map[string]string{}}
 	for _, path := range paths {
 		if err := d.readFile(path, proj, fields); err != nil {
 			return nil, err
@@ -172,8 +174,14 @@ func (d *Data) add(path string, res *benchfmt.Result, proj *benchproc.Projection
 			d.firstConfig[c.Key] = string(c.Value)
 		}
 	}
-	if bt := res.GetConfig("benchtime"); bt != "" && !contains(d.BenchTimes, bt) {
-		d.BenchTimes = append(d.BenchTimes, bt)
+	if bt := res.GetConfig("benchtime"); bt != "" {
+		if !contains(d.BenchTimes, bt) {
+			d.BenchTimes = append(d.BenchTimes, bt)
+		}
+		fam := string(res.Name.Base())
+		if _, ok := d.BenchTimeOf[fam]; !ok {
+			d.BenchTimeOf[fam] = bt
+		}
 	}
 	key := proj.Project(res)
 	get := func(i int) string { return key.Get(fields[i]) }
