@@ -132,10 +132,11 @@ func (r *lockReleaser) ReleaseLease(uint64) { <-r.ch }
 //
 // Cost: Acquire(1) with a permit free is three channel operations (the
 // turn twice and one send) and its Release one, plus one 48-byte lease; a
-// waiter adds the front channel's two and one send per permit. Every
-// acquirer passes through the turn, a channel used as a mutex (see
-// BenchmarkSemaphore); while a front collects, the permits it holds idle
-// are lost to everyone.
+// waiter adds the front channel's two and one send per permit. An Acquire
+// that sees no room, or a front, queues at once without passing the turn,
+// so that under contention the turn, a channel used as a mutex, does not
+// become a convoy (see BenchmarkSemaphore); while a front collects, the
+// permits it holds idle are lost to everyone.
 type Semaphore struct {
 	ch    chan struct{} // one value per permit held or collected
 	turn  chan uint64   // capacity 1: the last token granted, while nobody takes permits
@@ -167,8 +168,13 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("channel: Acquire: %w", err)
 	}
-	if lease := s.tryTake(n); lease != nil {
-		return lease, nil
+	// Through the turn only if the permits look free and nobody collects:
+	// the others would pass it for nothing and, under contention, make a
+	// convoy of it. Queuing as a waiter is right either way.
+	if len(s.front) == 0 && cap(s.ch)-len(s.ch) >= int(n) {
+		if lease := s.tryTake(n); lease != nil {
+			return lease, nil
+		}
 	}
 	done := ctx.Done()
 	select {
