@@ -112,10 +112,12 @@ func RemoteLocks() []RemoteLockImpl {
 			Summary: "the article's design: SETNX, then EXPIRE as a second command, polling on the wall clock; DEL to release",
 			Flaw:    "a crash between SETNX and EXPIRE leaves a lock that never expires; release deletes whoever holds it; no fencing token",
 			Deviations: map[string]string{
+				"stale-holder":       "its Release deletes whoever holds the key: the stale holder's late Release frees the next holder's lock, and a third walks in",
 				"paused-servers":     "its SETNX, sent before the deadline, runs when the server resumes, and the EXPIRE that should follow is never sent: the lock is held forever",
 				"killed-servers":     "its token counter dies with the server, so a restarted server hands out a token it handed out before",
 				"partitioned-client": "its SETNX, held by the partition, runs at the heal after the client gave up, and no EXPIRE follows: the lock is held forever",
 				"reset-reply":        "its SETNX ran but the reply was lost; it sends no EXPIRE and forgets it: the lock is held forever",
+				"slow-client":        "its SETNX runs but the reply arrives after the client's read timeout; it sends no EXPIRE: the lock is held forever",
 			}},
 			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
 				return onRedis(c, func(cl []*redis.Client) (contend.Lock, error) {
@@ -168,7 +170,6 @@ func RemoteSemaphores() []RemoteSemaphoreImpl {
 			Deviations: map[string]string{
 				"stale-holder":   "permits never expire: a holder that never comes back keeps its permit forever",
 				"crashed-holder": "permits never expire: a crashed holder's permit is lost for good",
-				"slow-client":    "permits never expire: the slow holder's permit is never given back to others",
 			}},
 			NoFencing: true,
 			New: func(c remote.Cluster, key string, capacity int64, ttl time.Duration) (Instance[contend.Semaphore], error) {
