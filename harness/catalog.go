@@ -29,7 +29,7 @@ func Catalog() catalog.Catalog {
 	}
 	for _, i := range RemoteLocks() {
 		e := remoteEntry(catalog.Lock, i.RemoteImpl)
-		e.NoFencing = i.NoFencing
+		e.NoFencing, e.HandOff = i.NoFencing, i.WeakTryAcquire
 		add(e)
 	}
 	for _, i := range RemoteSemaphores() {

@@ -2,6 +2,8 @@ package harness
 
 import (
 	"errors"
+	"github.com/anishathalye/porcupine"
+	"github.com/contend-lab/contend/linearize"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -85,6 +87,10 @@ type RemoteLockImpl struct {
 	// NoFencing: the implementation hands out no fencing token (Token is
 	// always 0), so the harness does not check that tokens grow.
 	NoFencing bool
+	// WeakTryAcquire, if set, says how the lock keeps only the weaker
+	// TryAcquire of contend.Lock (ErrHeld while nobody holds it); the
+	// linearizability model then allows it (linearize.WeakTryAcquire).
+	WeakTryAcquire string
 	// New builds the lock on key with leases of ttl, on clients of c's
 	// servers that it opens itself.
 	New func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error)
@@ -133,6 +139,7 @@ func RemoteLocks() []RemoteLockImpl {
 			}},
 		{RemoteImpl: RemoteImpl{Name: "redlock", Backend: "redis", Deployments: []string{"independent3"}, Guarantee: Exact,
 			Summary: "Redlock over 3 independent servers: quorum 2, validity = TTL − elapsed − drift; token is the max of per-node counters, not a safe fence"},
+			WeakTryAcquire: "split votes: contenders that each win some servers and none a quorum all report ErrHeld, while nobody holds the lock",
 			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
 				return onRedis(c, func(cl []*redis.Client) (contend.Lock, error) {
 					// 250 ms per server: the default (ttl/20, at most 50 ms) is
@@ -143,7 +150,8 @@ func RemoteLocks() []RemoteLockImpl {
 		{RemoteImpl: RemoteImpl{Name: "redsync", Backend: "redis", Deployments: []string{"independent3"}, Guarantee: Exact, Reference: true,
 			Summary:    "github.com/go-redsync/redsync/v4 Redlock; no fencing token",
 			Deviations: map[string]string{"stale-holder": "no fencing token: the resource cannot tell the stale holder's write"}},
-			NoFencing: true,
+			NoFencing:      true,
+			WeakTryAcquire: "split votes: contenders that each win some servers and none a quorum all report ErrHeld, while nobody holds the lock",
 			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
 				return onRedis(c, func(cl []*redis.Client) (contend.Lock, error) {
 					return redisref.NewRedsyncLock(cl, key, ttl)
@@ -228,4 +236,17 @@ func onRedis[T any](c remote.Cluster, build func(clients []*redis.Client) (T, er
 		return Instance[T]{}, err
 	}
 	return Instance[T]{Impl: impl, Close: closeAll}, nil
+}
+
+// lockModel is the linearizability model of a lock that hands out fencing
+// tokens or not, and keeps the exact or the weaker TryAcquire.
+func lockModel(noFencing, weakTryAcquire bool) porcupine.Model {
+	var rules linearize.LockRules
+	if !noFencing {
+		rules |= linearize.Fenced
+	}
+	if weakTryAcquire {
+		rules |= linearize.WeakTryAcquire
+	}
+	return linearize.NewLock(rules)
 }

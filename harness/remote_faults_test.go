@@ -95,6 +95,7 @@ func faultScenarios() []faultScenario {
 type faultFixture struct {
 	impl      RemoteImpl
 	noFencing bool
+	weakTry   bool
 	c         remote.Cluster
 	lease     time.Duration
 	newLock   func(c remote.Cluster, key string) (contend.Lock, func() error, error)
@@ -202,11 +203,7 @@ func (fx *faultFixture) expired(l contend.Lease, at time.Time) {
 // dir.
 func (fx *faultFixture) check(t *testing.T, dir string) linearize.Verdict {
 	t.Helper()
-	model := linearize.Lock
-	if fx.noFencing {
-		model = linearize.UnfencedLock
-	}
-	v, err := linearize.Check(model, fx.rec.History(), checkTimeout, dir, "fault-"+fx.impl.Backend+"-"+fx.impl.Name)
+	v, err := linearize.Check(lockModel(fx.noFencing, fx.weakTry), fx.rec.History(), checkTimeout, dir, "fault-"+fx.impl.Backend+"-"+fx.impl.Name)
 	require.NoError(t, err)
 	return v
 }
@@ -257,18 +254,19 @@ func TestRemoteFaults(t *testing.T) {
 		family    string
 		impl      RemoteImpl
 		noFencing bool
+		weakTry   bool
 		newLock   func(c remote.Cluster, key string, ttl time.Duration) (contend.Lock, func() error, error)
 	}
 	var subjects []subject
 	for _, impl := range RemoteLocks() {
-		subjects = append(subjects, subject{"lock", impl.RemoteImpl, impl.NoFencing,
+		subjects = append(subjects, subject{"lock", impl.RemoteImpl, impl.NoFencing, impl.WeakTryAcquire != "",
 			func(c remote.Cluster, key string, ttl time.Duration) (contend.Lock, func() error, error) {
 				inst, err := impl.New(c, key, ttl)
 				return inst.Impl, inst.Close, err
 			}})
 	}
 	for _, impl := range RemoteSemaphores() {
-		subjects = append(subjects, subject{"semaphore", impl.RemoteImpl, impl.NoFencing,
+		subjects = append(subjects, subject{"semaphore", impl.RemoteImpl, impl.NoFencing, false,
 			func(c remote.Cluster, key string, ttl time.Duration) (contend.Lock, func() error, error) {
 				inst, err := impl.New(c, key, 1, ttl)
 				return semLock{inst.Impl}, inst.Close, err
@@ -307,7 +305,7 @@ func TestRemoteFaults(t *testing.T) {
 				c := servertest.Start(t, b, d) // its own: the scenarios kill servers
 				for _, sc := range scenarios {
 					t.Run(sc.id, func(t *testing.T) {
-						fx := &faultFixture{impl: s.impl, noFencing: s.noFencing, c: c, lease: b.ShortLease, key: "faults:" + sc.id,
+						fx := &faultFixture{impl: s.impl, noFencing: s.noFencing, weakTry: s.weakTry, c: c, lease: b.ShortLease, key: "faults:" + sc.id,
 							newLock: func(c remote.Cluster, key string) (contend.Lock, func() error, error) {
 								return s.newLock(c, key, b.ShortLease)
 							},

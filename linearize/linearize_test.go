@@ -98,6 +98,15 @@ func TestModels(t *testing.T) {
 			op(0, 0, 1, acquire, granted(1)), op(2, 2, 100, expire(1), released), op(1, 3, 4, acquire, granted(2)),
 			op(0, 5, 6, release(1), released),
 		}, porcupine.Illegal},
+		{"weak lock/TryAcquire held on a free lock is allowed", NewLock(Fenced | WeakTryAcquire), []porcupine.Operation{
+			op(0, 0, 1, try, held), op(0, 2, 3, acquire, granted(1)),
+		}, porcupine.Ok},
+		{"weak lock/still no two holders", NewLock(Fenced | WeakTryAcquire), []porcupine.Operation{
+			op(0, 0, 1, acquire, granted(1)), op(1, 2, 3, try, granted(2)),
+		}, porcupine.Illegal},
+		{"lock/TryAcquire held on a free lock", Lock, []porcupine.Operation{
+			op(0, 0, 1, try, held), op(0, 2, 3, acquire, granted(1)),
+		}, porcupine.Illegal},
 		{"unfenced lock/tokens only name leases", UnfencedLock, []porcupine.Operation{
 			op(0, 0, 1, acquire, granted(7)), op(0, 2, 3, release(7), released), op(1, 4, 5, acquire, granted(3)),
 		}, porcupine.Ok},

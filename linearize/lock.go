@@ -77,19 +77,35 @@ type lockState struct {
 // An acquire of unknown outcome takes a free lock (with an unknown token,
 // at least one more than the last) or, on a held lock, nothing; a release
 // of unknown outcome frees the lock if its token held it.
-var Lock = newLock(true)
+var Lock = NewLock(Fenced)
 
 // UnfencedLock is Lock for a lock that hands out no fencing token
 // (harness's NoFencing): the token of an operation only names its lease
 // (the recorder gives such leases names of its own), so Done(t) needs a
 // free lock, not a t greater than every token before.
-var UnfencedLock = newLock(false)
+var UnfencedLock = NewLock(0)
 
-func newLock(fenced bool) porcupine.Model {
+// LockRules are the parts of contend.Lock's contract a lock keeps, beyond
+// exclusion, which every lock keeps.
+type LockRules uint8
+
+const (
+	// Fenced: tokens strictly increase from holder to holder.
+	Fenced LockRules = 1 << iota
+	// WeakTryAcquire: TryAcquire may report Held while no lease is live
+	// or about to be: a lock that hands itself to a waiter whose context
+	// has ended (the hand-off deviation), or a quorum lock whose
+	// contenders split the votes so that none holds it. The model then
+	// accepts Held at any time; a Done still needs a free lock.
+	WeakTryAcquire
+)
+
+// NewLock returns the lock model with rules: Lock is NewLock(Fenced).
+func NewLock(rules LockRules) porcupine.Model {
 	return porcupine.Model{
 		Init: func() any { return lockState{} },
 		Step: func(state, input, output any) (bool, any) {
-			return lockStep(fenced, state.(lockState), input.(LockInput), output.(LockOutput))
+			return lockStep(rules, state.(lockState), input.(LockInput), output.(LockOutput))
 		},
 		DescribeOperation: describeLockOp,
 		DescribeState: func(state any) string {
@@ -105,7 +121,8 @@ func newLock(fenced bool) porcupine.Model {
 	}
 }
 
-func lockStep(fenced bool, s lockState, in LockInput, out LockOutput) (bool, any) {
+func lockStep(rules LockRules, s lockState, in LockInput, out LockOutput) (bool, any) {
+	fenced := rules&Fenced != 0
 	switch in.Op {
 	case Acquire, TryAcquire:
 		switch out.Outcome {
@@ -119,7 +136,7 @@ func lockStep(fenced bool, s lockState, in LockInput, out LockOutput) (bool, any
 			}
 			return true, lockState{held: true, holder: out.Token, last: last}
 		case Held:
-			return in.Op == TryAcquire && s.held, s
+			return in.Op == TryAcquire && (s.held || rules&WeakTryAcquire != 0), s
 		case Unknown:
 			if s.held {
 				return true, s

@@ -139,6 +139,7 @@ type faultOutcome struct {
 	// Linearizable is porcupine's verdict on the scenario's recorded
 	// history: "Ok", "Illegal", "Unknown", or "" when none was checked.
 	Linearizable string `json:"linearizable"`
+	Ops          int    `json:"ops"`
 	Expected   bool   `json:"expected"`
 	Evidence   string `json:"evidence"`
 }
