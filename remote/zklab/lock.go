@@ -94,7 +94,7 @@ func (c *Client) setupParent(who, path, mark string, accept func([]byte) bool) e
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.setup)
 	defer cancel()
-	data, _, err := c.ensure(ctx, path, []byte(mark))
+	data, err := c.ensure(ctx, path, []byte(mark))
 	if err != nil {
 		return fmt.Errorf("zklab: %s(%q): %w", who, path, err)
 	}

@@ -135,10 +135,18 @@ func newLockOn(t *testing.T, eps []string, path string) *zklab.Lock {
 // end of the run leave no node behind.
 func TestLockStress(t *testing.T) {
 	eps := standalone(t)
-	for _, g := range []int{10, 100} {
+	// One session serves every goroutine, and ZooKeeper answers a
+	// session's requests in order: 100 contenders' first creates and
+	// listings take a while before the first grant, under -race on a busy
+	// machine.
+	for _, run := range []struct {
+		goroutines int
+		d          time.Duration
+	}{{10, 500 * time.Millisecond}, {100, 2 * time.Second}} {
+		g := run.goroutines
 		c := dial(t, eps, session)
 		l := newLock(t, c)
-		run, err := harness.RunLock(l, g, 500*time.Millisecond, harness.WorkRounds)
+		run, err := harness.RunLock(l, g, run.d, harness.WorkRounds)
 		require.NoError(t, err)
 		t.Logf("%d goroutines: %d acquisitions, %d round trips, p99 %v", g, run.Acquisitions, l.RoundTrips(), run.P(0.99))
 		assert.Positive(t, run.Acquisitions)

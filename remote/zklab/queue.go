@@ -99,44 +99,66 @@ func (c *Client) call(ctx context.Context, fn func() error) error {
 	}
 }
 
+// The request helpers below read what fn wrote only when call returns
+// fn's own result: when ctx wins, fn may still be writing.
+
 func (c *Client) children(ctx context.Context, path string) ([]string, error) {
 	var kids []string
-	err := c.call(ctx, func() (err error) {
+	if err := c.call(ctx, func() (err error) {
 		kids, _, err = c.conn.Children(path)
 		return err
-	})
-	return kids, err
+	}); err != nil {
+		return nil, err
+	}
+	return kids, nil
 }
 
 func (c *Client) exists(ctx context.Context, path string) (bool, *zk.Stat, error) {
 	var ok bool
 	var st *zk.Stat
-	err := c.call(ctx, func() (err error) {
+	if err := c.call(ctx, func() (err error) {
 		ok, st, err = c.conn.Exists(path)
 		return err
-	})
-	return ok, st, err
+	}); err != nil {
+		return false, nil, err
+	}
+	return ok, st, nil
 }
 
 func (c *Client) existsW(ctx context.Context, path string) (bool, *zk.Stat, <-chan zk.Event, error) {
 	var ok bool
 	var st *zk.Stat
 	var ch <-chan zk.Event
-	err := c.call(ctx, func() (err error) {
+	if err := c.call(ctx, func() (err error) {
 		ok, st, ch, err = c.conn.ExistsW(path)
 		return err
-	})
-	return ok, st, ch, err
+	}); err != nil {
+		return false, nil, nil, err
+	}
+	return ok, st, ch, nil
 }
 
 func (c *Client) childrenW(ctx context.Context, path string) ([]string, <-chan zk.Event, error) {
 	var kids []string
 	var ch <-chan zk.Event
-	err := c.call(ctx, func() (err error) {
+	if err := c.call(ctx, func() (err error) {
 		kids, _, ch, err = c.conn.ChildrenW(path)
 		return err
-	})
-	return kids, ch, err
+	}); err != nil {
+		return nil, nil, err
+	}
+	return kids, ch, nil
+}
+
+func (c *Client) get(ctx context.Context, path string) ([]byte, error) {
+	var data []byte
+	if err := c.call(ctx, func() (err error) {
+		data, _, err = c.conn.Get(path)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	return data, nil
 }
 
 // testHookBeforeLeave, if set, runs before a TryAcquire leaves the queue:
@@ -220,15 +242,11 @@ func (c *Client) create(ctx context.Context, parent, kind string, n int64, persi
 		}
 		if r.err != nil && !definitive(r.err) {
 			// The reply was lost: the node may exist. Look for it.
-			kids, err := c.children(ctx, parent)
+			path, err := c.find(ctx, parent, prefix)
 			switch {
-			case err == nil:
-				for _, k := range kids {
-					if strings.HasPrefix(k, prefix) {
-						r = created{path: parent + "/" + k}
-					}
-				}
-			default:
+			case err == nil && path != "":
+				r = created{path: path}
+			case err != nil:
 				c.abandonPath(parent, prefix, "")
 				if ctx.Err() != nil {
 					return mine{}, ctx.Err()
@@ -254,6 +272,32 @@ func (c *Client) create(ctx context.Context, parent, kind string, n int64, persi
 		}
 		if err := sleep(ctx, b.next()); err != nil {
 			return mine{}, err
+		}
+	}
+}
+
+// find returns the path of the child of parent whose name starts with
+// prefix, or "" if there is none. It lists parent until the servers
+// answer, ctx ends, or a third of the session timeout has passed (by then
+// go-zookeeper has reconnected, or given the connection up).
+func (c *Client) find(ctx context.Context, parent, prefix string) (string, error) {
+	b := newBackoff()
+	deadline := time.Now().Add(c.timeout / 3)
+	for {
+		kids, err := c.children(ctx, parent)
+		if err == nil {
+			for _, k := range kids {
+				if strings.HasPrefix(k, prefix) {
+					return parent + "/" + k, nil
+				}
+			}
+			return "", nil
+		}
+		if definitive(err) || ctx.Err() != nil || time.Now().After(deadline) {
+			return "", err
+		}
+		if err := sleep(ctx, b.next()); err != nil {
+			return "", err
 		}
 	}
 }
@@ -369,20 +413,15 @@ func checkPath(p string) error {
 }
 
 // ensure creates path's missing ancestors (empty) and path itself with
-// data, and returns path's data and version.
-func (c *Client) ensure(ctx context.Context, path string, data []byte) ([]byte, int32, error) {
+// data, and returns path's data.
+func (c *Client) ensure(ctx context.Context, path string, data []byte) ([]byte, error) {
 	for {
-		var got []byte
-		var st *zk.Stat
-		err := c.call(ctx, func() (err error) {
-			got, st, err = c.conn.Get(path)
-			return err
-		})
+		got, err := c.get(ctx, path)
 		if err == nil {
-			return got, st.Version, nil
+			return got, nil
 		}
 		if !errors.Is(err, zk.ErrNoNode) {
-			return nil, 0, err
+			return nil, err
 		}
 		// Create the ancestors, then the node.
 		els := strings.Split(path[1:], "/")
@@ -397,7 +436,7 @@ func (c *Client) ensure(ctx context.Context, path string, data []byte) ([]byte, 
 				return err
 			})
 			if err != nil && !errors.Is(err, zk.ErrNodeExists) {
-				return nil, 0, err
+				return nil, err
 			}
 		}
 	}
