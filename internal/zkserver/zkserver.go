@@ -418,6 +418,40 @@ func (s *Server) stop() {
 // the server does not answer within ctx or answers without one (it is not
 // serving yet, or has no quorum).
 func Mode(ctx context.Context, addr string) (string, error) {
+	out, err := fourLetter(ctx, addr, "srvr")
+	if err != nil {
+		return "", err
+	}
+	for line := range strings.Lines(out) {
+		if m, ok := strings.CutPrefix(line, "Mode:"); ok {
+			return strings.TrimSpace(m), nil
+		}
+	}
+	return "", fmt.Errorf("zkserver: srvr on %s: no Mode line in %q", addr, strings.TrimSpace(out))
+}
+
+// Mntr sends the four-letter command mntr to addr and returns its
+// key-value lines (zk_watch_count, zk_znode_count, zk_server_state, ...).
+func Mntr(ctx context.Context, addr string) (map[string]string, error) {
+	out, err := fourLetter(ctx, addr, "mntr")
+	if err != nil {
+		return nil, err
+	}
+	kv := map[string]string{}
+	for line := range strings.Lines(out) {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "\t"); ok {
+			kv[k] = v
+		}
+	}
+	if len(kv) == 0 {
+		return nil, fmt.Errorf("zkserver: mntr on %s: %q", addr, strings.TrimSpace(out))
+	}
+	return kv, nil
+}
+
+// fourLetter sends a four-letter command to addr and returns all it
+// answers, within ctx.
+func fourLetter(ctx context.Context, addr, cmd string) (string, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -427,19 +461,11 @@ func Mode(ctx context.Context, addr string) (string, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(dl)
 	}
-	if _, err := c.Write([]byte("srvr")); err != nil {
+	if _, err := c.Write([]byte(cmd)); err != nil {
 		return "", err
 	}
 	out, err := io.ReadAll(io.LimitReader(c, 64<<10))
-	if err != nil {
-		return "", err
-	}
-	for line := range strings.Lines(string(out)) {
-		if m, ok := strings.CutPrefix(line, "Mode:"); ok {
-			return strings.TrimSpace(m), nil
-		}
-	}
-	return "", fmt.Errorf("zkserver: srvr on %s: no Mode line in %q", addr, strings.TrimSpace(string(out)))
+	return string(out), err
 }
 
 // Cluster is a started deployment: a remote.Cluster.

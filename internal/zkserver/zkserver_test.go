@@ -249,3 +249,17 @@ func TestStartFailsClearly(t *testing.T) {
 	after, _ := filepath.Glob("/dev/shm/contend-zk-*")
 	assert.Subset(t, before, after, "a failed start left its directory behind")
 }
+
+func TestMntr(t *testing.T) {
+	c := servertest.Start(t, Backend, Standalone)
+	kv, err := Mntr(within(t, 2*time.Second), c.Endpoints()[0])
+	require.NoError(t, err)
+	assert.Equal(t, "standalone", kv["zk_server_state"])
+	assert.Equal(t, "0", kv["zk_watch_count"])
+	conn := connect(t, c.Endpoints())
+	_, _, _, err = conn.ExistsW("/watched")
+	require.NoError(t, err)
+	kv, err = Mntr(within(t, 2*time.Second), c.Endpoints()[0])
+	require.NoError(t, err)
+	assert.Equal(t, "1", kv["zk_watch_count"])
+}

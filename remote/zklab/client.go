@@ -339,3 +339,38 @@ func readFrame(r io.Reader) ([]byte, error) {
 	_, err := io.ReadFull(r, body)
 	return body, err
 }
+
+// Do runs fn, a request on the client's go-zookeeper connection (Conn),
+// bounded by ctx: it returns fn's results, or ctx.Err() once ctx is done,
+// leaving fn to finish in the background (its results are then dropped).
+// go-zookeeper's own calls take no context. After Close it returns
+// ErrClosed without calling fn. For designs built on a Client by other
+// packages (zknaive, zkref).
+func Do[T any](ctx context.Context, c *Client, fn func() (T, error)) (T, error) {
+	var zero, v T
+	if c == nil || c.conn == nil {
+		return zero, fmt.Errorf("zklab: Do: %w", contend.ErrNotConstructed)
+	}
+	if err := c.call(ctx, func() (err error) {
+		v, err = fn()
+		return err
+	}); err != nil {
+		return zero, err
+	}
+	return v, nil
+}
+
+// CreatePath creates the znode path and its missing ancestors, empty and
+// persistent, within ctx. An existing path is left as it is.
+func (c *Client) CreatePath(ctx context.Context, path string) error {
+	if c == nil || c.conn == nil {
+		return fmt.Errorf("zklab: CreatePath: %w", contend.ErrNotConstructed)
+	}
+	if err := checkPath(path); err != nil {
+		return err
+	}
+	if _, err := c.ensure(ctx, path, nil); err != nil {
+		return fmt.Errorf("zklab: CreatePath(%q): %w", path, err)
+	}
+	return nil
+}

@@ -29,6 +29,14 @@ type lease struct {
 
 var _ contend.Lease = (*lease)(nil)
 
+// NewNodeLease returns the lease of the ephemeral znode at path, created in
+// sess, with the fencing token token, as a Lock's leases are: Release
+// deletes the node, Extend checks that it exists, TTL is sess.Left. For
+// designs built on a Client by other packages (zknaive).
+func NewNodeLease(sess Session, path string, token uint64) contend.Lease {
+	return &lease{c: sess.c, what: "node", path: path, sess: sess, token: token}
+}
+
 func (l *lease) Token() uint64 { return l.token }
 
 // gone reports whether the lease is known to be over.
