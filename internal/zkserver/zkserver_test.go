@@ -156,7 +156,8 @@ func TestStandaloneFaults(t *testing.T) {
 }
 
 // TestEnsemble starts three members, finds the leader, kills it, finds the
-// new one, and brings the old one back as a follower.
+// new one, kills that too (no quorum: no leader, nobody serves), and
+// brings the first back.
 func TestEnsemble(t *testing.T) {
 	rc := servertest.Start(t, Backend, Ensemble3)
 	c := rc.(*Cluster)
@@ -199,16 +200,43 @@ func TestEnsemble(t *testing.T) {
 	_, _, err = conn.Get("/replicated") // the client fails over
 	assert.NoError(t, err)
 
+	// Kill the new leader too: the last member has no quorum and stops
+	// serving. Restarting the first brings a quorum back.
+	t0 := time.Now()
+	require.NoError(t, c.Nodes()[next].Kill())
+	last := 3 - leader - next
+	assert.True(t, eventuallyErr(10*time.Second, func() error { return c.Nodes()[last].Serving(within(t, 500*time.Millisecond)) }),
+		"a member without a quorum still serves")
+	t.Logf("the last member stopped serving after %v", time.Since(t0))
+	_, err = c.Leader(within(t, time.Second))
+	assert.ErrorIs(t, err, remote.ErrNoLeader)
 	old := c.Nodes()[leader]
+	t0 = time.Now()
 	require.NoError(t, old.Restart(within(t, 30*time.Second)))
-	mode, err := modeWithin(old.Addr(), 2*time.Second)
+	t.Logf("restarted, with a quorum, after %v", time.Since(t0))
+	assert.NoError(t, c.Nodes()[last].Serving(within(t, 10*time.Second)))
+	now, err := c.Leader(within(t, 2*time.Second))
 	require.NoError(t, err)
-	assert.Equal(t, "follower", mode, "the restarted member did not rejoin as a follower")
+	assert.Contains(t, []int{leader, last}, now)
+	data, _, err := conn.Get("/replicated")
+	require.NoError(t, err, "the data did not survive")
+	assert.Equal(t, "x", string(data))
 
 	c.Stop()
 	requireGone(t, c)
 	_, err = c.Leader(within(t, 500*time.Millisecond))
 	assert.ErrorIs(t, err, remote.ErrNoLeader)
+}
+
+// eventuallyErr polls f until it returns an error or d passes, and reports
+// whether it did.
+func eventuallyErr(d time.Duration, f func() error) bool {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if f() != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func TestMissingInstall(t *testing.T) {
