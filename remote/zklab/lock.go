@@ -114,6 +114,11 @@ func (l *Lock) Path() string { return l.path }
 // Client returns the client the lock runs on.
 func (l *Lock) Client() *Client { return l.c }
 
+// Settle waits for the client's background clean-ups (Client.Settle): the
+// nodes of Acquires that gave up. Until then such a node can stand first
+// in the queue with nobody to hold, and TryAcquire reports ErrHeld.
+func (l *Lock) Settle(ctx context.Context) error { return l.c.Settle(ctx) }
+
 // RoundTrips returns the requests the lock's client has sent
 // (Client.RoundTrips: those of everything else on the same client too).
 func (l *Lock) RoundTrips() int64 { return l.c.RoundTrips() }

@@ -152,7 +152,7 @@ func TestLockStress(t *testing.T) {
 		assert.Positive(t, run.Acquisitions)
 		assert.Zero(t, run.Overlaps, "two holders at once")
 		assert.Zero(t, run.TokenRegressions, "a token did not grow")
-		require.NoError(t, c.Settle(within(t, 10*time.Second)))
+		require.NoError(t, l.Settle(within(t, 10*time.Second)))
 		assert.Empty(t, children(t, c, l.Path()), "cancelled waiters left their nodes")
 	}
 }

@@ -215,12 +215,13 @@ type created struct {
 //
 // With persist, a failure that may pass (a lost connection, an expired
 // session) is retried with backoff until ctx ends; without it, only an
-// expired session is.
+// expired session, and a lost reply whose node turned out not to exist (up
+// to three attempts in all).
 func (c *Client) create(ctx context.Context, parent, kind string, n int64, persist bool) (mine, error) {
 	guid := strings.ToLower(crand.Text())
 	prefix := fmt.Sprintf("%s-%s-%d-", kind, guid, n)
 	b := newBackoff()
-	for {
+	for attempts := 0; ; {
 		if c.closed.Load() {
 			return mine{}, ErrClosed
 		}
@@ -228,6 +229,7 @@ func (c *Client) create(ctx context.Context, parent, kind string, n int64, persi
 			return mine{}, err
 		}
 		sess := c.Session()
+		notMade := false // a lost reply, and the node is not there
 		res := make(chan created, 1)
 		go func() {
 			p, err := c.conn.Create(parent+"/"+prefix, nil, zk.FlagEphemeral|zk.FlagSequence, zk.WorldACL(zk.PermAll))
@@ -241,19 +243,33 @@ func (c *Client) create(ctx context.Context, parent, kind string, n int64, persi
 			return mine{}, ctx.Err()
 		}
 		if r.err != nil && !definitive(r.err) {
-			// The reply was lost: the node may exist. Look for it.
-			path, err := c.find(ctx, parent, prefix)
-			switch {
-			case err == nil && path != "":
-				r = created{path: path}
-			case err != nil:
-				c.abandonPath(parent, prefix, "")
-				if ctx.Err() != nil {
-					return mine{}, ctx.Err()
+			// The reply was lost: the node may exist. Look for it until
+			// the servers answer (Acquire) or for a while (TryAcquire).
+			for {
+				path, err := c.find(ctx, parent, prefix)
+				if err == nil && path != "" {
+					r = created{path: path}
 				}
+				if err == nil {
+					break
+				}
+				if ctx.Err() != nil || !persist {
+					c.abandonPath(parent, prefix, "")
+					if ctx.Err() != nil {
+						return mine{}, ctx.Err()
+					}
+					return mine{}, r.err
+				}
+			}
+			if r.err != nil {
+				// Not there. A create still on its way could make it
+				// later: have that one deleted, and use a new name.
+				notMade = true
+				c.abandonPath(parent, prefix, "")
 				prefix = fmt.Sprintf("%s-%s-%d-", kind, strings.ToLower(crand.Text()), n)
 			}
 		}
+		attempts++
 		switch {
 		case r.err == nil && sess.Alive():
 			nd, ok := parseNode(kind, r.path[len(parent)+1:])
@@ -267,7 +283,9 @@ func (c *Client) create(ctx context.Context, parent, kind string, n int64, persi
 			c.abandonPath(parent, prefix, r.path)
 		case errors.Is(r.err, zk.ErrSessionExpired):
 			// The node, if any, went with the session: start again.
-		case definitive(r.err) || !persist:
+		case definitive(r.err):
+			return mine{}, r.err
+		case !persist && (!notMade || attempts >= 3):
 			return mine{}, r.err
 		}
 		if err := sleep(ctx, b.next()); err != nil {

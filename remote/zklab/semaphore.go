@@ -102,6 +102,9 @@ func (s *Semaphore) Path() string { return s.path }
 // Client returns the client the semaphore runs on.
 func (s *Semaphore) Client() *Client { return s.c }
 
+// Settle waits for the client's background clean-ups (Client.Settle).
+func (s *Semaphore) Settle(ctx context.Context) error { return s.c.Settle(ctx) }
+
 // RoundTrips returns the requests the semaphore's client has sent
 // (Client.RoundTrips).
 func (s *Semaphore) RoundTrips() int64 { return s.c.RoundTrips() }

@@ -212,7 +212,7 @@ func TestSemaphoreStress(t *testing.T) {
 	assert.Positive(t, run.Acquisitions)
 	assert.Zero(t, run.Overflows)
 	assert.LessOrEqual(t, run.MaxHeld, int64(4))
-	require.NoError(t, c.Settle(within(t, 10*time.Second)))
+	require.NoError(t, s.Settle(within(t, 10*time.Second)))
 	assert.Empty(t, children(t, c, s.Path()), "cancelled waiters left their nodes")
 }
 
