@@ -161,6 +161,9 @@ func (c *Client) Close() error {
 	return nil
 }
 
+// Closed reports whether Close was called.
+func (c *Client) Closed() bool { return c == nil || c.closed.Load() }
+
 // RoundTrips returns how many requests the client has sent, failed ones
 // included, counted on the wire: every request of every lock and semaphore
 // on the client, but not go-zookeeper's pings and handshakes. It implements

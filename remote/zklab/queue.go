@@ -48,8 +48,8 @@ func parseNode(kind, name string) (node, bool) {
 	return node{name: name, seq: seq, n: n}, true
 }
 
-// queue returns the kind's nodes among children, in sequence order.
-func queue(kind string, children []string) []node {
+// queueOf returns the kind's nodes among children, in sequence order.
+func queueOf(kind string, children []string) []node {
 	q := make([]node, 0, len(children))
 	for _, c := range children {
 		if nd, ok := parseNode(kind, c); ok {

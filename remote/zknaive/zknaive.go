@@ -35,76 +35,41 @@ import (
 // Its methods are safe for concurrent use; the zero value refuses with
 // contend.ErrNotConstructed.
 type Lock struct {
-	c     *zklab.Client
-	path  string
-	owned bool
+	zklab.Handle
 }
 
 var _ contend.Lock = (*Lock)(nil)
 
 // NewLock returns the lock whose queue is under the znode path (created if
 // missing), on client c.
-func NewLock(c *zklab.Client, path string) (*Lock, error) {
-	if c == nil {
-		return nil, fmt.Errorf("zknaive: NewLock: nil client: %w", contend.ErrNotConstructed)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.CreatePath(ctx, path); err != nil {
-		return nil, fmt.Errorf("zknaive: NewLock: %w", err)
-	}
-	return &Lock{c: c, path: path}, nil
-}
+func NewLock(c *zklab.Client, path string) (*Lock, error) { return newLock(zklab.NewHandle(c, path)) }
 
 // NewLockAt dials its own client on endpoints with a session timeout of
 // ttl and returns the lock on zklab.PathFor(key); Close closes the
 // client. This is the registry's constructor.
 func NewLockAt(endpoints []string, key string, ttl time.Duration) (*Lock, error) {
-	path, err := zklab.PathFor(key)
+	h, err := zklab.DialAt(endpoints, key, ttl)
 	if err != nil {
 		return nil, err
 	}
-	c, err := zklab.Dial(endpoints, ttl)
+	l, err := newLock(h)
 	if err != nil {
+		_ = h.Close()
 		return nil, err
 	}
-	l, err := NewLock(c, path)
-	if err != nil {
-		_ = c.Close()
-		return nil, err
-	}
-	l.owned = true
 	return l, nil
 }
 
-// Client returns the client the lock runs on.
-func (l *Lock) Client() *zklab.Client { return l.c }
-
-// Path returns the znode under which the lock's queue lives.
-func (l *Lock) Path() string { return l.path }
-
-// RoundTrips returns the requests the lock's client has sent.
-func (l *Lock) RoundTrips() int64 { return l.c.RoundTrips() }
-
-// Close closes the client if the lock dialled it (NewLockAt).
-func (l *Lock) Close() error {
-	if l.c == nil {
-		return fmt.Errorf("zknaive: Close: %w", contend.ErrNotConstructed)
+func newLock(h zklab.Handle) (*Lock, error) {
+	if h.Client() == nil {
+		return nil, fmt.Errorf("zknaive: NewLock: nil client: %w", contend.ErrNotConstructed)
 	}
-	if l.owned {
-		return l.c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Client().CreatePath(ctx, h.Path()); err != nil {
+		return nil, fmt.Errorf("zknaive: NewLock: %w", err)
 	}
-	return nil
-}
-
-func (l *Lock) ready(op string, ctx context.Context) error {
-	if l.c == nil {
-		return fmt.Errorf("zknaive: %s: %w", op, contend.ErrNotConstructed)
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("zknaive: %s: %w", op, err)
-	}
-	return nil
+	return &Lock{Handle: h}, nil
 }
 
 // Acquire creates its node, and holds if it is the lowest; otherwise it
@@ -112,15 +77,15 @@ func (l *Lock) ready(op string, ctx context.Context) error {
 // (the flaw). If ctx ends first it deletes its node and returns ctx.Err()
 // (wrapped).
 func (l *Lock) Acquire(ctx context.Context) (contend.Lease, error) {
-	if err := l.ready("Acquire", ctx); err != nil {
+	if err := l.Check(ctx, "zknaive: Acquire"); err != nil {
 		return nil, err
 	}
 	own, pred, err := l.enqueue()
 	if err != nil || pred == "" {
 		return l.hold(ctx, own, err)
 	}
-	conn := l.c.Conn()
-	ch, err := zklab.Do(ctx, l.c, func() (<-chan zk.Event, error) {
+	conn := l.Client().Conn()
+	ch, err := zklab.Do(ctx, l.Client(), func() (<-chan zk.Event, error) {
 		ok, _, ch, err := conn.ExistsW(pred)
 		if err == nil && !ok {
 			return nil, nil // gone already
@@ -145,7 +110,7 @@ func (l *Lock) Acquire(ctx context.Context) (contend.Lease, error) {
 // TryAcquire creates its node and holds if it is the lowest; otherwise it
 // deletes it and returns contend.ErrHeld (wrapped).
 func (l *Lock) TryAcquire(ctx context.Context) (contend.Lease, error) {
-	if err := l.ready("TryAcquire", ctx); err != nil {
+	if err := l.Check(ctx, "zknaive: TryAcquire"); err != nil {
 		return nil, err
 	}
 	own, pred, err := l.enqueue()
@@ -158,20 +123,20 @@ func (l *Lock) TryAcquire(ctx context.Context) (contend.Lease, error) {
 // enqueue creates the contender's node and returns its path and the path
 // of the node just below it ("" if it is the lowest).
 func (l *Lock) enqueue() (own, pred string, err error) {
-	conn := l.c.Conn()
-	own, err = conn.Create(l.path+"/lock-", nil, zk.FlagEphemeral|zk.FlagSequence, zk.WorldACL(zk.PermAll))
+	conn := l.Client().Conn()
+	own, err = conn.Create(l.Path()+"/lock-", nil, zk.FlagEphemeral|zk.FlagSequence, zk.WorldACL(zk.PermAll))
 	if err != nil {
 		return "", "", fmt.Errorf("zknaive: create: %w", err)
 	}
-	kids, _, err := conn.Children(l.path)
+	kids, _, err := conn.Children(l.Path())
 	if err != nil {
 		return own, "", fmt.Errorf("zknaive: list: %w", err)
 	}
 	slices.SortFunc(kids, func(a, b string) int { return compareSeq(a, b) })
-	name := own[len(l.path)+1:]
+	name := own[len(l.Path())+1:]
 	i := slices.Index(kids, name)
 	if i > 0 {
-		pred = l.path + "/" + kids[i-1]
+		pred = l.Path() + "/" + kids[i-1]
 	}
 	return own, pred, nil
 }
@@ -192,9 +157,9 @@ func (l *Lock) hold(ctx context.Context, own string, err error) (contend.Lease, 
 		}
 		return nil, err
 	}
-	sess := l.c.Session()
-	st, err := zklab.Do(ctx, l.c, func() (*zk.Stat, error) {
-		ok, st, err := l.c.Conn().Exists(own)
+	sess := l.Client().Session()
+	st, err := zklab.Do(ctx, l.Client(), func() (*zk.Stat, error) {
+		ok, st, err := l.Client().Conn().Exists(own)
 		if err == nil && !ok {
 			err = zk.ErrNoNode
 		}
@@ -210,7 +175,7 @@ func (l *Lock) hold(ctx context.Context, own string, err error) (contend.Lease, 
 // not hold the caller, and returns err. A delete that fails is left to the
 // session's end.
 func (l *Lock) leave(own string, err error) error {
-	conn := l.c.Conn()
+	conn := l.Client().Conn()
 	go func() { _ = conn.Delete(own, -1) }()
 	return err
 }

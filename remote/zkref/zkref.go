@@ -50,17 +50,15 @@ import (
 // for the deviations. Its methods are safe for concurrent use (a zk.Lock
 // per acquisition); the zero value refuses with contend.ErrNotConstructed.
 type Lock struct {
-	c     *zklab.Client
-	path  string
-	owned bool
+	zklab.Handle
 
 	mu     sync.Mutex     // orders background against Close
-	closed bool           // Close has begun
+	closed bool           // Close closed the client
 	bg     sync.WaitGroup // abandoned acquisitions, releasing once they hold
 }
 
-// background runs fn on a goroutine counted by bg, unless Close has begun
-// (the session's end then frees what fn would).
+// background runs fn on a goroutine counted by bg, unless Close closed the
+// client (the session's end then frees what fn would).
 func (l *Lock) background(fn func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -71,49 +69,37 @@ func (l *Lock) background(fn func()) {
 
 var _ contend.Lock = (*Lock)(nil)
 
-// NewLock returns the lock whose queue is under the znode path, on client
-// c. zk.Lock creates the path itself when missing.
-func NewLock(c *zklab.Client, path string) (*Lock, error) {
-	if c == nil || c.Conn() == nil {
-		return nil, fmt.Errorf("zkref: NewLock: nil client: %w", contend.ErrNotConstructed)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.CreatePath(ctx, path); err != nil {
-		return nil, fmt.Errorf("zkref: NewLock: %w", err)
-	}
-	return &Lock{c: c, path: path}, nil
-}
+// NewLock returns the lock whose queue is under the znode path (created if
+// missing), on client c.
+func NewLock(c *zklab.Client, path string) (*Lock, error) { return newLock(zklab.NewHandle(c, path)) }
 
 // NewLockAt dials its own client on endpoints with a session timeout of
 // ttl and returns the lock on zklab.PathFor(key); Close closes the
 // client. This is the registry's constructor.
 func NewLockAt(endpoints []string, key string, ttl time.Duration) (*Lock, error) {
-	path, err := zklab.PathFor(key)
+	h, err := zklab.DialAt(endpoints, key, ttl)
 	if err != nil {
 		return nil, err
 	}
-	c, err := zklab.Dial(endpoints, ttl)
+	l, err := newLock(h)
 	if err != nil {
+		_ = h.Close()
 		return nil, err
 	}
-	l, err := NewLock(c, path)
-	if err != nil {
-		_ = c.Close()
-		return nil, err
-	}
-	l.owned = true
 	return l, nil
 }
 
-// Client returns the client the lock runs on.
-func (l *Lock) Client() *zklab.Client { return l.c }
-
-// Path returns the znode under which the lock's queue lives.
-func (l *Lock) Path() string { return l.path }
-
-// RoundTrips returns the requests the lock's client has sent.
-func (l *Lock) RoundTrips() int64 { return l.c.RoundTrips() }
+func newLock(h zklab.Handle) (*Lock, error) {
+	if h.Client() == nil {
+		return nil, fmt.Errorf("zkref: NewLock: nil client: %w", contend.ErrNotConstructed)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Client().CreatePath(ctx, h.Path()); err != nil {
+		return nil, fmt.Errorf("zkref: NewLock: %w", err)
+	}
+	return &Lock{Handle: h}, nil
+}
 
 // Settle waits until every abandoned acquisition has taken its turn and
 // released, or ctx is done.
@@ -131,42 +117,28 @@ func (l *Lock) Settle(ctx context.Context) error {
 // Close closes the client if the lock dialled it (NewLockAt), which ends
 // the abandoned acquisitions too, and waits for them.
 func (l *Lock) Close() error {
-	if l.c == nil {
-		return fmt.Errorf("zkref: Close: %w", contend.ErrNotConstructed)
-	}
-	if !l.owned {
-		return nil
+	if err := l.Handle.Close(); err != nil || !l.Client().Closed() {
+		return err // a zero value, or a client the lock does not own
 	}
 	l.mu.Lock()
 	l.closed = true
 	l.mu.Unlock()
-	err := l.c.Close()
 	l.bg.Wait()
-	return err
-}
-
-func (l *Lock) ready(op string, ctx context.Context) error {
-	if l.c == nil {
-		return fmt.Errorf("zkref: %s: %w", op, contend.ErrNotConstructed)
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("zkref: %s: %w", op, err)
-	}
 	return nil
 }
 
 // Acquire runs zk.Lock.Lock, or returns ctx.Err() (wrapped) once ctx is
 // done, leaving the call to finish and release in the background.
 func (l *Lock) Acquire(ctx context.Context) (contend.Lease, error) {
-	if err := l.ready("Acquire", ctx); err != nil {
+	if err := l.Check(ctx, "zkref: Acquire"); err != nil {
 		return nil, err
 	}
 	return l.acquire(ctx, "Acquire")
 }
 
 func (l *Lock) acquire(ctx context.Context, op string) (contend.Lease, error) {
-	zl := zk.NewLock(l.c.Conn(), l.path, zk.WorldACL(zk.PermAll))
-	sess := l.c.Session()
+	zl := zk.NewLock(l.Client().Conn(), l.Path(), zk.WorldACL(zk.PermAll))
+	sess := l.Client().Session()
 	locked := make(chan error, 1)
 	go func() { locked <- zl.Lock() }()
 	select {
@@ -179,7 +151,7 @@ func (l *Lock) acquire(ctx context.Context, op string) (contend.Lease, error) {
 			l.background(func() { _ = zl.Unlock() })
 			return nil, fmt.Errorf("zkref: %s: %w", op, err)
 		}
-		return &lease{c: l.c, zl: zl, sess: sess}, nil
+		return &lease{c: l.Client(), zl: zl, sess: sess}, nil
 	case <-ctx.Done():
 		l.background(func() {
 			if <-locked == nil {
@@ -194,12 +166,12 @@ func (l *Lock) acquire(ctx context.Context, op string) (contend.Lease, error) {
 // otherwise acquires as Acquire does, which can wait (see the package
 // doc).
 func (l *Lock) TryAcquire(ctx context.Context) (contend.Lease, error) {
-	if err := l.ready("TryAcquire", ctx); err != nil {
+	if err := l.Check(ctx, "zkref: TryAcquire"); err != nil {
 		return nil, err
 	}
-	conn := l.c.Conn()
-	kids, err := zklab.Do(ctx, l.c, func() ([]string, error) {
-		kids, _, err := conn.Children(l.path)
+	conn := l.Client().Conn()
+	kids, err := zklab.Do(ctx, l.Client(), func() ([]string, error) {
+		kids, _, err := conn.Children(l.Path())
 		return kids, err
 	})
 	if err != nil && !errors.Is(err, zk.ErrNoNode) {
