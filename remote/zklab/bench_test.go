@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/contend-lab/contend"
 	"github.com/contend-lab/contend/remote"
@@ -92,9 +93,9 @@ func (s semLock) TryAcquire(ctx context.Context) (contend.Lease, error) {
 
 var warm sync.Once
 
-// warmUp runs a thousand acquisitions on the shared server before the
-// first benchmark: a fresh JVM interprets before its JIT compiles, and the
-// first benchmark would otherwise measure that.
+// warmUp runs acquisitions on the shared server for two seconds before
+// the first benchmark: a fresh JVM interprets before its JIT compiles, and
+// the first benchmark would otherwise measure that.
 func warmUp(b *testing.B, eps []string) {
 	warm.Do(func() {
 		l, err := zklab.NewLockAt(eps, "bench-warm-up", session)
@@ -103,7 +104,7 @@ func warmUp(b *testing.B, eps []string) {
 		}
 		defer l.Close()
 		ctx := context.Background()
-		for range 1000 {
+		for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
 			lease, err := l.Acquire(ctx)
 			if err != nil {
 				b.Fatal(err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/contend-lab/contend"
 	"github.com/contend-lab/contend/harness"
+	"github.com/contend-lab/contend/internal/zkserver"
 	"github.com/contend-lab/contend/linearize"
 	"github.com/contend-lab/contend/remote/zklab"
 )
@@ -450,4 +451,26 @@ func TestNewLockAtOwnsItsClient(t *testing.T) {
 	assert.False(t, l.Client().Session().Alive())
 	err = lease.Release(context.Background())
 	assert.True(t, errors.Is(err, contend.ErrNotHeld), "a lease of a closed client: %v", err)
+}
+
+// TestShortSessions: the lab's servers grant the short sessions that fault
+// scenarios ask for, clamp one below their floor, and a lease's TTL follows
+// the session's timeout.
+func TestShortSessions(t *testing.T) {
+	eps := standalone(t)
+	for _, tc := range []struct{ ask, got time.Duration }{
+		{300 * time.Millisecond, 300 * time.Millisecond},
+		{time.Second, time.Second},
+		{50 * time.Millisecond, zkserver.MinSessionTimeout},
+	} {
+		c := dial(t, eps, tc.ask)
+		assert.Equal(t, tc.got, c.SessionTimeout(), "asked for %v", tc.ask)
+		l := newLock(t, c)
+		lease, err := l.Acquire(context.Background())
+		require.NoError(t, err)
+		ttl, _ := lease.TTL()
+		assert.LessOrEqual(t, ttl, tc.got*9/10)
+		assert.Positive(t, ttl)
+		require.NoError(t, lease.Release(context.Background()))
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -13,9 +14,38 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/contend-lab/contend"
 	"github.com/contend-lab/contend/internal/zkserver"
 	"github.com/contend-lab/contend/remote"
 	"github.com/contend-lab/contend/remote/zklab"
+	"github.com/contend-lab/contend/remote/zknaive"
+	"github.com/contend-lab/contend/remote/zkref"
+)
+
+// The registry's shape: a lock or semaphore that closes its own session
+// and counts its requests.
+var (
+	_ remote.RoundTripCounter = (*zklab.Client)(nil)
+	_ interface {
+		contend.Lock
+		io.Closer
+		remote.RoundTripCounter
+	} = (*zklab.Lock)(nil)
+	_ interface {
+		contend.Semaphore
+		io.Closer
+		remote.RoundTripCounter
+	} = (*zklab.Semaphore)(nil)
+	_ interface {
+		contend.Lock
+		io.Closer
+		remote.RoundTripCounter
+	} = (*zknaive.Lock)(nil)
+	_ interface {
+		contend.Lock
+		io.Closer
+		remote.RoundTripCounter
+	} = (*zkref.Lock)(nil)
 )
 
 // One standalone server serves every test that does not fail a server on

@@ -32,11 +32,11 @@ const MaxCapacity = math.MaxInt32
 // permits in live leases; fencing tokens (the node's Czxid) that strictly
 // increase in the order of grants; FIFO; a lease ends with its session
 // (see Lock). No herd: the first waiter watches the queue, every other
-// waiter watches only the node before it, and a waiter that comes to hold
-// while someone waits behind it marks its node (one write, sent after the
-// grant) so that the next one looks again. Not guaranteed, as for Lock:
-// exclusion past a session's expiry, and the exact TryAcquire while an
-// Acquire whose ctx has ended leaves the queue.
+// waiter watches only the node before it, and a contender that comes to
+// hold with a node behind it marks its own node (one write, sent after the
+// grant) so that the next one looks again; with capacity 1 it is the Lock.
+// Not guaranteed, as for Lock: exclusion past a session's expiry, and the
+// exact TryAcquire while an Acquire whose ctx has ended leaves the queue.
 type Semaphore struct {
 	Handle
 	capacity int64
