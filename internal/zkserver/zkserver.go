@@ -18,8 +18,10 @@
 // session of a few hundred milliseconds and a stress run for seconds), an
 // ensemble member that hears nothing from its leader for SyncLimit gives up
 // on it and elects another, and no admin server. The four-letter commands
-// ruok, srvr, mntr and stat are enabled; the readiness probe is srvr's Mode
-// line (ruok answers before the server serves).
+// ruok, srvr, mntr, stat and conf are enabled; the readiness probe is
+// srvr's Mode line (ruok answers before the server serves), once conf has
+// shown that the server on the port is the one started (its data
+// directory).
 //
 // java must be on PATH and the jars in /usr/share/java;
 // scripts/install-zookeeper.sh installs both. Where they are missing, Start
@@ -312,7 +314,7 @@ func (s *Server) writeConfig(all []*Server, ensemble bool) error {
 	// (the default is 60 connections).
 	b.WriteString("maxClientCnxns=0\n")
 	b.WriteString("admin.enableServer=false\n")
-	b.WriteString("4lw.commands.whitelist=ruok,srvr,mntr,stat\n")
+	b.WriteString("4lw.commands.whitelist=ruok,srvr,mntr,stat,conf\n")
 	// Transaction logs are preallocated in 64 MiB steps by default; 1 MiB
 	// is plenty for a test and keeps tmpfs small.
 	b.WriteString("preAllocSize=1024\n")
@@ -339,18 +341,29 @@ func (s *Server) writeConfig(all []*Server, ensemble bool) error {
 // the same across Restart.
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
 
-// Serving returns nil if the server answers srvr within ctx with a Mode of
-// standalone, leader or follower.
+// Serving returns nil if the server answers srvr within ctx with a Mode
+// line: it serves clients (standalone, or an ensemble member that leads or
+// follows). A member without a quorum answers that it is not serving.
 func (s *Server) Serving(ctx context.Context) error {
-	mode, err := Mode(ctx, s.Addr())
+	_, err := s.Mode(ctx)
+	return err
+}
+
+// Mode returns the server's mode (standalone, leader, follower), as the
+// package-level Mode does, after checking with the four-letter command
+// conf that the server answering on its port is this one (its data
+// directory): between picking a free port and binding it, another process
+// can take the port, and a test starting its own servers at the same time
+// would then probe that one.
+func (s *Server) Mode(ctx context.Context) (string, error) {
+	conf, err := fourLetter(ctx, s.Addr(), "conf")
 	if err != nil {
-		return err
+		return "", err
 	}
-	switch mode {
-	case "standalone", "leader", "follower":
-		return nil
+	if !strings.Contains(conf, "dataDir="+s.dataDir()+"/") {
+		return "", fmt.Errorf("zkserver: %s answers for another server (conf: %q)", s.Addr(), strings.TrimSpace(conf))
 	}
-	return fmt.Errorf("zkserver: %s is in mode %q", s.Addr(), mode)
+	return Mode(ctx, s.Addr())
 }
 
 // Pause stops the server's JVM with SIGSTOP.
@@ -516,7 +529,7 @@ func (c *Cluster) Leader(ctx context.Context) (int, error) {
 	errs := make([]error, len(c.servers))
 	var wg sync.WaitGroup
 	for i, s := range c.servers {
-		wg.Go(func() { modes[i], errs[i] = Mode(ctx, s.Addr()) })
+		wg.Go(func() { modes[i], errs[i] = s.Mode(ctx) })
 	}
 	wg.Wait()
 	for i, m := range modes {

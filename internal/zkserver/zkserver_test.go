@@ -278,8 +278,17 @@ func TestStartFailsClearly(t *testing.T) {
 	assert.Subset(t, before, after, "a failed start left its directory behind")
 }
 
-func TestMntr(t *testing.T) {
+// TestProbes: mntr's counters, and a Serving probe that tells this server
+// from another one that took its port.
+func TestProbes(t *testing.T) {
 	c := servertest.Start(t, Backend, Standalone)
+	real := c.Nodes()[0].(*Server)
+	impostor := &Server{dir: t.TempDir(), port: real.port} // another server's view of the port
+	assert.NoError(t, real.Serving(within(t, 2*time.Second)))
+	err := impostor.Serving(within(t, 2*time.Second))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "answers for another server")
+
 	kv, err := Mntr(within(t, 2*time.Second), c.Endpoints()[0])
 	require.NoError(t, err)
 	assert.Equal(t, "standalone", kv["zk_server_state"])

@@ -105,6 +105,13 @@ func Dial(endpoints []string, sessionTimeout time.Duration, opts ...Option) (*Cl
 	c.hosts = hp
 	dialer := func(network, addr string, timeout time.Duration) (net.Conn, error) {
 		conn, err := net.DialTimeout(network, addr, timeout)
+		if err == nil && conn.LocalAddr().String() == conn.RemoteAddr().String() {
+			// Redialling a port nobody listens on, the kernel can pick
+			// that very port as the local one: a TCP self-connection,
+			// which would echo the client's requests back as replies.
+			conn.Close()
+			err = fmt.Errorf("zklab: dial %s: connected to itself", addr)
+		}
 		hp.dialed(err)
 		if err != nil {
 			return nil, err

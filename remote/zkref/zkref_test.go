@@ -24,7 +24,7 @@ const session = 5 * time.Second
 func TestReference(t *testing.T) {
 	cl := servertest.Start(t, zkserver.Backend, zkserver.Standalone)
 	eps := cl.Endpoints()
-	ctx := context.Background()
+	ctx := within(t, time.Minute) // bounds the test: a hang fails it
 	newLock := func(t *testing.T, key string) *zkref.Lock {
 		l, err := zkref.NewLockAt(eps, key, session)
 		require.NoError(t, err)
