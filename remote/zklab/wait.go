@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/go-zookeeper/zk"
 
@@ -95,6 +96,10 @@ func (q queue) wait(ctx context.Context, m mine, try bool, op string) (contend.L
 		return nil, fmt.Errorf("zklab: %s: %w", op, err)
 	}
 	b := newBackoff()
+	// A TryAcquire gives a lost connection a third of the session timeout
+	// to come back (go-zookeeper has reconnected, or given up, by then);
+	// an Acquire waits for it as long as ctx lets it.
+	patience := time.Now().Add(q.c.timeout / 3)
 	var kidsCh <-chan zk.Event // a watch on the queue, set by the last listing
 	watchQueue := false        // list with a watch: m is the first waiter
 	for {
@@ -110,7 +115,7 @@ func (q queue) wait(ctx context.Context, m mine, try bool, op string) (contend.L
 			if !m.sess.Alive() {
 				return nil, errRequeue
 			}
-			if try || ctx.Err() != nil || definitive(err) {
+			if ctx.Err() != nil || definitive(err) || try && time.Now().After(patience) {
 				return fail(err)
 			}
 			if err := sleep(ctx, b.next()); err != nil {
@@ -139,7 +144,12 @@ func (q queue) wait(ctx context.Context, m mine, try bool, op string) (contend.L
 			case err == nil:
 				return nil, fmt.Errorf("zklab: %s: %w", op, contend.ErrHeld)
 			case errors.Is(err, zk.ErrNoNode):
-				continue // one of them is gone: look again
+				continue // one of them is gone (or own node, with its session): look again
+			case !definitive(err) && ctx.Err() == nil && time.Now().Before(patience):
+				if err := sleep(ctx, b.next()); err != nil {
+					return fail(err)
+				}
+				continue // the outcome is unknown: look again
 			}
 			return fail(err)
 		case i == first && q.capacity > 1:

@@ -83,6 +83,9 @@ type wireConn struct {
 	s    *session
 	addr string
 
+	// shook is set once the handshake's reply has been read.
+	shook atomic.Bool
+
 	mu       sync.Mutex // guards inflight and connectAt between the writer and the reader
 	inflight []sent
 	// connectAt is when the handshake was sent; zero until then.
@@ -128,6 +131,25 @@ func (w *wireConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// handshakeTimeout bounds the wait for the handshake's reply. go-zookeeper
+// waits ten times its receive timeout (6.7 session timeouts), and a
+// ZooKeeper server that accepted the connection while it was starting can
+// leave it unanswered for good (seen after restarts under load); a live
+// server answers in milliseconds, so the client gives up after this and
+// dials again.
+const handshakeTimeout = 2 * time.Second
+
+// SetReadDeadline clamps the deadline of the handshake's read to
+// handshakeTimeout from now.
+func (w *wireConn) SetReadDeadline(t time.Time) error {
+	if !w.shook.Load() && !t.IsZero() {
+		if limit := time.Now().Add(handshakeTimeout); t.After(limit) {
+			t = limit
+		}
+	}
+	return w.Conn.SetReadDeadline(t)
+}
+
 func (w *wireConn) Read(p []byte) (int, error) {
 	n, err := w.Conn.Read(p)
 	w.in.feed(p[:n], w.reply)
@@ -170,6 +192,7 @@ func (w *wireConn) reply(hdr []byte, first bool) {
 // session id, password. A timeout of 0 or a session id of 0 means the
 // session the client asked to resume has expired.
 func (w *wireConn) handshake(hdr []byte) {
+	w.shook.Store(true)
 	if len(hdr) < 4+4+4+8+4 {
 		return
 	}
