@@ -39,6 +39,35 @@ func DialAt(endpoints []string, key string, ttl time.Duration) (Handle, error) {
 	return Handle{c: c, path: path, owned: true}, nil
 }
 
+// OpenHandle returns the handle of a lock on c at path, creating path (and
+// its ancestors) if missing, within the client's setup timeout. It is for
+// the sibling packages, whose queues need no mark on their path.
+func OpenHandle(c *Client, path string) (Handle, error) {
+	if c == nil || c.conn == nil {
+		return Handle{}, fmt.Errorf("zklab: OpenHandle: nil client: %w", contend.ErrNotConstructed)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.setup)
+	defer cancel()
+	if err := c.CreatePath(ctx, path); err != nil {
+		return Handle{}, err
+	}
+	return NewHandle(c, path), nil
+}
+
+// OpenHandleAt is OpenHandle on a client of its own (DialAt), which is
+// closed again if the path cannot be made.
+func OpenHandleAt(endpoints []string, key string, ttl time.Duration) (Handle, error) {
+	h, err := DialAt(endpoints, key, ttl)
+	if err != nil {
+		return Handle{}, err
+	}
+	if _, err := OpenHandle(h.c, h.path); err != nil {
+		_ = h.Close()
+		return Handle{}, err
+	}
+	return h, nil
+}
+
 // Client returns the client the lock or semaphore runs on.
 func (h *Handle) Client() *Client { return h.c }
 

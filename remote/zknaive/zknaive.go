@@ -42,32 +42,21 @@ var _ contend.Lock = (*Lock)(nil)
 
 // NewLock returns the lock whose queue is under the znode path (created if
 // missing), on client c.
-func NewLock(c *zklab.Client, path string) (*Lock, error) { return newLock(zklab.NewHandle(c, path)) }
+func NewLock(c *zklab.Client, path string) (*Lock, error) {
+	h, err := zklab.OpenHandle(c, path)
+	if err != nil {
+		return nil, fmt.Errorf("zknaive: NewLock: %w", err)
+	}
+	return &Lock{Handle: h}, nil
+}
 
 // NewLockAt dials its own client on endpoints with a session timeout of
 // ttl and returns the lock on zklab.PathFor(key); Close closes the
 // client. This is the registry's constructor.
 func NewLockAt(endpoints []string, key string, ttl time.Duration) (*Lock, error) {
-	h, err := zklab.DialAt(endpoints, key, ttl)
+	h, err := zklab.OpenHandleAt(endpoints, key, ttl)
 	if err != nil {
-		return nil, err
-	}
-	l, err := newLock(h)
-	if err != nil {
-		_ = h.Close()
-		return nil, err
-	}
-	return l, nil
-}
-
-func newLock(h zklab.Handle) (*Lock, error) {
-	if h.Client() == nil {
-		return nil, fmt.Errorf("zknaive: NewLock: nil client: %w", contend.ErrNotConstructed)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := h.Client().CreatePath(ctx, h.Path()); err != nil {
-		return nil, fmt.Errorf("zknaive: NewLock: %w", err)
+		return nil, fmt.Errorf("zknaive: NewLockAt: %w", err)
 	}
 	return &Lock{Handle: h}, nil
 }
