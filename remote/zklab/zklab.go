@@ -11,7 +11,8 @@
 //	NewLockAt, NewSemaphoreAt   the registry's constructors: their own client on a key's path
 //
 // The article's design (package zknaive) and go-zookeeper's own Lock
-// (package zkref) sit next to it, held to the same tests.
+// (package zkref) sit next to it, held to the same tests, and build on
+// this package's Client, Handle, Do and NewNodeLease.
 //
 // # Leases are sessions
 //
@@ -55,8 +56,21 @@
 // Uncontended, Acquire is three requests (create, list, and a read of the
 // node for its token) and Release one; a waiter adds a watch and a list
 // per wake-up, TryAcquire that fails three (create, list, the leaving
-// transaction). A semaphore holder with a waiter behind it adds one write,
-// the mark that wakes it. BenchmarkLock measures them per operation. Every
-// request is bounded by its ctx: go-zookeeper's calls take none, so each
-// runs on its own goroutine and is left to finish when ctx ends.
+// transaction). A holder of a semaphore of more than one permit with a node
+// behind it adds one write, the mark that wakes it. BenchmarkLock measures
+// them per operation.
+//
+// # The client
+//
+// go-zookeeper (v1.0.4) does the protocol; the Client adds what the lab
+// needs around it. Its requests take no context, so each runs on its own
+// goroutine and is left to finish when ctx ends (results then dropped,
+// creates then cleaned up). It exposes neither when the server last heard
+// from the session, nor the session's password, nor a request count, so
+// the Client wraps each connection and reads the frame headers as they
+// pass (wire.go). It paces reconnection itself (hosts.go): go-zookeeper's
+// own pacing sleeps a second before every reconnection to a standalone
+// server. And it gives up on a handshake left unanswered for 2 s, which
+// go-zookeeper would wait on for 6.7 session timeouts, and which a
+// ZooKeeper restarting under load was seen to leave unanswered for good.
 package zklab
