@@ -221,7 +221,7 @@ func start(ctx context.Context, d remote.Deployment, opts Options, java, classpa
 	}
 	c := &Cluster{d: d, servers: make([]*Server, d.Servers)}
 	for i := range c.servers {
-		dir, err := serverproc.DataDir("contend-zk-")
+		dir, err := dataDir()
 		if err != nil {
 			c.Stop()
 			return nil, fmt.Errorf("zkserver: %w", err)
@@ -262,6 +262,43 @@ func start(ctx context.Context, d remote.Deployment, opts Options, java, classpa
 		return nil, fmt.Errorf("zkserver: starting %s: %w", d.Name, err)
 	}
 	return c, nil
+}
+
+// dirPrefix names the servers' directories on tmpfs.
+const dirPrefix = "contend-zk-"
+
+// dataDir makes a server's directory, with an "owner" file holding the
+// test process's pid. A test binary that dies without stopping its servers
+// (a panic on its timeout) leaves its directories behind; its servers die
+// with it (serverproc's parent-death signal). So first it removes the
+// directories whose owner no longer runs.
+func dataDir() (string, error) {
+	dir, err := serverproc.DataDir(dirPrefix)
+	if err != nil {
+		return "", err
+	}
+	sweep(filepath.Dir(dir))
+	if err := os.WriteFile(filepath.Join(dir, "owner"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		_ = os.RemoveAll(dir)
+		return "", err
+	}
+	return dir, nil
+}
+
+// sweep removes the server directories under base whose owner process is
+// gone. A directory without an owner file yet is one being made: left alone.
+func sweep(base string) {
+	dirs, _ := filepath.Glob(filepath.Join(base, dirPrefix+"*"))
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, "owner"))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err == nil && pid > 0 && !alive(pid) {
+			_ = os.RemoveAll(d)
+		}
+	}
 }
 
 // jvmArgs keep each JVM small and leave nothing behind when it is killed:

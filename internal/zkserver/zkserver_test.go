@@ -6,7 +6,9 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -299,4 +301,38 @@ func TestProbes(t *testing.T) {
 	kv, err = Mntr(within(t, 2*time.Second), c.Endpoints()[0])
 	require.NoError(t, err)
 	assert.Equal(t, "1", kv["zk_watch_count"])
+}
+
+// TestSweep: a directory left by a test process that died is removed when
+// the next cluster starts; one whose owner runs, or that has no owner yet,
+// is kept.
+func TestSweep(t *testing.T) {
+	base := "/dev/shm"
+	if fi, err := os.Stat(base); err != nil || !fi.IsDir() {
+		base = os.TempDir()
+	}
+	mk := func(owner string) string {
+		d, err := os.MkdirTemp(base, dirPrefix)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = os.RemoveAll(d) })
+		if owner != "" {
+			require.NoError(t, os.WriteFile(filepath.Join(d, "owner"), []byte(owner), 0o644))
+		}
+		return d
+	}
+	// A pid that ran and exited: a finished child's.
+	cmd := exec.Command("true")
+	require.NoError(t, cmd.Run())
+	dead := mk(strconv.Itoa(cmd.Process.Pid))
+	mine := mk(strconv.Itoa(os.Getpid()))
+	making := mk("")
+	d, err := dataDir()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(d) })
+	_, err = os.Stat(dead)
+	assert.True(t, errors.Is(err, os.ErrNotExist), "the dead owner's directory is still there")
+	for _, kept := range []string{mine, making, d} {
+		_, err := os.Stat(kept)
+		assert.NoError(t, err, "%s was removed", kept)
+	}
 }
