@@ -12,7 +12,7 @@ require (
 
 require github.com/anishathalye/porcupine v1.3.1
 
-require github.com/go-zookeeper/zk v1.0.4 // indirect
+require github.com/go-zookeeper/zk v1.0.4
 
 require (
 	codeberg.org/go-fonts/liberation v0.5.0 // indirect
