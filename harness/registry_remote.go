@@ -2,9 +2,16 @@ package harness
 
 import (
 	"errors"
-	"github.com/anishathalye/porcupine"
-	"github.com/contend-lab/contend/linearize"
+	"fmt"
+	"io"
 	"time"
+
+	"github.com/anishathalye/porcupine"
+	"github.com/contend-lab/contend/internal/zkserver"
+	"github.com/contend-lab/contend/linearize"
+	"github.com/contend-lab/contend/remote/zklab"
+	"github.com/contend-lab/contend/remote/zknaive"
+	"github.com/contend-lab/contend/remote/zkref"
 
 	"github.com/redis/go-redis/v9"
 
@@ -29,7 +36,7 @@ import (
 // Backends returns every remote backend, in the order the report lists
 // them.
 func Backends() []remote.Backend {
-	return []remote.Backend{redisserver.Backend}
+	return []remote.Backend{redisserver.Backend, zkserver.Backend}
 }
 
 // BackendByName returns the backend named name.
@@ -166,6 +173,28 @@ func RemoteLocks() []RemoteLockImpl {
 					return redisref.NewRedisLockRef(cl[0], key, ttl)
 				})
 			}},
+
+		{RemoteImpl: RemoteImpl{Name: "zookeeper-naive", Backend: "zookeeper", Deployments: []string{"standalone"}, Guarantee: Broken,
+			Summary: "the article's kazoo recipe: ephemeral sequential nodes, a watch on the predecessor, and the holder is whoever's watch fired",
+			Flaw:    "a waiter that leaves the queue (cancelled, or its session expired) fires its successor's watch, and the successor takes the lock while the holder still holds it",
+			Deviations: map[string]string{
+				"waiter-cut-off": "the waiter behind the one cut off believes its watch: two holders",
+			}},
+			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
+				return closing[contend.Lock](zknaive.NewLockAt(c.Endpoints(), key, ttl))
+			}},
+		{RemoteImpl: RemoteImpl{Name: "zookeeper", Backend: "zookeeper", Deployments: []string{"standalone", "ensemble3"}, Guarantee: Exact,
+			Summary: "ephemeral sequential nodes, the lowest holds, each waiter watches its predecessor and lists the queue again; token = the node's creation zxid; the lease is the session"},
+			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
+				return closing[contend.Lock](zklab.NewLockAt(c.Endpoints(), key, ttl))
+			}},
+		{RemoteImpl: RemoteImpl{Name: "gozk", Backend: "zookeeper", Deployments: []string{"standalone"}, Guarantee: Exact, Reference: true,
+			Summary:    "github.com/go-zookeeper/zk Lock: the same recipe, with no context, no try-lock and no fencing token",
+			Deviations: map[string]string{"stale-holder": "no fencing token: the resource cannot tell the stale holder's write"}},
+			NoFencing: true,
+			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
+				return closing[contend.Lock](zkref.NewLockAt(c.Endpoints(), key, ttl))
+			}},
 	}
 }
 
@@ -191,6 +220,12 @@ func RemoteSemaphores() []RemoteSemaphoreImpl {
 				return onRedis(c, func(cl []*redis.Client) (contend.Semaphore, error) {
 					return redislab.NewSemaphore(cl[0], key, capacity, ttl)
 				})
+			}},
+
+		{RemoteImpl: RemoteImpl{Name: "zookeeper", Backend: "zookeeper", Deployments: []string{"standalone", "ensemble3"}, Guarantee: Exact,
+			Summary: "Curator-style: sequential nodes carrying their permits, FIFO, the first whose permits fit hold; token = the node's creation zxid; the lease is the session"},
+			New: func(c remote.Cluster, key string, capacity int64, ttl time.Duration) (Instance[contend.Semaphore], error) {
+				return closing[contend.Semaphore](zklab.NewSemaphoreAt(c.Endpoints(), key, capacity, ttl))
 			}},
 	}
 }
@@ -249,4 +284,20 @@ func lockModel(noFencing, weakTryAcquire bool) porcupine.Model {
 		rules |= linearize.WeakTryAcquire
 	}
 	return linearize.NewLock(rules)
+}
+
+// closing makes an instance of an implementation that closes itself (its
+// own client and session), from its constructor's results.
+func closing[T any, C interface {
+	io.Closer
+}](impl C, err error) (Instance[T], error) {
+	if err != nil {
+		return Instance[T]{}, err
+	}
+	t, ok := any(impl).(T)
+	if !ok {
+		_ = impl.Close()
+		return Instance[T]{}, fmt.Errorf("harness: %T is not a %T", impl, (*T)(nil))
+	}
+	return Instance[T]{Impl: t, Close: impl.Close}, nil
 }

@@ -92,7 +92,10 @@ var Backend = remote.Backend{
 	SkipEnv:          SkipEnv,
 	Deployments:      []remote.Deployment{Standalone, Ensemble3},
 	RestartKeepsData: true,
-	Version:          func() (string, error) { return Options{}.Version() },
+	// Sessions much under a second can drop on a machine loaded by -race:
+	// the client pings every third of the timeout.
+	ShortLease: 1500 * time.Millisecond,
+	Version:    func() (string, error) { return Options{}.Version() },
 	Start: func(ctx context.Context, d remote.Deployment) (remote.Cluster, error) {
 		return Start(ctx, d, Options{})
 	},
