@@ -12,6 +12,10 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"math/big"
 	"net"
 	"os"
@@ -299,4 +303,112 @@ func RepeatedPrefix(msg string) string {
 		}
 	}
 	return ""
+}
+
+// ExportedTypes returns the exported types declared in the non-test Go
+// files of the package in dir, so that a test can check that it covers
+// every one.
+func ExportedTypes(t testing.TB, dir string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	fset := token.NewFileSet()
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		file, err := parser.ParseFile(fset, f, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range file.Decls {
+			if g, ok := d.(*ast.GenDecl); ok && g.Tok == token.TYPE {
+				for _, s := range g.Specs {
+					if ts := s.(*ast.TypeSpec); ts.Name.IsExported() {
+						names = append(names, ts.Name.Name)
+					}
+				}
+			}
+		}
+	}
+	return names
+}
+
+// CheckZero calls, on v (a pointer to a zero value), every method of the
+// contracts and helpers it implements, and fails t unless each refuses at
+// once with contend.ErrNotConstructed (or reports nothing held, sent or
+// waited for), without a panic.
+func CheckZero(t *testing.T, v any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	calls := 0
+	refuses := func(what string, err error) {
+		t.Helper()
+		calls++
+		if !errors.Is(err, contend.ErrNotConstructed) {
+			t.Errorf("%T.%s: %v, want contend.ErrNotConstructed", v, what, err)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() {
+			if p := recover(); p != nil {
+				t.Errorf("%T: a zero value panicked: %v", v, p)
+			}
+		}()
+		if l, ok := v.(contend.Lock); ok {
+			_, err := l.TryAcquire(ctx)
+			refuses("TryAcquire", err)
+			_, err = l.Acquire(ctx)
+			refuses("Acquire", err)
+		}
+		if s, ok := v.(contend.Semaphore); ok {
+			_, err := s.TryAcquire(ctx, 1)
+			refuses("TryAcquire", err)
+			_, err = s.Acquire(ctx, 1)
+			refuses("Acquire", err)
+			if s.Capacity() != 0 {
+				t.Errorf("%T.Capacity: %d", v, s.Capacity())
+			}
+		}
+		if b, ok := v.(interface {
+			contend.Bucket
+			redisx.ContextTaker
+			LastError() error
+		}); ok {
+			if b.TryTake(1) {
+				t.Errorf("%T.TryTake granted", v)
+			}
+			refuses("LastError after TryTake", b.LastError())
+			_, err := b.TryTakeContext(ctx, 1)
+			refuses("TryTakeContext", err)
+		}
+		if h, ok := v.(interface {
+			Held(context.Context) (int64, error)
+		}); ok {
+			_, err := h.Held(ctx)
+			refuses("Held", err)
+		}
+		if r, ok := v.(interface{ RoundTrips() int64 }); ok && r.RoundTrips() != 0 {
+			t.Errorf("%T.RoundTrips: %d", v, r.RoundTrips())
+		}
+		if s, ok := v.(interface{ Settle(context.Context) error }); ok {
+			if err := s.Settle(ctx); err != nil {
+				t.Errorf("%T.Settle: %v", v, err)
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatalf("%T: a zero value's method hung", v)
+	}
+	if calls == 0 {
+		t.Errorf("%T implements none of the contracts", v)
+	}
 }

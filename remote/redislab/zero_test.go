@@ -1,0 +1,33 @@
+package redislab
+
+import (
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+
+	"github.com/contend-lab/contend/internal/redistest"
+)
+
+// Every exported type's zero value refuses at once with
+// contend.ErrNotConstructed, and a nil option is ignored.
+func TestZeroValues(t *testing.T) {
+	zeros := map[string]any{"Lock": &Lock{}, "Redlock": &Redlock{}, "Semaphore": &Semaphore{}, "Bucket": &Bucket{}}
+	options := []string{"RedlockOption"}
+	var covered []string
+	for name, v := range zeros {
+		covered = append(covered, name)
+		t.Run(name, func(t *testing.T) { redistest.CheckZero(t, v) })
+	}
+	assert.ElementsMatch(t, redistest.ExportedTypes(t, "."), append(covered, options...), "a new exported type needs a zero-value check")
+	var none RedlockOption
+	c := NewClient("127.0.0.1:1")
+	defer c.Close()
+	_, err := NewRedlock(nil, "k", time.Second, none)
+	assert.Error(t, err)
+	r, err := NewRedlock([]*redis.Client{c}, "k", time.Second, none)
+	assert.NoError(t, err)
+	assert.Equal(t, 1, r.Quorum())
+	assert.Zero(t, (&Redlock{}).Quorum())
+}
