@@ -342,13 +342,13 @@ func Transient(err error) bool {
 	case errors.Is(err, redis.ErrClosed), isTLSConfig(err):
 		return false
 	}
-	return IsNetwork(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+	return isNetwork(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
-// IsNetwork reports whether err is a failure to reach the server or to
+// isNetwork reports whether err is a failure to reach the server or to
 // hear from it: a dial, read or write error, or a pool that had no
 // connection to give.
-func IsNetwork(err error) bool {
+func isNetwork(err error) bool {
 	var ne interface{ Timeout() bool } // net.Error, and the os and tls errors that wrap one
 	return errors.As(err, &ne) || errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrPoolExhausted) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)

@@ -221,3 +221,38 @@ func TestLockQueueReplay(t *testing.T) {
 	assert.Greater(t, tok, hold.Token())
 	assert.Zero(t, c.ZCard(ctx, "qreplay:queue").Val())
 }
+
+// A wake-up whose token is not above the counter the waiter's last poll
+// saw (a stale or forged one) grants nothing: the waiter keeps waiting
+// while the holder holds.
+func TestLockStaleWakeupGrantsNothing(t *testing.T) {
+	_, c := redistest.Server(t)
+	ctx := redistest.Ctx(t, 5*time.Second)
+	l := patient(t, c, "stale", 5*time.Second)
+	hold, err := l.TryAcquire(ctx)
+	require.NoError(t, err)
+	got := make(chan contend.Lease, 1)
+	go func() {
+		lease, err := l.Acquire(ctx)
+		assert.NoError(t, err)
+		got <- lease
+	}()
+	waitQueued(t, c, "stale", 1)
+	id := c.ZRange(ctx, "stale:queue", 0, 0).Val()[0]
+	// The listener runs (the waiter queued): feed it a wake-up for the
+	// waiter with the holder's own token, and one for a token far below.
+	for _, tok := range []uint64{hold.Token(), 1} {
+		require.NoError(t, c.RPush(ctx, "stale:wake:"+l.wake.process, lockValue(id, tok)).Err())
+	}
+	require.Eventually(t, func() bool { return c.LLen(ctx, "stale:wake:"+l.wake.process).Val() == 0 },
+		2*time.Second, time.Millisecond, "the listener never popped the wake-ups")
+	select {
+	case lease := <-got:
+		t.Fatalf("a stale wake-up granted a lease (token %d) while the holder held", lease.Token())
+	case <-time.After(50 * time.Millisecond):
+	}
+	require.NoError(t, hold.Release(ctx))
+	lease := <-got
+	require.NotNil(t, lease)
+	assert.Greater(t, lease.Token(), hold.Token())
+}

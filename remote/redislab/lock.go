@@ -15,6 +15,25 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// The hand-off. A waiting Acquire takes a ticket in a FIFO queue (a sorted
+// set). Release, in the same script, gives the lock to the first live
+// waiter (the key now names it, with a new token and a full ttl) and tells
+// it: through the waiter's process's wake-up list, on which one listener
+// goroutine per Lock value blocks (BLPOP) for all of that value's waiters,
+// so that 100 waiters hold one connection, not 100; or, when the waiter is
+// in the releaser's own process, in the release's reply. The waiter takes
+// the lease without a round trip: the token exceeds the fencing counter its
+// last poll saw, so the hand-off, and the ttl it started, came after that
+// poll, and the lease counts its TTL from there.
+//
+// Waiters poll at most every pollEvery, and when the holder's expiry is
+// due: that keeps their place (a waiter silent for waiterStale is skipped
+// when it reaches the head), recovers a lost wake-up, and takes over from a
+// crashed holder. A waiter whose context ends is abandoned: its tombstone
+// script leaves the queue and passes on a lock handed to it meanwhile. A
+// waiter whose process dies after its last poll can be handed the lock,
+// which then expires after one ttl, as a crashed holder's does.
+//
 // Keys of a Lock on key K (and, per server, of a Redlock, which never
 // queues):
 //
@@ -239,18 +258,17 @@ func lockValue(id string, token uint64) string {
 
 // Lock is a contend.Lock on one Redis server, fair and fenced: waiters are
 // served in FIFO order, Release hands the lock to the next one in the same
-// script and wakes it, and every holder gets a fencing token greater than
-// the last. Uncontended, Acquire and Release cost one round trip each; a
-// waiter costs one more to join the queue, and its process's listener one
-// to hear of the hand-off (BenchmarkLockHandoff). See the package doc for
-// the hand-off, the TTL and the retries.
+// script and wakes it, and each holder's fencing token exceeds the last.
+// Uncontended, Acquire and Release cost one round trip each; a waiter costs
+// one more to join the queue, and one more if woken through another
+// process's list (BenchmarkLockHandoff).
 //
 // At most one holder at a time as the server sees it, while the server
 // keeps its data; mutual exclusion of the work needs fencing (a holder that
 // stalls past its TTL is no longer the holder). A lease handed over on
-// release counts its TTL from the waiter's last poll, at most ttl/8 (and
-// 250 ms) before the hand-off, so its TTL may read that much short.
-// TryAcquire reports ErrHeld while waiters queue, and, as the FIFO
+// release counts its TTL from the waiter's last poll, at most
+// min(ttl/8, 250 ms) before the hand-off, so its TTL may read that much
+// short. TryAcquire reports ErrHeld while waiters queue, and, as the FIFO
 // in-process locks do, while the lock is handed to a waiter that has not
 // yet taken it up or passed it on.
 //

@@ -3,27 +3,26 @@
 // machines share them. (It is not named redis, so that it does not shadow
 // go-redis's package, which its users import beside it.)
 //
-//	NewLock       one server: FIFO queue with hand-off on release, fencing tokens
-//	NewRedlock    Redlock over N independent servers, quorum N/2+1
+//	NewLock       one server: fair (FIFO, handed on at release), fencing tokens
+//	NewRedlock    Redlock over N independent servers, quorum N/2+1; not fair
 //	NewSemaphore  FIFO semaphore in one script on the server's clock, expiring holders
 //	NewBucket     GCRA token bucket in one script on the server's clock, integer arithmetic
 //
-// The flawed designs that articles still teach live in remote/redisnaive,
-// kept as controls; the libraries users would otherwise pick (redsync,
+// The flawed designs that articles still teach are kept as controls in
+// remote/redisnaive; the libraries users would otherwise pick (redsync,
 // bsm/redislock, redis_rate) are adapted in remote/redisref.
 //
 // # Clients
 //
 // Constructors take the caller's go-redis client, with its password, TLS
 // and DB: a *redis.Client (standalone, or Sentinel's failover client), a
-// *redis.ClusterClient or a *redis.Ring. It must have
-// Options.ContextTimeoutEnabled, or go-redis ignores context deadlines on
-// the socket and a call to a stalled server blocks for ReadTimeout per
-// attempt (ErrClientConfig otherwise; NewClient makes a suitable one). On a
-// Cluster or Ring the key needs a hash tag ("{orders}"), so that the keys
-// derived from it (key+":fence", ...) share its slot. Constructors add a
-// hook to the client that counts the commands each implementation sends
-// (RoundTrips); it leaves other commands alone.
+// *redis.ClusterClient or a *redis.Ring, with Options.ContextTimeoutEnabled
+// (without it, go-redis ignores context deadlines on the socket:
+// ErrClientConfig; NewClient makes a suitable client). On a Cluster or a
+// Ring the key needs a hash tag, such as "{orders}", so that the keys
+// derived from it share its slot. Constructors add a hook to the client
+// that counts each implementation's commands (RoundTrips); other commands
+// pass through it untouched.
 //
 // # Errors
 //
@@ -31,76 +30,47 @@
 // connection, a timeout, LOADING, BUSY, TRYAGAIN, CLUSTERDOWN, MASTERDOWN,
 // NOREPLICAS, READONLY) until its context ends, and then says what it last
 // ran into. Anything else (WRONGPASS, NOAUTH, NOPERM, WRONGTYPE, OOM, a
-// closed client, a TLS certificate it does not trust) is returned at once.
+// closed client, an untrusted TLS certificate) is returned at once.
 //
 // # What a network lock can and cannot promise
 //
 // A lease is valid until its TTL runs out, as the holder's clock sees it
-// (Lease.TTL): measured from the instant before the request that took or
-// claimed the lock was sent (the first attempt whose outcome was unknown, if
-// any), less a drift allowance of ttl×1% + 2 ms. That is correct while the
-// server's clock runs at most that much faster than the holder's. A holder
-// that stalls past that instant keeps running with a lease it no longer
-// holds, so mutual exclusion of the work needs the protected resource to
-// reject writes carrying a fencing token (Lease.Token) older than one it
-// has seen. Fencing tokens come from a counter that never falls below the
-// server's clock in microseconds, so they keep increasing across a restart
-// that lost the counter (see nextFenceLua). Without persistence, or across
-// a failover, a server forgets its locks and grants them again.
+// (Lease.TTL): ttl from an instant before the grant, less a drift
+// allowance of ttl×1% + 2 ms; correct while the server's clock runs at most
+// that much faster than the holder's. A holder that stalls past it keeps
+// running with a lease it no longer holds, so mutual exclusion of the work
+// needs the protected resource to reject writes with a fencing token
+// (Lease.Token) older than one it has seen. Tokens keep increasing across a
+// restart that lost them (see nextFenceLua), but without persistence, or
+// across a failover, a server forgets its locks and grants them again.
 //
 // # Retries and idempotency
 //
-// go-redis retries a command after a timeout or a dropped connection
-// (Options.MaxRetries), so a write may run twice, the first attempt late,
-// after the server resumes:
+// go-redis retries a command after a timeout or a dropped connection, so a
+// write may run twice, the first attempt late. Lock, Redlock and Semaphore
+// writes are idempotent by holder id: a repeated acquire returns the grant
+// it made (same token), and Release and Extend compare the id. A request
+// whose outcome is unknown, or a waiter that gives up, is abandoned: a
+// background clean-up writes a tombstone for its id, so that the request,
+// should it run later, grants nothing, and undoes or passes on what it got;
+// it retries for the tombstone's retention, max(10×ttl, 10 s), and Settle
+// waits for it. A request that runs later still can hold the lock, or a
+// place in the queue, nobody waits on, for one ttl at most. The Bucket's
+// script is sent at most once: a lost reply can waste tokens but never
+// spend them twice.
 //
-//   - Lock, Redlock and Semaphore writes are idempotent by holder id: a
-//     repeated acquire returns the grant it made before (same token), and
-//     Release and Extend compare the id, so a repeat never frees or extends
-//     another holder's hold.
-//   - A request whose outcome is unknown, or a waiter that gives up, is
-//     abandoned: a background clean-up writes a tombstone for its id, so that
-//     the request, should it run later, grants nothing, frees what it
-//     granted, and passes on a lock handed to it. The clean-up retries for
-//     the tombstone's retention, max(10×ttl, 10 s); Settle waits for it.
-//   - The Bucket's script is sent at most once (NoRetry): a lost reply can
-//     waste tokens but never spend them twice, and counts as a refusal.
+// # Fairness
 //
-// # Fair hand-off (Lock)
-//
-// A waiting Acquire takes a ticket in a FIFO queue (a sorted set) and then
-// waits for a wake-up. Release, in the same script, hands the lock to the
-// first live waiter (the key now names it, with a new fencing token) and
-// pushes its id to its process's wake-up list. One goroutine per Lock
-// value blocks on that list (BLPOP) for all of its process's waiters, so
-// that 100 waiters hold one connection, not 100, and wakes the one named.
-// The waiter claims the lock with one more script, which restarts the
-// expiry to a full ttl. A handed lock that is not claimed within
-// min(ttl, 1 s) expires, and the next waiter's poll passes it on.
-// Waiters poll every 250 ms at most (and when the holder's expiry is due):
-// that refreshes their place, which they lose after 1 s without a poll (a
-// crashed or stalled process), and recovers a lost wake-up or a crashed
-// holder. A waiter whose context ends leaves the queue and passes on a lock
-// handed to it. BenchmarkLockHandoff measures the latency spread and the
-// fairness.
-//
-// # Redlock and fairness
-//
-// Redlock's contenders race on every server at once and back off, with no
-// order between them (BenchmarkLockHandoff measures it). A fair Redlock
-// would need every server to agree on who is next: a queue on each
-// server and a ticket order shared by a quorum (the bakery algorithm over
-// quorums), a wake-up from each server, and a rule for the waiter that is
-// head on some servers and not others. That is consensus's work; a lock that
+// Lock serves waiters in the order they queued, so its tail Acquire latency
+// stays close to its median, where a polling lock's can be orders of
+// magnitude above it (BenchmarkLockHandoff; lock.go has the design). Redlock's
+// contenders race on every server and back off, with no order between them.
+// A fair Redlock would need the servers to agree on who is next: a queue on
+// each, a ticket order shared by a quorum (a bakery algorithm over quorums),
+// a wake-up from each server, and a rule for a waiter that is first on some
+// servers and not others. That is a consensus protocol's work: a lock that
 // must be fair and survive a server's loss is better built on one
 // (ZooKeeper, etcd).
-//
-// # Round trips
-//
-// RoundTrips counts commands above go-redis's retry loop: a retried command
-// counts once; a script loaded after NOSCRIPT, or a command that needed a
-// new connection (its HELLO), counts twice. Lock's count includes the
-// wake-up BLPOPs its listener sends.
 package redislab
 
 import (
@@ -164,7 +134,10 @@ func notConstructed(op string) error {
 type roundTrips struct{ rt redisx.Counter }
 
 // RoundTrips returns how many commands (round trips to Redis) the
-// implementation has sent so far; see the package doc.
+// implementation has sent so far, counted above go-redis's retry loop: a
+// retried command counts once; a script loaded after NOSCRIPT, or a
+// command that needed a new connection (its HELLO), counts twice. A Lock's
+// count includes its wake-up listener's BLPOPs.
 func (r *roundTrips) RoundTrips() int64 { return r.rt.RoundTrips() }
 
 func (r *roundTrips) with(ctx context.Context) context.Context { return r.rt.With(ctx) }
