@@ -256,3 +256,26 @@ func TestLockStaleWakeupGrantsNothing(t *testing.T) {
 	require.NotNil(t, lease)
 	assert.Greater(t, lease.Token(), hold.Token())
 }
+
+// A replayed waiting acquire keeps its place, ahead of later waiters; and
+// TryAcquire on a free lock with a live waiter hands it to the waiter
+// instead of taking it.
+func TestLockQueueOrderSurvivesReplay(t *testing.T) {
+	_, c := redistest.Server(t)
+	ctx := redistest.Ctx(t, 5*time.Second)
+	l, err := NewLock(c, "order", 50*time.Millisecond)
+	require.NoError(t, err)
+	_, err = l.TryAcquire(ctx)
+	require.NoError(t, err)
+	for _, id := range []string{"p.a", "p.b", "p.a"} {
+		_, _, err := l.node.acquire(ctx, id, true, false)
+		require.NoError(t, err)
+	}
+	assert.Equal(t, []string{"p.a", "p.b"}, c.ZRange(ctx, "order:queue", 0, -1).Val())
+	time.Sleep(60 * time.Millisecond) // the holder's lease runs out
+	_, err = l.TryAcquire(ctx)
+	assert.ErrorIs(t, err, contend.ErrHeld, "TryAcquire took a free lock from a live waiter")
+	assert.Equal(t, "p", holderOf(t, c, "order"))
+	v := c.Get(ctx, "order").Val()
+	assert.True(t, strings.HasPrefix(v, "p.a:"), "the lock went to %q, not the first waiter", v)
+}
