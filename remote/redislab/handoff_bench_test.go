@@ -39,9 +39,10 @@ type counted interface {
 // Lock values, as two processes would be: half the hand-offs then go
 // through the other value's wake-up list and listener. redislock runs with
 // the adapter's policy (the lab's Redlock's backoff: 1 ms doubling to
-// 32 ms with jitter, as redsync's here) and with two others: its
+// 32 ms with jitter, as redsync's here), and with three others: its
 // documented recommendation (ExponentialBackoff with a 16 ms minimum; the
-// 512 ms cap is ours) and polling every millisecond.
+// 512 ms cap is ours), its ExponentialBackoff(1 ms, 32 ms), which has no
+// jitter (the adapter's policy before), and polling every millisecond.
 func BenchmarkLockHandoff(b *testing.B) {
 	_, clients := redistest.Servers(b, 3)
 	const ttl = 5 * time.Second
@@ -68,6 +69,11 @@ func BenchmarkLockHandoff(b *testing.B) {
 		{"redislock-documented", func(key string) (counted, error) {
 			return redisref.NewRedisLockRef(clients[0], key, ttl, redisref.WithRetryStrategy(func() redislock.RetryStrategy {
 				return redislock.ExponentialBackoff(16*time.Millisecond, 512*time.Millisecond)
+			}))
+		}},
+		{"redislock-unjittered", func(key string) (counted, error) {
+			return redisref.NewRedisLockRef(clients[0], key, ttl, redisref.WithRetryStrategy(func() redislock.RetryStrategy {
+				return redislock.ExponentialBackoff(time.Millisecond, 32*time.Millisecond)
 			}))
 		}},
 		{"redislock-poll1ms", func(key string) (counted, error) {

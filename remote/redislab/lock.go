@@ -354,7 +354,9 @@ func (l *Lock) Acquire(ctx context.Context) (contend.Lease, error) {
 			}
 			pause = b.Next()
 		}
-		if !w.wait(ctx, pause) {
+		// A ctx that ended before the release that woke us fails the call,
+		// as x/sync/semaphore's does; our abandonment passes the lock on.
+		if !w.wait(ctx, pause) || ctx.Err() != nil {
 			break
 		}
 		// A token above the counter our last poll saw was issued after that

@@ -44,7 +44,8 @@ import (
 //     first attempt succeeded reports the lock held — by itself).
 //
 // What does hold: while nothing crashes, expires or retries, SETNX admits
-// one holder at a time.
+// one holder at a time. The zero value refuses every call
+// (contend.ErrNotConstructed).
 type NaiveLock struct {
 	roundTrips
 	c        redis.UniversalClient
@@ -212,7 +213,8 @@ func (s *naiveLease) TTL() (time.Duration, bool) {
 // retries can apply DECRBY or INCRBY twice, leaking or minting permits.
 // The token is a separate INCR: no safe fencing.
 //
-// What does hold: with one client at a time, it counts correctly.
+// What does hold: with one client at a time, it counts correctly. The zero
+// value refuses every call (contend.ErrNotConstructed).
 type NaiveSemaphore struct {
 	roundTrips
 	c    redis.UniversalClient
