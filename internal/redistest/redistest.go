@@ -412,3 +412,22 @@ func CheckZero(t *testing.T, v any) {
 		t.Errorf("%T implements none of the contracts", v)
 	}
 }
+
+// ZeroValues runs CheckZero on each of zeros (type name -> pointer to a
+// zero value) and fails t unless zeros and options (the option types, whose
+// nil values the constructors must ignore) name every exported type of the
+// package in the current directory, so that a new type needs a check.
+func ZeroValues(t *testing.T, zeros map[string]any, options ...string) {
+	t.Helper()
+	names := slices.Clone(options)
+	for name, v := range zeros {
+		names = append(names, name)
+		t.Run(name, func(t *testing.T) { CheckZero(t, v) })
+	}
+	exported := ExportedTypes(t, ".")
+	slices.Sort(names)
+	slices.Sort(exported)
+	if !slices.Equal(names, exported) {
+		t.Errorf("zero-value checks cover %v, the package exports %v: a new exported type needs a check", names, exported)
+	}
+}

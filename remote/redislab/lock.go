@@ -285,9 +285,10 @@ type Lock struct {
 
 // NewLock returns a Lock on key with leases of ttl (at least 1 ms, in whole
 // milliseconds), on the caller's client (see the package doc; its pool
-// needs a second connection for the wake-up listener). It uses key and the
-// keys derived from it listed in lock.go. Every Lock on the same key must
-// use the same ttl.
+// needs a second connection for the wake-up listener). It uses key and
+// key+":fence", ":queue", ":qexp", ":qseq", ":wake:<process>" and
+// ":abandoned:<id>". Every Lock on the same key must use the same ttl; one
+// Lock value serves any number of goroutines.
 func NewLock(client redis.UniversalClient, key string, ttl time.Duration) (*Lock, error) {
 	s, err := checkClient("NewLock", "Lock", client, key)
 	if err != nil {

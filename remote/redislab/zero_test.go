@@ -13,14 +13,7 @@ import (
 // Every exported type's zero value refuses at once with
 // contend.ErrNotConstructed, and a nil option is ignored.
 func TestZeroValues(t *testing.T) {
-	zeros := map[string]any{"Lock": &Lock{}, "Redlock": &Redlock{}, "Semaphore": &Semaphore{}, "Bucket": &Bucket{}}
-	options := []string{"RedlockOption"}
-	var covered []string
-	for name, v := range zeros {
-		covered = append(covered, name)
-		t.Run(name, func(t *testing.T) { redistest.CheckZero(t, v) })
-	}
-	assert.ElementsMatch(t, redistest.ExportedTypes(t, "."), append(covered, options...), "a new exported type needs a zero-value check")
+	redistest.ZeroValues(t, map[string]any{"Lock": &Lock{}, "Redlock": &Redlock{}, "Semaphore": &Semaphore{}, "Bucket": &Bucket{}}, "RedlockOption")
 	var none RedlockOption
 	c := NewClient("127.0.0.1:1")
 	defer c.Close()

@@ -17,14 +17,7 @@ import (
 // Every exported type's zero value refuses at once with
 // contend.ErrNotConstructed, and a nil option is ignored.
 func TestZeroValues(t *testing.T) {
-	zeros := map[string]any{"RedsyncLock": &RedsyncLock{}, "RedisLockRef": &RedisLockRef{}, "RedisRateBucket": &RedisRateBucket{}}
-	options := []string{"RedisLockOption"}
-	var covered []string
-	for name, v := range zeros {
-		covered = append(covered, name)
-		t.Run(name, func(t *testing.T) { redistest.CheckZero(t, v) })
-	}
-	assert.ElementsMatch(t, redistest.ExportedTypes(t, "."), append(covered, options...), "a new exported type needs a zero-value check")
+	redistest.ZeroValues(t, map[string]any{"RedsyncLock": &RedsyncLock{}, "RedisLockRef": &RedisLockRef{}, "RedisRateBucket": &RedisRateBucket{}}, "RedisLockOption")
 	c := redisx.NewClient("127.0.0.1:1")
 	defer c.Close()
 	var none RedisLockOption
@@ -71,4 +64,26 @@ func TestErrorsSayTheirPrefixOnce(t *testing.T) {
 			assert.Empty(t, redistest.RepeatedPrefix(err.Error()), "%v", err)
 		}
 	}
+}
+
+// Pinned: with a wrong password, redislock returns at once (as the lab's
+// locks do), while redsync retries until the context ends.
+func TestReferencesOnPermanentErrors(t *testing.T) {
+	addr := redistest.StartWith(t, "--requirepass", "secret")
+	o := redisx.NewClient(addr).Options()
+	o.Password = "wrong"
+	c := redis.NewClient(o)
+	defer c.Close()
+	rl, err := NewRedisLockRef(c, "perm", time.Second)
+	require.NoError(t, err)
+	rs, err := NewRedsyncLock([]*redis.Client{c}, "perm", time.Second)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = rl.Acquire(ctx)
+	assert.Contains(t, err.Error(), "WRONGPASS")
+	assert.Less(t, time.Since(start), 250*time.Millisecond, "redislock waited for its context: %v", err)
+	_, err = rs.Acquire(ctx)
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "redsync now returns permanent errors at once: update its doc")
 }
