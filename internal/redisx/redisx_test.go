@@ -11,6 +11,7 @@ import (
 	"os"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
@@ -80,6 +81,10 @@ func TestAttemptsSayWhy(t *testing.T) {
 		{"the socket's timeout at the deadline is no reply", func(a *Attempts) {
 			a.Failed(ended, &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded})
 		}, "op: context canceled (no reply from Redis)"},
+		{"the socket's timeout just before the context's timer fired", func(a *Attempts) {
+			a.Failed(lateTimer{context.Background(), time.Now().Add(-time.Millisecond)},
+				&net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded})
+		}, "op: context canceled (no reply from Redis)"},
 		{"held after an error", func(a *Attempts) { a.Failed(ended, refused); a.Held() }, "op: context canceled (held by another holder)"},
 		{"an attempt's own timeout is an error", func(a *Attempts) { a.Failed(context.Background(), context.DeadlineExceeded) },
 			"op: context canceled (last error: context deadline exceeded)"},
@@ -120,3 +125,12 @@ func TestClientSettings(t *testing.T) {
 	assert.NoError(t, err)
 	assert.True(t, s.Sharded)
 }
+
+// lateTimer is a context whose deadline has passed but whose timer has not
+// yet marked it done.
+type lateTimer struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c lateTimer) Deadline() (time.Time, bool) { return c.deadline, true }
