@@ -386,7 +386,11 @@ func (a *Attempts) Held() { a.last, a.held = nil, true }
 // noting it: the outcome before it is the news.
 func (a *Attempts) Failed(ctx context.Context, err error) {
 	var timeout interface{ Timeout() bool }
-	if ctx.Err() != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+	// The socket's deadline can fire a moment before the context's timer
+	// marks it done: a deadline in the past counts as ended.
+	deadline, ok := ctx.Deadline()
+	ended := ctx.Err() != nil || ok && !time.Now().Before(deadline)
+	if ended && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
 		errors.As(err, &timeout) && timeout.Timeout()) {
 		a.noReply = true
 		return

@@ -3,6 +3,7 @@ package redislab
 import (
 	"context"
 	"crypto/tls"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,7 +72,11 @@ func TestPermanentErrorsReturnAtOnce(t *testing.T) {
 		// authenticated before it gets to NOAUTH.
 		{"no password", clientWith(t, secured, func(*redis.Options) {}), "k", "unauthenticated"},
 		{"wrong type", typed, "typed", "WRONGTYPE"},
-		{"TLS certificate not trusted", clientWith(t, tlsAddr, func(o *redis.Options) { o.TLSConfig = &tls.Config{} }), "k", "certificate"},
+		// A generous dial timeout: the handshake must fail on the
+		// certificate, not on a starved machine's clock.
+		{"TLS certificate not trusted", clientWith(t, tlsAddr, func(o *redis.Options) {
+			o.TLSConfig, o.DialTimeout = &tls.Config{}, 5*time.Second
+		}), "k", "certificate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for name, call := range acquirers(t, []*redis.Client{tc.client}, tc.key) {
@@ -119,8 +124,22 @@ func TestRedlockPermanentErrors(t *testing.T) {
 // network error it last met (not the deadline its last attempt died of),
 // no reply from a stalled server, or the lock held.
 func TestAcquireTimeoutNamesCause(t *testing.T) {
-	servers, clients := redistest.Servers(t, 3)
+	servers := redistest.Start(t, 3)
 	ctx := redistest.Ctx(t, 10*time.Second)
+	// Clients whose own timeouts are far beyond the calls' deadlines, with
+	// connections made before the faults: what ends a call is then its
+	// deadline, not go-redis's timeouts on a starved machine.
+	clients := make([]*redis.Client, len(servers))
+	for i, s := range servers {
+		clients[i] = clientWith(t, s.Addr(), func(o *redis.Options) {
+			o.DialTimeout, o.ReadTimeout, o.WriteTimeout = 5*time.Second, 5*time.Second, 5*time.Second
+		})
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() { require.NoError(t, clients[i].Ping(ctx).Err()) })
+		}
+		wg.Wait()
+	}
 	holder, err := NewLock(clients[0], "cause", 5*time.Second)
 	require.NoError(t, err)
 	_, err = holder.TryAcquire(ctx)
