@@ -33,7 +33,8 @@ func acquirers(t *testing.T, clients []*redis.Client, key string) map[string]fun
 	require.NoError(t, err)
 	s, err := NewSemaphore(clients[0], key+"-sem", 1, time.Second)
 	require.NoError(t, err)
-	r, err := NewRedlock(clients, key+"-rl", time.Second)
+	// A node timeout long enough for a TLS handshake on a starved machine.
+	r, err := NewRedlock(clients, key+"-rl", time.Second, WithNodeTimeout(time.Second))
 	require.NoError(t, err)
 	return map[string]func(context.Context) error{
 		"Lock.Acquire":         func(ctx context.Context) error { _, err := l.Acquire(ctx); return err },
