@@ -138,7 +138,8 @@ func RemoteLocks() []RemoteLockImpl {
 				})
 			}},
 		{RemoteImpl: RemoteImpl{Name: "redis", Backend: "redis", Deployments: []string{"single"}, Guarantee: Exact,
-			Summary: "SET NX PX and a fencing counter in one Lua script; compare-and-delete release; exclusive while holders finish within the TTL"},
+			Summary: "SET NX PX and a fencing counter in one Lua script, and a FIFO queue: release hands the lock, with a new token, to the next live waiter and wakes it; polling only as a fallback; exclusive while holders finish within the TTL"},
+			WeakTryAcquire: "hand-off: TryAcquire reports ErrHeld while the lock is handed to a waiter that has not yet taken it up",
 			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
 				return onRedis(c, func(cl []*redis.Client) (contend.Lock, error) {
 					return redislab.NewLock(cl[0], key, ttl)
@@ -155,7 +156,7 @@ func RemoteLocks() []RemoteLockImpl {
 				})
 			}},
 		{RemoteImpl: RemoteImpl{Name: "redsync", Backend: "redis", Deployments: []string{"independent3"}, Guarantee: Exact, Reference: true,
-			Summary:    "github.com/go-redsync/redsync/v4 Redlock; no fencing token",
+			Summary:    "github.com/go-redsync/redsync/v4 Redlock, waiting with the lab's jittered backoff (1 to 32 ms); no fencing token",
 			Deviations: map[string]string{"stale-holder": "no fencing token: the resource cannot tell the stale holder's write"}},
 			NoFencing:      true,
 			WeakTryAcquire: "split votes: contenders that each win some servers and none a quorum all report ErrHeld, while nobody holds the lock",
@@ -165,7 +166,7 @@ func RemoteLocks() []RemoteLockImpl {
 				})
 			}},
 		{RemoteImpl: RemoteImpl{Name: "redislock", Backend: "redis", Deployments: []string{"single"}, Guarantee: Exact, Reference: true,
-			Summary:    "github.com/bsm/redislock: SET NX PX with token-checked release; no fencing token",
+			Summary:    "github.com/bsm/redislock: SET NX PX with token-checked release, waiting with jittered backoff (1 to 32 ms); no fencing token",
 			Deviations: map[string]string{"stale-holder": "no fencing token: the resource cannot tell the stale holder's write"}},
 			NoFencing: true,
 			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
@@ -178,7 +179,12 @@ func RemoteLocks() []RemoteLockImpl {
 			Summary: "the article's kazoo recipe: ephemeral sequential nodes, a watch on the predecessor, and the holder is whoever's watch fired",
 			Flaw:    "a waiter that leaves the queue (cancelled, or its session expired) fires its successor's watch, and the successor takes the lock while the holder still holds it",
 			Deviations: map[string]string{
-				"waiter-cut-off": "the waiter behind the one cut off believes its watch: two holders",
+				"waiter-cut-off":     "the waiter behind the one cut off believes its watch: two holders",
+				"partitioned-client": "a create whose reply it never saw leaves a node it does not know is its own at the head of the queue, blocking everyone for as long as its session lives",
+				"slow-client":        "a create whose reply comes too late leaves a node it does not know is its own, blocking the queue while its session lives",
+				"reset-reply":        "a create whose reply was lost leaves a node it does not know is its own, blocking the queue while its session lives",
+				"paused-servers":     "a create sent to the paused server runs at the resume after the client gave up, leaving a node nobody owns at the head of the queue",
+				"killed-servers":     "its create has no context: with the server dead it blocks until its client is closed",
 			}},
 			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
 				return closing[contend.Lock](zknaive.NewLockAt(c.Endpoints(), key, ttl))

@@ -80,7 +80,7 @@ type Data struct {
 	// and BenchTimeOf each benchmark family's (the first it ran with).
 	BenchTimes  []string
 	BenchTimeOf map[string]string
-	assume     map[string]benchmath.Assumption
+	assume      map[string]benchmath.Assumption
 	// Catalog is the registry as data, written by the run beside its raw
 	// files (catalog.File).
 	Catalog catalog.Catalog
