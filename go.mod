@@ -13,6 +13,12 @@ require (
 require github.com/anishathalye/porcupine v1.3.1
 
 require (
+	github.com/benbjohnson/clock v1.3.0 // indirect
+	github.com/sethvargo/go-limiter v0.7.1 // indirect
+	go.uber.org/ratelimit v0.3.1 // indirect
+)
+
+require (
 	codeberg.org/go-fonts/liberation v0.5.0 // indirect
 	codeberg.org/go-latex/latex v0.2.0 // indirect
 	codeberg.org/go-pdf/fpdf v0.11.1 // indirect
