@@ -5,6 +5,34 @@
 // The package is deliberately small: interfaces, the clock, and the token
 // bucket's configuration. The integer fixed-point arithmetic that the lab's
 // own buckets share lives in package refill.
+//
+// # Waiting for tokens, and golang.org/x/time/rate
+//
+// [Limiter] follows x/time/rate's Limiter (Reserve, Delay, Cancel, Wait)
+// where that is sound for an exact bucket. Where the lab differs, and why:
+//
+//   - Time is the bucket's own Clock, read inside the bucket's
+//     synchronisation: there are no AllowN(t)/ReserveN(t) forms, because
+//     a caller's reading can be stale by the time the bucket decides, and
+//     the order of readings is what makes a bucket exact.
+//   - Reservation.Cancel gives the tokens back exactly, when nothing was
+//     booked or granted after them, or not at all; x/time/rate gives back n
+//     minus the tokens reserved after, which cannot be made exact without
+//     remembering every later booking. Cancel reports which it did.
+//   - A request that can never succeed is an error (*TokenError), not a
+//     Reservation whose OK is false; Wait's refusal for a deadline it
+//     cannot meet is a *DeadlineError that wraps
+//     context.DeadlineExceeded and carries the Delay (a Retry-After).
+//   - Tokens is a whole number (int64), negative while owed.
+//   - No SetLimit/SetBurst: the state is counted in units of the rate, so
+//     a change must convert the state and swap the rate in one atomic
+//     step. A lock-free bucket's state is one 64-bit word, which cannot
+//     also hold the rate, and an immutable (rate, state) pair swapped by
+//     pointer would allocate on every grant; a locked bucket could do it
+//     for free, but only it, which would split the contract. Make a new
+//     bucket instead.
+//   - Bookings reach at most the bucket's range (146 years from its
+//     construction, refill.Limit.MaxElapsed).
 package contend
 
 import (
