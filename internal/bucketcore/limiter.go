@@ -158,16 +158,18 @@ func duration(due, e uint64) time.Duration {
 }
 
 // Booking is one reservation's effect on a cell: the states before and
-// after it, and the elapsed time at which its tokens are due.
+// after it, the elapsed time at which its tokens are due, and the reading
+// it was decided at (due == at: due at once).
 type Booking struct {
-	prev, next, due uint64
+	prev, next, due, at uint64
 }
 
 // Book books n tokens (0 < n <= Capacity, which the caller checked) in the
-// cell, due no later than maxDue (elapsed ns; the caller's deadline). It
-// returns the booking, or, booking nothing, a *contend.DeadlineError for a
-// due time after maxDue (Delay filled, Left 0), errRange, or ErrRetired.
-func (p *Params) Book(c Cell, n int64, maxDue uint64) (Booking, error) {
+// cell, due at most maxWait ns after the reading it is decided at (the
+// caller's deadline). It returns the booking, or, booking nothing, a
+// *contend.DeadlineError for a later due time (Delay filled, Left 0),
+// errRange, or ErrRetired.
+func (p *Params) Book(c Cell, n int64, maxWait uint64) (Booking, error) {
 	var b Booking
 	var bookErr error
 	err := c.update(p, func(tat, e uint64) (uint64, bool) {
@@ -178,11 +180,11 @@ func (p *Params) Book(c Cell, n int64, maxDue uint64) (Booking, error) {
 		case d > p.Limit.MaxElapsed():
 			bookErr = errRange
 			return 0, false
-		case d > maxDue:
+		case d-e > maxWait:
 			bookErr = &contend.DeadlineError{N: n, Delay: duration(d, e)}
 			return 0, false
 		}
-		b = Booking{prev: tat, next: p.Limit.Granted(tat, d, uint64(n)), due: d}
+		b = Booking{prev: tat, next: p.Limit.Granted(tat, d, uint64(n)), due: d, at: e}
 		bookErr = nil
 		return b.next, true
 	})
@@ -242,21 +244,21 @@ func (p *Params) Wait(ctx context.Context, c Cell, n int64) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("contend: Wait(%d): %w", n, err)
 	}
-	maxDue := uint64(math.MaxUint64)
+	maxWait := uint64(math.MaxUint64)
 	var left time.Duration
 	if dl, ok := ctx.Deadline(); ok {
-		left = time.Until(dl)
-		if left < 0 {
-			left = 0
-		}
-		maxDue = sat(p.Elapsed(), uint64(left))
+		left = max(time.Until(dl), 0)
+		maxWait = uint64(left)
 	}
-	b, err := p.Book(c, n, maxDue)
+	b, err := p.Book(c, n, maxWait)
 	if err != nil {
 		if de, ok := err.(*contend.DeadlineError); ok {
 			de.Left = left
 		}
 		return err
+	}
+	if b.due == b.at {
+		return nil // one clock reading, as TryTake's
 	}
 	if err := p.sleepUntil(ctx, b.due); err != nil {
 		if p.Cancel(c, b) || p.Elapsed() < b.due {
@@ -266,14 +268,6 @@ func (p *Params) Wait(ctx context.Context, c Cell, n int64) error {
 		// the caller's.
 	}
 	return nil
-}
-
-// sat returns a + b, saturating at math.MaxUint64.
-func sat(a, b uint64) uint64 {
-	if s := a + b; s >= a {
-		return s
-	}
-	return math.MaxUint64
 }
 
 // sleepUntil blocks until Elapsed() >= due, or ctx is done (ctx.Err()). On
