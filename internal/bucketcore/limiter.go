@@ -48,12 +48,12 @@ import (
 )
 
 // Cell is where a bucket keeps its state word, and how it synchronises it:
-// lock-free ([Word]) or under a lock ([Locked], [RWLocked]). It is a small
-// value, made on each call from pointers into the bucket.
+// lock-free ([Word]) or under a lock ([Locked], [RWLocked], [LockedWord]).
+// It is a small value, made on each call from pointers into the bucket.
 type Cell struct {
-	word *atomic.Uint64 // lock-free: compare-and-swap
-	mu   sync.Locker    // else: guards *tat for writes
+	mu   sync.Locker    // nil: lock-free, by compare-and-swap on word; else guards the state for writes
 	rmu  sync.Locker    // and for reads
+	word *atomic.Uint64 // the state, or, under a lock, nil for tat
 	tat  *uint64
 }
 
@@ -67,6 +67,26 @@ func Locked(mu sync.Locker, tat *uint64) Cell { return Cell{mu: mu, rmu: mu, tat
 // under its read lock.
 func RWLocked(rw *sync.RWMutex, tat *uint64) Cell {
 	return Cell{mu: rw, rmu: rw.RLocker(), tat: tat}
+}
+
+// LockedWord is a Cell whose state w is guarded by mu, and loaded and
+// stored atomically under it (for a word that is also lock-free elsewhere).
+func LockedWord(mu sync.Locker, w *atomic.Uint64) Cell { return Cell{mu: mu, rmu: mu, word: w} }
+
+// load and store access the state of a locked Cell, under its lock.
+func (c Cell) load() uint64 {
+	if c.word != nil {
+		return c.word.Load()
+	}
+	return *c.tat
+}
+
+func (c Cell) store(v uint64) {
+	if c.word != nil {
+		c.word.Store(v)
+	} else {
+		*c.tat = v
+	}
 }
 
 // Retired is the state of a cell that its owner has taken out of use
@@ -83,28 +103,30 @@ var errRange = errors.New("contend: the tokens would be due beyond the bucket's 
 
 // read returns the state and a reading taken after loading it.
 func (c Cell) read(p *Params) (tat, e uint64) {
-	if c.word != nil {
+	if c.mu == nil {
 		tat = c.word.Load()
 		return tat, p.Elapsed()
 	}
 	c.rmu.Lock()
-	tat, e = *c.tat, p.Elapsed()
+	tat = c.load()
+	e = p.Elapsed()
 	c.rmu.Unlock()
 	return tat, e
 }
 
-// update calls f with the state and a reading taken after loading it, and
-// stores f's next if f says so, atomically: under the lock, or by a
-// compare-and-swap that retries f (with a new reading) when the state
-// changed. It returns ErrRetired, without calling f, on a Retired cell.
+// update calls f with the state and a reading taken after loading it (0,
+// and no reading, for a nil p), and stores f's next if f says so,
+// atomically: under the lock, or by a compare-and-swap that retries f
+// (with a new reading) when the state changed. It returns ErrRetired,
+// without calling f, on a Retired cell.
 func (c Cell) update(p *Params, f func(tat, e uint64) (next uint64, store bool)) error {
-	if c.word != nil {
+	if c.mu == nil {
 		for {
 			tat := c.word.Load()
 			if tat == Retired {
 				return ErrRetired
 			}
-			next, store := f(tat, p.Elapsed())
+			next, store := f(tat, p.elapsed())
 			if !store || c.word.CompareAndSwap(tat, next) {
 				return nil
 			}
@@ -112,14 +134,38 @@ func (c Cell) update(p *Params, f func(tat, e uint64) (next uint64, store bool))
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	tat := *c.tat
+	tat := c.load()
 	if tat == Retired {
 		return ErrRetired
 	}
-	if next, store := f(tat, p.Elapsed()); store {
-		*c.tat = next
+	if next, store := f(tat, p.elapsed()); store {
+		c.store(next)
 	}
 	return nil
+}
+
+// elapsed is Elapsed, or 0 for a nil p.
+func (p *Params) elapsed() uint64 {
+	if p == nil {
+		return 0
+	}
+	return p.Elapsed()
+}
+
+// Retire marks the cell Retired if it was full at the reading e, taken
+// before the call, and reports whether it did. A cell full at e makes, at e
+// and at every later reading, a new full cell's decisions (same Params,
+// same origin): see package keyed for the proof. An e older than the
+// state's load is safe, only conservative: a state a grant stored after e
+// is past e/u, so it is never judged full at e; one reading serves a
+// whole sweep.
+func (p *Params) Retire(c Cell, e uint64) bool {
+	retired := false
+	_ = c.update(nil, func(tat, _ uint64) (uint64, bool) { // no reading: e is the reading
+		retired = !p.Limit.Denies(tat, e, p.Limit.Capacity())
+		return Retired, retired
+	})
+	return retired
 }
 
 // Tokens returns the whole tokens the cell holds now, negative while
