@@ -13,7 +13,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/contend-lab/contend"
-	"github.com/contend-lab/contend/impls/cas"
 	"github.com/contend-lab/contend/keyed"
 )
 
@@ -36,35 +35,22 @@ const (
 // both paths, as a per-client limiter under skewed load does.
 var keyedConfig = contend.BucketConfig{Capacity: 1000, Rate: 1e5}
 
-// keyedLimiter is what BenchmarkKeyed calls: one request for key.
-type keyedLimiter[K comparable] interface{ Allow(key K) bool }
-
 // keyedImpl is one keyed limiter, by its benchmark name.
 type keyedImpl[K comparable] struct {
 	name string
-	new  func(contend.BucketConfig) (keyedLimiter[K], func(), error) // the limiter and its Close
+	new  func(contend.BucketConfig) (keyed.Allower[K], func(), error) // the limiter and its Close
 }
 
-// keyedUint64 are the workload=zipf limiters: the package's Limiter in each
-// strategy (keyed.Impls), and two baselines kept to compare the maps: one
-// impls/cas bucket per key in a sync.Map (sync-map) or in a map behind one
-// sync.Mutex (mutex-map), neither ever forgetting a key.
+// keyedUint64 are the workload=zipf limiters: keyed.Impls.
 func keyedUint64() []keyedImpl[uint64] {
 	var out []keyedImpl[uint64]
 	for _, impl := range keyed.Impls() {
-		out = append(out, keyedImpl[uint64]{impl.Name, func(cfg contend.BucketConfig) (keyedLimiter[uint64], func(), error) {
+		out = append(out, keyedImpl[uint64]{impl.Name, func(cfg contend.BucketConfig) (keyed.Allower[uint64], func(), error) {
 			l, err := impl.New(cfg)
 			return l, func() {}, err
 		}})
 	}
-	return append(out,
-		keyedImpl[uint64]{"sync-map", func(cfg contend.BucketConfig) (keyedLimiter[uint64], func(), error) {
-			return &syncMapLimiter{cfg: cfg}, func() {}, cfg.Validate()
-		}},
-		keyedImpl[uint64]{"mutex-map", func(cfg contend.BucketConfig) (keyedLimiter[uint64], func(), error) {
-			return &mutexMapLimiter{cfg: cfg, m: map[uint64]*cas.Bucket{}}, func() {}, cfg.Validate()
-		}},
-	)
+	return out
 }
 
 // keyedString are the workload=zipf-string limiters: the package's Limiter
@@ -75,15 +61,15 @@ func keyedUint64() []keyedImpl[uint64] {
 // sync.Map, created on first use and never forgotten (xrate-syncmap).
 func keyedString() []keyedImpl[string] {
 	return []keyedImpl[string]{
-		{"xsync-mapof", func(cfg contend.BucketConfig) (keyedLimiter[string], func(), error) {
+		{"xsync-mapof", func(cfg contend.BucketConfig) (keyed.Allower[string], func(), error) {
 			l, err := keyed.New[string](cfg)
 			return l, func() {}, err
 		}},
-		{"xsync-mapof-mutex", func(cfg contend.BucketConfig) (keyedLimiter[string], func(), error) {
+		{"xsync-mapof-mutex", func(cfg contend.BucketConfig) (keyed.Allower[string], func(), error) {
 			l, err := keyed.New[string](cfg, keyed.WithStrategy(keyed.Mutex))
 			return l, func() {}, err
 		}},
-		{"go-limiter", func(cfg contend.BucketConfig) (keyedLimiter[string], func(), error) {
+		{"go-limiter", func(cfg contend.BucketConfig) (keyed.Allower[string], func(), error) {
 			// Capacity tokens per Capacity/Rate: the same long-run rate. Its
 			// buckets refill whole intervals at a time, on the wall clock.
 			s, err := memorystore.New(&memorystore.Config{
@@ -95,7 +81,7 @@ func keyedString() []keyedImpl[string] {
 			}
 			return goLimiter{s}, func() { _ = s.Close(context.Background()) }, nil
 		}},
-		{"xrate-syncmap", func(cfg contend.BucketConfig) (keyedLimiter[string], func(), error) {
+		{"xrate-syncmap", func(cfg contend.BucketConfig) (keyed.Allower[string], func(), error) {
 			return &xrateSyncMap{cfg: cfg}, func() {}, cfg.Validate()
 		}},
 	}
@@ -248,49 +234,6 @@ func zipfStrings(id int) []string {
 // keyString is key k as a client address would be: "10.a.b.c".
 func keyString(k uint64) string {
 	return fmt.Sprintf("10.%d.%d.%d", k>>16&0xff, k>>8&0xff, k&0xff)
-}
-
-// syncMapLimiter is the sync-map baseline: one cas.Bucket per key in a
-// sync.Map. Loading a uint64 key converts it to an interface that does not
-// escape; storing a new key boxes it.
-type syncMapLimiter struct {
-	cfg contend.BucketConfig
-	m   sync.Map // uint64 -> *cas.Bucket
-}
-
-func (l *syncMapLimiter) Allow(key uint64) bool {
-	v, ok := l.m.Load(key)
-	if !ok {
-		nb, err := cas.NewBucket(l.cfg)
-		if err != nil {
-			return false
-		}
-		v, _ = l.m.LoadOrStore(key, nb)
-	}
-	return v.(*cas.Bucket).TryTake(1)
-}
-
-// mutexMapLimiter is the mutex-map baseline: one cas.Bucket per key in a
-// map behind one sync.Mutex, held for the lookup only.
-type mutexMapLimiter struct {
-	cfg contend.BucketConfig
-	mu  sync.Mutex
-	m   map[uint64]*cas.Bucket
-}
-
-func (l *mutexMapLimiter) Allow(key uint64) bool {
-	l.mu.Lock()
-	b, ok := l.m[key]
-	if !ok {
-		var err error
-		if b, err = cas.NewBucket(l.cfg); err != nil {
-			l.mu.Unlock()
-			return false
-		}
-		l.m[key] = b
-	}
-	l.mu.Unlock()
-	return b.TryTake(1)
 }
 
 // goLimiter adapts a go-limiter Store.

@@ -57,6 +57,7 @@ import (
 	"github.com/puzpuzpuz/xsync/v3"
 
 	"github.com/contend-lab/contend"
+	"github.com/contend-lab/contend/impls/cas"
 	"github.com/contend-lab/contend/internal/bucketcore"
 )
 
@@ -371,30 +372,52 @@ type Interface[K comparable] interface {
 
 var _ Interface[string] = (*Limiter[string])(nil)
 
-// Impl is one Limiter configuration, by the name benchmarks give it.
-type Impl struct {
-	Name string // benchmark name: lower case, no trailing -digits
-	New  func(contend.BucketConfig) (Interface[uint64], error)
+// Allower is the one call BenchmarkKeyed makes.
+type Allower[K comparable] interface {
+	Allow(key K) bool
 }
 
-// Impls returns the package's Limiter for uint64 keys, in each Strategy:
-// xsync-mapof (CAS) and xsync-mapof-mutex (Mutex), both sweeping by
-// default.
+// Impl is one keyed limiter for uint64 keys, by the name benchmarks give
+// it.
+type Impl struct {
+	Name string // benchmark name: lower case, no trailing -digits
+	New  func(contend.BucketConfig) (Allower[uint64], error)
+}
+
+// Impls returns the limiters BenchmarkKeyed compares with uint64 keys: the
+// package's Limiter in each Strategy, sweeping by default (xsync-mapof and
+// xsync-mapof-mutex), then two baselines that compare its map, kept only
+// for that: one impls/cas bucket per key in a sync.Map (sync-map) or in a
+// map behind one sync.Mutex (mutex-map), neither ever forgetting a key.
 func Impls() []Impl {
 	return []Impl{
 		{"xsync-mapof", adapt()},
 		{"xsync-mapof-mutex", adapt(WithStrategy(Mutex))},
+		{"sync-map", baseline(func(cfg contend.BucketConfig) Allower[uint64] { return &syncMap{cfg: cfg} })},
+		{"mutex-map", baseline(func(cfg contend.BucketConfig) Allower[uint64] {
+			return &mutexMap{cfg: cfg, m: map[uint64]*cas.Bucket{}}
+		})},
 	}
 }
 
-// adapt returns New with opts, with Interface as its result type, never a
+// adapt returns New with opts, with Allower as its result type, never a
 // non-nil interface holding a nil pointer.
-func adapt(opts ...Option) func(contend.BucketConfig) (Interface[uint64], error) {
-	return func(cfg contend.BucketConfig) (Interface[uint64], error) {
+func adapt(opts ...Option) func(contend.BucketConfig) (Allower[uint64], error) {
+	return func(cfg contend.BucketConfig) (Allower[uint64], error) {
 		l, err := New[uint64](cfg, opts...)
 		if err != nil {
 			return nil, err
 		}
 		return l, nil
+	}
+}
+
+// baseline validates cfg before making a baseline with it.
+func baseline(make func(contend.BucketConfig) Allower[uint64]) func(contend.BucketConfig) (Allower[uint64], error) {
+	return func(cfg contend.BucketConfig) (Allower[uint64], error) {
+		if err := cfg.Validate(); err != nil {
+			return nil, err
+		}
+		return make(cfg), nil
 	}
 }

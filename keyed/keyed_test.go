@@ -27,7 +27,42 @@ func TestImplNames(t *testing.T) {
 	for _, impl := range Impls() {
 		names = append(names, impl.Name)
 	}
-	assert.Equal(t, []string{"xsync-mapof", "xsync-mapof-mutex"}, names)
+	assert.Equal(t, []string{"xsync-mapof", "xsync-mapof-mutex", "sync-map", "mutex-map"}, names)
+}
+
+// TestImplsExactPerKey: every Impl (the baselines too), hammered by
+// goroutines on overlapping keys, new and old, on a frozen clock, grants
+// each key exactly its burst: the new-key race never makes two buckets.
+func TestImplsExactPerKey(t *testing.T) {
+	const goroutines, keys, capacity, rounds = 8, 64, 5, 20
+	for _, impl := range Impls() {
+		t.Run(impl.Name, func(t *testing.T) {
+			l, err := impl.New(contend.BucketConfig{Capacity: capacity, Rate: 1, Clock: contend.NewManualClock(0)})
+			require.NoError(t, err)
+			var granted [keys]atomic.Int64
+			var wg sync.WaitGroup
+			for g := range goroutines {
+				wg.Go(func() {
+					for r := range rounds {
+						for k := range uint64(keys) {
+							key := (k + uint64(g*r)) % keys // goroutines visit keys in different orders
+							if l.Allow(key) {
+								granted[key].Add(1)
+							}
+						}
+					}
+				})
+			}
+			wg.Wait()
+			for k := range keys {
+				assert.Equal(t, int64(capacity), granted[k].Load(), "key %d", k)
+			}
+			assert.Equal(t, keys, l.(interface{ Len() int }).Len())
+			_, err = impl.New(contend.BucketConfig{Capacity: 0, Rate: 1})
+			var ce *contend.ConfigError
+			assert.ErrorAs(t, err, &ce, "an invalid configuration")
+		})
+	}
 }
 
 // strategies are the Options of every Strategy, by name.
@@ -477,6 +512,14 @@ func TestZeroAllocsKnownKey(t *testing.T) {
 		assert.Zero(t, testing.AllocsPerRun(1000, func() { _, _ = ls.Delay(key, 1) }), "Delay")
 		assert.Zero(t, testing.AllocsPerRun(1000, func() { _ = lu.Wait(context.Background(), allocKey, 1) }), "Wait due at once")
 	})
+	for _, impl := range Impls() {
+		t.Run(impl.Name, func(t *testing.T) {
+			l, err := impl.New(contend.BucketConfig{Capacity: 1, Rate: 1, Clock: contend.NewManualClock(0)})
+			require.NoError(t, err)
+			l.Allow(allocKey)
+			assert.Zero(t, testing.AllocsPerRun(1000, func() { l.Allow(allocKey) }))
+		})
+	}
 }
 
 // allocKey is a variable, not a constant, above the runtime's
