@@ -182,8 +182,13 @@ func (l *Limiter[K]) TryTake(key K, n int64) bool {
 	if !l.p.Possible(n) { // also the zero Limiter
 		return false
 	}
+	c, found := l.m.Load(key)
+	if !found {
+		c = l.make(key)
+	}
 	for {
-		c := l.get(key)
+		// A retired bucket (dropped by a sweep) denies; the mark is
+		// checked only then, and the key is made again.
 		if !l.locked {
 			if l.p.TakeWord(&c.w, uint64(n)) {
 				return true
@@ -191,12 +196,14 @@ func (l *Limiter[K]) TryTake(key K, n int64) bool {
 			if c.w.Load() != bucketcore.Retired {
 				return false
 			}
-			continue // dropped by a sweep: look the key up again
+			c = l.make(key)
+			continue
 		}
 		c.mu.Lock()
 		tat := c.w.Load()
 		if tat == bucketcore.Retired {
 			c.mu.Unlock()
+			c = l.make(key)
 			continue
 		}
 		next, ok := l.p.Limit.Take(tat, l.p.Elapsed(), uint64(n))
