@@ -76,8 +76,9 @@ type Bucket interface {
 // Limiter is a Bucket a server can use: it also tells how long until n
 // tokens are due (for a Retry-After header), books tokens ahead of time
 // (Reserve), and blocks until they are due (Wait), as
-// golang.org/x/time/rate's Limiter does. impls/cas, impls/mutex and
-// impls/rwmutex implement it exactly; keyed offers it per key.
+// golang.org/x/time/rate's Limiter does. The exact buckets of impls/cas,
+// impls/mutex (both) and impls/rwmutex implement it; keyed offers it per
+// key.
 //
 // Bookings are served in the order they are made: Reserve and Wait book
 // their tokens at once, even when they are due only later, and every later
@@ -111,9 +112,9 @@ type Limiter interface {
 	// returns at once with a *TokenError for n <= 0 or n > Capacity, with
 	// ctx.Err() (wrapped) if ctx is done already, and with a
 	// *DeadlineError, booking nothing, if the tokens are due after ctx's
-	// deadline. If ctx ends first, the booking is cancelled
-	// (Reservation.Cancel) and Wait returns ctx.Err(), wrapped; tokens that
-	// were due by then are kept, and Wait returns nil.
+	// deadline. If ctx ends before they are due, Wait cancels the booking
+	// (as Reservation.Cancel does) and returns ctx.Err(), wrapped; if they
+	// are due by the time it notices, it returns nil: they are the caller's.
 	Wait(ctx context.Context, n int64) error
 }
 
