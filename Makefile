@@ -10,7 +10,7 @@ PKGS    ?= ./...
 # at GOMAXPROCS 1, 2 and 8. On this 2-core machine the suite takes minutes.
 TESTFLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: help test servers fmt-check vet deadlock race stress bench bench-quick bench-check clean
+.PHONY: help test servers fmt-check vet deadlock race stress bench bench-quick bench-check
 
 help:
 	@echo "make test         gofmt check, go vet, all tests with -race (what CI runs)"
@@ -24,11 +24,12 @@ help:
 test: fmt-check vet servers
 	$(GO) test $(TESTFLAGS) $(PKGS)
 
-# The Redis tier's tests start their own redis-server processes; this
-# installs the binary from Debian's packages when it is missing.
-# CONTEND_SKIP_REDIS=1 skips the tier instead (documented; CI never sets it).
+# The remote tier's tests start their own servers (Redis, ZooKeeper, etcd);
+# this installs each backend's server from Debian's packages when it is
+# missing. A backend's CONTEND_SKIP_<NAME>=1 skips it instead (documented;
+# CI never sets one).
 servers:
-	@if [ "$$CONTEND_SKIP_REDIS" = 1 ]; then echo "CONTEND_SKIP_REDIS=1: the Redis tier is skipped"; else ./scripts/install-redis.sh; fi
+	./scripts/install-servers.sh
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -57,15 +58,12 @@ deadlock:
 stress:
 	CONTEND_STRESS=long $(GO) test -race -count=1 -timeout 60m -run 'Stress' -v ./harness ./impls/...
 
-bench:
+bench: servers
 	./scripts/bench.sh full
 
-bench-quick:
+bench-quick: servers
 	./scripts/bench.sh quick
 
 # Performance targets as ratios within one run; not part of make test.
 bench-check:
 	./scripts/bench-check.sh
-
-clean:
-	rm -rf results/tmp

@@ -167,7 +167,9 @@ var grantRatioConfig = contend.BucketConfig{Capacity: 100, Rate: 1e4}
 func forCorrectnessGoroutines(b *testing.B, name string, f func(b *testing.B, g int)) {
 	b.Run(name, func(b *testing.B) {
 		for _, g := range []int{onePerP, 100} {
-			b.Run(goroutinesName(g), func(b *testing.B) { f(b, resolveGoroutines(g)) })
+			// At -benchtime 1x the first sample of the first -cpu value is
+			// the probe run that b.Run makes: set its GOMAXPROCS first.
+			runFirstCPU(b, goroutinesName(g), func(b *testing.B) { f(b, resolveGoroutines(g)) })
 		}
 	})
 }

@@ -162,7 +162,9 @@ func BenchmarkLockLatency(b *testing.B) {
 			continue
 		}
 		b.Run("impl="+impl.Name, func(b *testing.B) {
-			b.Run(goroutinesName(StressGoroutines), func(b *testing.B) {
+			// At -benchtime 1x the first sample of the first -cpu value is
+			// the probe run that b.Run makes: set its GOMAXPROCS first.
+			runFirstCPU(b, goroutinesName(StressGoroutines), func(b *testing.B) {
 				b.ReportAllocs()
 				latency := newLatencyHistogram()
 				per := make([]int64, StressGoroutines)

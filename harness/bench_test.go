@@ -13,6 +13,9 @@ package harness
 //	BenchmarkKeyed/workload=zipf/impl=<xsync-mapof|sync-map|mutex-map>/goroutines=<1|gomaxprocs|100>
 //	BenchmarkFloor/workload=<local-increment|clock-read|atomic-add>/impl=<name>/goroutines=1
 //	BenchmarkCorrectness/check=<lost-updates|grant-ratio|wall-clock-step|large-clock>/impl=<name>/goroutines=<gomaxprocs|100>
+//	BenchmarkRemoteLock, BenchmarkRemoteBucket: see bench_remote_test.go
+//	BenchmarkBucketLatency: see bench_bucket_latency_test.go
+//	BenchmarkMemory, BenchmarkGoroutineChurn: see bench_memory_test.go
 //
 // Goroutines: every throughput benchmark runs at 1, at one per P
 // (goroutines=gomaxprocs, resolved when the leaf runs, so that it follows
@@ -56,6 +59,8 @@ var benchUnits = []string{
 	"Unit grant-ratio better=lower",
 	"Unit lost-fraction better=lower",
 	"Unit lost-updates better=lower",
+	"Unit roundtrips/op better=lower",
+	"Unit jain better=higher",
 }
 
 // TestMain prints the unit metadata, only when benchmarks run, so that the
@@ -67,7 +72,9 @@ func TestMain(m *testing.M) {
 			fmt.Println(u)
 		}
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	stopBenchClusters()
+	os.Exit(code)
 }
 
 // onePerP stands for "as many goroutines as GOMAXPROCS" in a goroutine

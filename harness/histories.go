@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -143,36 +145,136 @@ func together(n int, f func(g int)) {
 }
 
 // RecordSplitAdds records the history that shows a striped counter's Load
-// is not linearizable: client 0 Adds +1 adds times, client 1 Adds -1 adds
-// times, and client 2 Loads until both have finished. A Load that reads a
-// stripe before client 0's Adds reach it and another after client 1's
-// reach it (it was descheduled between the two reads) returns a sum the
-// counter never held: client 1's Adds without client 0's earlier ones.
-func RecordSplitAdds(c contend.Counter, adds int) []porcupine.Operation {
-	rec := linearize.NewRecorder(3)
-	var writing sync.WaitGroup
-	writing.Add(2)
-	together(3, func(g int) {
-		if g == 2 {
-			done := make(chan struct{})
-			go func() { writing.Wait(); close(done) }()
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				o := rec.Call(g, linearize.CounterInput{Load: true})
-				o.Return(linearize.CounterOutput{Value: c.Load()})
+// is not linearizable, if the run makes it: a Load that reads one stripe
+// before an Add(-1) to it and another stripe after a later Add(+2) to that
+// one returns a sum the counter, going v, v-1, v+1, never held (v+2).
+//
+// Four goroutines on their own threads, bound by pin (which binds the
+// calling thread to a CPU): the loader (client 3) on CPU 0 Loads in a
+// loop; writer X (client 0), also on CPU 0, sleeps for nap, rounds times,
+// and each time it wakes makes one of the round's two Adds while writer Y1
+// or Y2 (clients 1 and 2), spinning on CPU 1, makes the other, the second
+// called once the first has returned. X shares its CPU with the loader, so
+// its wake-ups take the CPU from the loader at whatever instruction the
+// loader is at: sometimes between its reads of two stripes, and then both
+// Adds land in between. Which stripe a writer's Adds go to is the
+// counter's choice (pershard's: by CPU number where RDPID has it, else by
+// P id), so the rounds cycle through both partners and both orders. At
+// GOMAXPROCS 4, with all four running, at least one of Y1 and Y2 is on a
+// P of the other parity than X's, so on a two-stripe pershard one of the
+// four combinations has the Adds on the two stripes in the order the
+// loader reads them.
+//
+// Time is a logical clock, an atomic counter each client increments just
+// before and just after each operation: the VM's clock costs a hundred
+// times a Load, and would leave the loader almost no time inside one.
+// Each operation's linearization point lies between its two ticks, and an
+// operation that returned before another was called has the smaller
+// ticks, so the history is as valid as one on a real clock. It keeps every
+// Add and the Loads during which another client ticked (the others are
+// reads that overlapped no tick, which could only make the history easier
+// to linearize). Before anything is recorded, each writer Adds and takes
+// back 1, a few hundred times, so that a counter that caches a stripe hint
+// per goroutine stack slot (pershard) has it set.
+func RecordSplitAdds(c contend.Counter, rounds int, nap time.Duration, pin func(cpu int) error) ([]porcupine.Operation, error) {
+	const loader, ys = 3, 2
+	var clock, stop paddedInt64
+	var done [ys]paddedInt64 // 1 once Y1, Y2 have added what they were sent
+	var todo [ys]chan int64  // the delta Y1, Y2 are to add; closed at the end
+	for y := range todo {
+		todo[y] = make(chan int64, 1)
+	}
+	ops := make([][]porcupine.Operation, loader+1)
+	errs := make([]error, loader+1)
+	ready := make(chan struct{}, loader+1)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	// run starts client's goroutine on a thread bound to cpu: prep, then,
+	// once every client is ready and all could be bound, f.
+	run := func(client, cpu int, prep, f func()) {
+		wg.Go(func() {
+			runtime.LockOSThread() // never unlocked: the bound thread exits with the goroutine
+			if errs[client] = pin(cpu); errs[client] == nil {
+				prep()
+			}
+			ready <- struct{}{}
+			if <-start; stop.Load() == 0 {
+				f()
+			}
+		})
+	}
+	add := func(client int, d int64) {
+		call := clock.Add(1)
+		c.Add(d)
+		ops[client] = append(ops[client], porcupine.Operation{ClientId: client, Input: linearize.CounterInput{Delta: d}, Call: call, Output: linearize.CounterOutput{}, Return: clock.Add(1)})
+	}
+	// warm Adds and takes back 1, through add as the recorded Adds do
+	// (pershard refreshes its hint on about one Add in 64), then drops what
+	// it recorded: nobody has recorded anything yet.
+	warm := func(client int) {
+		for i := range 256 {
+			add(client, int64(1-i%2*2))
+		}
+		ops[client] = ops[client][:0]
+	}
+	run(loader, 0, func() {}, func() {
+		for stop.Load() == 0 {
+			call := clock.Add(1)
+			v := c.Load()
+			if ret := clock.Add(1); ret != call+1 {
+				ops[loader] = append(ops[loader], porcupine.Operation{ClientId: loader, Input: linearize.CounterInput{Load: true}, Call: call, Output: linearize.CounterOutput{Value: v}, Return: ret})
 			}
 		}
-		defer writing.Done()
-		d := int64(1 - 2*g)
-		for range adds {
-			o := rec.Call(g, linearize.CounterInput{Delta: d})
-			c.Add(d)
-			o.Return(linearize.CounterOutput{})
+	})
+	for y := range ys {
+		run(1+y, 1, func() { warm(1 + y) }, func() {
+			for d := range todo[y] {
+				add(1+y, d)
+				done[y].Store(1)
+			}
+		})
+	}
+	// byY has Y y add d, and spins until it has: X keeps the CPU from the
+	// loader meanwhile.
+	byY := func(y int, d int64) {
+		todo[y] <- d
+		for done[y].Load() == 0 {
+		}
+		done[y].Store(0)
+	}
+	run(0, 0, func() { warm(0) }, func() {
+		defer func() {
+			stop.Store(1)
+			for y := range todo {
+				close(todo[y])
+			}
+		}()
+		for r := range rounds {
+			time.Sleep(nap)
+			y := r / 2 % ys
+			if r%2 == 0 {
+				add(0, -1)
+				byY(y, 2)
+			} else {
+				byY(y, -1)
+				add(0, 2)
+			}
 		}
 	})
-	return rec.History()
+	for range loader + 1 {
+		<-ready
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		stop.Store(1) // nobody runs f
+	}
+	close(start)
+	wg.Wait()
+	return slices.Concat(ops...), err
+}
+
+// paddedInt64 is an atomic.Int64 alone on its cache lines.
+type paddedInt64 struct {
+	atomic.Int64
+	_ [120]byte
 }

@@ -591,13 +591,15 @@ func checkSemBlockedTimeout(t require.TestingT, newSemFn func(int64) (contend.Se
 // checkSemNoDeadlock: acquirers of 3 permits of 4, two at a time, with
 // single-permit acquirers beside them, all finish. A semaphore that
 // collects permits one at a time without serialising the collectors
-// deadlocks here.
+// deadlocks here: first deterministically (semReleasedToTwoCollectors),
+// then in rounds where the scheduler decides the interleaving.
 // deadlockTimeout bounds each Acquire of checkSemNoDeadlock: one that
 // takes this long is deadlocked (undeadlocked, each takes microseconds).
 const deadlockTimeout = time.Second
 
 func checkSemNoDeadlock(t require.TestingT, newSemFn func(int64) (contend.Semaphore, error)) {
 	s := newSem(t, newSemFn)
+	semReleasedToTwoCollectors(t, s)
 	const rounds = 200
 	errs := make(chan error, 3*rounds)
 	finished := elsewhere(3*patience, func() {
@@ -632,6 +634,49 @@ func checkSemNoDeadlock(t require.TestingT, newSemFn func(int64) (contend.Semaph
 		assert.NoError(t, err)
 	}
 	assert.NoError(t, probeSem(s, semCapacity))
+}
+
+// semReleasedToTwoCollectors is the interleaving that deadlocks collectors
+// that are not serialised, made on one P, where nothing runs while the
+// test goroutine does not block, so that the scheduler cannot avoid it
+// (even the race detector's, which shuffles the order of runnable
+// goroutines): four holders take one permit each, two Acquire(3) park,
+// two holders release, both acquirers park again, and the other two
+// release. A semaphore that collects one permit per channel send hands one
+// permit of each pair to each collector: each then holds 2 and waits
+// forever for a third. A correct one gives both their 3 permits, one
+// after the other.
+func semReleasedToTwoCollectors(t require.TestingT, s contend.Semaphore) {
+	errs := make(chan error, 2)
+	WithGOMAXPROCS(1, func() {
+		holders := make([]contend.Lease, semCapacity)
+		for i := range holders {
+			var err error
+			holders[i], err = s.Acquire(bg, 1)
+			require.NoError(t, err)
+		}
+		for range 2 {
+			go func() {
+				ctx, cancel := context.WithTimeout(bg, deadlockTimeout)
+				defer cancel()
+				lease, err := s.Acquire(ctx, 3)
+				if err == nil {
+					runtime.Gosched()
+					err = lease.Release(bg)
+				}
+				errs <- err
+			}()
+		}
+		for _, pair := range [][]contend.Lease{holders[:2], holders[2:]} {
+			time.Sleep(10 * time.Millisecond) // the only P runs both acquirers until they park
+			for _, h := range pair {
+				require.NoError(t, h.Release(bg))
+			}
+		}
+		for range 2 {
+			assert.NoError(t, <-errs, "Acquire(3) of 4 by one of two collectors, with the 4 permits released two at a time")
+		}
+	})
 }
 
 func TestLockConformance(t *testing.T) {

@@ -9,6 +9,7 @@ package harness
 
 import (
 	"github.com/contend-lab/contend"
+	"github.com/contend-lab/contend/catalog"
 	"github.com/contend-lab/contend/impls/antipattern"
 	"github.com/contend-lab/contend/impls/cas"
 	"github.com/contend-lab/contend/impls/mutex"
@@ -19,48 +20,16 @@ import (
 )
 
 // Guarantee is what an implementation promises, and so what the harness
-// holds it to.
-type Guarantee int
+// holds it to (see package catalog for each value's meaning).
+type Guarantee = catalog.Guarantee
 
+// The guarantees.
 const (
-	// Exact: linearizable. A counter never loses an update. A bucket makes
-	// the textbook token bucket's decisions (package textbook), in the order
-	// they take effect, within refill.Tolerance: over any window W it grants
-	// at most Capacity + Rate × W, and when demand exceeds supply at least
-	// 98% of it.
-	Exact Guarantee = iota
-	// Approximate: never loses an update, and a bucket never grants more than
-	// Capacity + Rate × elapsed since construction; but over a window a bucket
-	// may grant up to its stated excess more (BucketImpl.BurstExcess) and
-	// under-grant by up to its stated bound (BucketImpl.UnderGrant), and a
-	// counter's Load may not be linearizable.
-	Approximate
-	// Racy: no synchronisation. The race detector flags it, and the harness
-	// asserts that it loses updates or over-grants under concurrency.
-	Racy
-	// Broken: free of data races, but wrong by design (an anti-pattern kept
-	// to show what goes wrong). The harness asserts the failure named in Flaw.
-	Broken
+	Exact       = catalog.Exact
+	Approximate = catalog.Approximate
+	Racy        = catalog.Racy
+	Broken      = catalog.Broken
 )
-
-// String returns the guarantee's name as the README and report print it.
-func (g Guarantee) String() string {
-	switch g {
-	case Exact:
-		return "exact"
-	case Approximate:
-		return "approximate"
-	case Racy:
-		return "racy"
-	case Broken:
-		return "broken"
-	}
-	return "unknown"
-}
-
-// Correct reports whether the harness holds implementations with this
-// guarantee to the family's invariants (Exact and Approximate).
-func (g Guarantee) Correct() bool { return g == Exact || g == Approximate }
 
 // CounterImpl is one registered Counter implementation.
 type CounterImpl struct {
@@ -103,12 +72,12 @@ type BucketImpl struct {
 
 // StressDeviation is the BucketImpl.Deviations key for a reference that
 // breaks the stress invariants (over- or under-grants under concurrency).
-const StressDeviation = "stress"
+const StressDeviation = catalog.StressDeviation
 
 // TextbookDeviation is the BucketImpl.Deviations key for a reference whose
 // sequential decisions differ from the textbook token bucket's (package
 // textbook) beyond refill.Tolerance.
-const TextbookDeviation = "textbook"
+const TextbookDeviation = catalog.TextbookDeviation
 
 // Counters returns every registered Counter implementation, in the order
 // the report lists them.

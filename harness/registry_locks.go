@@ -44,6 +44,11 @@ type SemaphoreImpl struct {
 	New       func(capacity int64) (contend.Semaphore, error)
 	Guarantee Guarantee
 	Reference bool
+	// NoFencing: the implementation hands out no fencing token. Its Token
+	// names the lease and grows across acquisitions that do not overlap,
+	// but not in the order permits are taken; the linearizability check
+	// uses linearize.NewUnfencedSemaphore for it.
+	NoFencing bool
 	Summary   string
 	Flaw      string
 }
@@ -79,7 +84,7 @@ func Semaphores() []SemaphoreImpl {
 			Flaw:    "concurrent acquirers all see room and hold more than Capacity; the race detector flags it"},
 		{Name: "channel", New: adaptSemaphore(channel.NewSemaphore), Guarantee: Exact,
 			Summary: "buffered channel, one value per permit; multi-permit acquires serialised so they cannot deadlock"},
-		{Name: "xsemaphore", New: adaptSemaphore(reference.NewWeightedSemaphore), Guarantee: Exact, Reference: true,
+		{Name: "xsemaphore", New: adaptSemaphore(reference.NewWeightedSemaphore), Guarantee: Exact, Reference: true, NoFencing: true,
 			Summary: "golang.org/x/sync/semaphore Weighted: permit count and FIFO waiters under one mutex"},
 		{Name: "atomic", New: adaptSemaphore(cas.NewSemaphore), Guarantee: Exact,
 			Summary: "one CAS on an atomic permit word when free and nobody waits; FIFO queue under a mutex otherwise"},

@@ -1,92 +1,160 @@
 package harness
 
 import (
+	"errors"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/contend-lab/contend"
-	redislab "github.com/contend-lab/contend/impls/redis"
+	"github.com/contend-lab/contend/internal/redisserver"
+	"github.com/contend-lab/contend/internal/redisx"
+	"github.com/contend-lab/contend/remote"
+	"github.com/contend-lab/contend/remote/redislab"
+	"github.com/contend-lab/contend/remote/redisnaive"
+	"github.com/contend-lab/contend/remote/redisref"
 )
 
 // The remote tier: the same contracts with their state in servers, which
-// the harness starts itself on loopback (internal/redisserver). Each entry
-// says how many servers it needs and builds itself on clients of them and a
-// key; the caller owns the clients. A new backend (etcd, ZooKeeper) is one
-// package plus entries here.
+// the harness starts itself on loopback. A backend is one remote.Backend
+// (Backends); each entry below names its backend and the deployments it
+// runs on, and builds itself on a started cluster. The remote stress runs,
+// fault scenarios, benchmarks and the report iterate over these lists and
+// never name a backend: a new one is its client packages (remote/...), its
+// server package (internal/...server), its entries here and its install
+// script.
+
+// Backends returns every remote backend, in the order the report lists
+// them.
+func Backends() []remote.Backend {
+	return []remote.Backend{redisserver.Backend}
+}
+
+// BackendByName returns the backend named name.
+func BackendByName(name string) (remote.Backend, bool) {
+	for _, b := range Backends() {
+		if b.Name == name {
+			return b, true
+		}
+	}
+	return remote.Backend{}, false
+}
 
 // RemoteLease is the TTL the stress runs give remote locks and semaphores:
 // long enough that no holder outlives its lease, so an overlap is a bug and
 // not an expiry. The fault scenarios use shorter ones.
 const RemoteLease = 5 * time.Second
 
+// Instance is a remote implementation built on a started cluster: Impl, and
+// Close, which closes the clients it opened (not the servers).
+type Instance[T any] struct {
+	Impl  T
+	Close func() error
+}
+
+// RoundTrips returns how many requests the implementation has sent, if it
+// counts them (remote.RoundTripCounter).
+func (i Instance[T]) RoundTrips() (int64, bool) {
+	c, ok := any(i.Impl).(remote.RoundTripCounter)
+	if !ok {
+		return 0, false
+	}
+	return c.RoundTrips(), true
+}
+
+// RemoteImpl is what every remote entry says about itself.
+type RemoteImpl struct {
+	Name    string // unique within its family and backend; lower case, no trailing -digits
+	Backend string // remote.Backend.Name
+	// Deployments names the backend's deployments it runs on, its main one
+	// (used by the fault scenarios) first.
+	Deployments []string
+	Guarantee   Guarantee
+	Reference   bool
+	Summary     string
+	Flaw        string // for Broken: what goes wrong
+	// Deviations names the fault scenarios (by ID, see TestRemoteFaults)
+	// the design does not survive, with why. The harness asserts that each
+	// still fails and that every other one is survived.
+	Deviations map[string]string
+}
+
 // RemoteLockImpl is one registered server-backed Lock.
 type RemoteLockImpl struct {
-	Name      string
-	Servers   int // independent servers it needs
-	Guarantee Guarantee
-	Reference bool
-	// NoFencing: the library hands out no fencing token (Token is always
-	// 0), so the harness does not check that tokens grow.
+	RemoteImpl
+	// NoFencing: the implementation hands out no fencing token (Token is
+	// always 0), so the harness does not check that tokens grow.
 	NoFencing bool
-	Summary   string
-	Flaw      string // for Broken: what goes wrong
-	New       func(clients []*redis.Client, key string, ttl time.Duration) (contend.Lock, error)
+	// New builds the lock on key with leases of ttl, on clients of c's
+	// servers that it opens itself.
+	New func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error)
 }
 
 // RemoteSemaphoreImpl is one registered server-backed Semaphore.
 type RemoteSemaphoreImpl struct {
-	Name      string
-	Servers   int
-	Guarantee Guarantee
-	Reference bool
-	Summary   string
-	Flaw      string
-	New       func(clients []*redis.Client, key string, capacity int64, ttl time.Duration) (contend.Semaphore, error)
+	RemoteImpl
+	NoFencing bool
+	New       func(c remote.Cluster, key string, capacity int64, ttl time.Duration) (Instance[contend.Semaphore], error)
 }
 
 // RemoteBucketImpl is one registered server-backed Bucket. It ignores
 // cfg.Clock: its time is the server's.
 type RemoteBucketImpl struct {
-	Name      string
-	Servers   int
-	Guarantee Guarantee
-	Reference bool
-	Summary   string
-	Flaw      string
-	New       func(clients []*redis.Client, key string, cfg contend.BucketConfig) (contend.Bucket, error)
+	RemoteImpl
+	New func(c remote.Cluster, key string, cfg contend.BucketConfig) (Instance[contend.Bucket], error)
 }
 
-// RemoteLocks returns every registered server-backed Lock.
+// RemoteLocks returns every registered server-backed Lock, backend by
+// backend.
 func RemoteLocks() []RemoteLockImpl {
 	return []RemoteLockImpl{
-		{Name: "redis-naive", Servers: 1, Guarantee: Broken,
+		{RemoteImpl: RemoteImpl{Name: "redis-naive", Backend: "redis", Deployments: []string{"single"}, Guarantee: Broken,
 			Summary: "the article's design: SETNX, then EXPIRE as a second command, polling on the wall clock; DEL to release",
 			Flaw:    "a crash between SETNX and EXPIRE leaves a lock that never expires; release deletes whoever holds it; no fencing token",
-			New: func(c []*redis.Client, key string, ttl time.Duration) (contend.Lock, error) {
-				return redislab.NewNaiveLock(c[0], key, ttl, redislab.WithPollInterval(time.Millisecond))
+			Deviations: map[string]string{
+				"paused-servers":     "its SETNX, sent before the deadline, runs when the server resumes, and the EXPIRE that should follow is never sent: the lock is held forever",
+				"killed-servers":     "its token counter dies with the server, so a restarted server hands out a token it handed out before",
+				"partitioned-client": "its SETNX, held by the partition, runs at the heal after the client gave up, and no EXPIRE follows: the lock is held forever",
+				"reset-reply":        "its SETNX ran but the reply was lost; it sends no EXPIRE and forgets it: the lock is held forever",
 			}},
-		{Name: "redis", Servers: 1, Guarantee: Exact,
-			Summary: "SET NX PX and a fencing counter in one Lua script; compare-and-delete release; exclusive while holders finish within the TTL",
-			New: func(c []*redis.Client, key string, ttl time.Duration) (contend.Lock, error) {
-				return redislab.NewLock(c[0], key, ttl)
+			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
+				return onRedis(c, func(cl []*redis.Client) (contend.Lock, error) {
+					return redisnaive.NewNaiveLock(cl[0], key, ttl, redisnaive.WithPollInterval(time.Millisecond))
+				})
 			}},
-		{Name: "redlock", Servers: 3, Guarantee: Exact,
-			Summary: "Redlock over 3 independent servers: quorum 2, validity = TTL − elapsed − drift; token is the max of per-node counters, not a safe fence",
-			New: func(c []*redis.Client, key string, ttl time.Duration) (contend.Lock, error) {
-				// 250 ms per server: the default (ttl/20, at most 50 ms) is
-				// too short for loopback under -race with 100 contenders.
-				return redislab.NewRedlock(c, key, ttl, redislab.WithNodeTimeout(250*time.Millisecond))
+		{RemoteImpl: RemoteImpl{Name: "redis", Backend: "redis", Deployments: []string{"single"}, Guarantee: Exact,
+			Summary: "SET NX PX and a fencing counter in one Lua script; compare-and-delete release; exclusive while holders finish within the TTL"},
+			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
+				return onRedis(c, func(cl []*redis.Client) (contend.Lock, error) {
+					return redislab.NewLock(cl[0], key, ttl)
+				})
 			}},
-		{Name: "redsync", Servers: 3, Guarantee: Exact, Reference: true, NoFencing: true,
-			Summary: "github.com/go-redsync/redsync/v4 Redlock; no fencing token",
-			New: func(c []*redis.Client, key string, ttl time.Duration) (contend.Lock, error) {
-				return redislab.NewRedsyncLock(c, key, ttl)
+		{RemoteImpl: RemoteImpl{Name: "redlock", Backend: "redis", Deployments: []string{"independent3"}, Guarantee: Exact,
+			Summary: "Redlock over 3 independent servers: quorum 2, validity = TTL − elapsed − drift; token is the max of per-node counters, not a safe fence"},
+			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
+				return onRedis(c, func(cl []*redis.Client) (contend.Lock, error) {
+					// 250 ms per server: the default (ttl/20, at most 50 ms) is
+					// too short for loopback under -race with 100 contenders.
+					return redislab.NewRedlock(cl, key, ttl, redislab.WithNodeTimeout(250*time.Millisecond))
+				})
 			}},
-		{Name: "redislock", Servers: 1, Guarantee: Exact, Reference: true, NoFencing: true,
-			Summary: "github.com/bsm/redislock: SET NX PX with token-checked release; no fencing token",
-			New: func(c []*redis.Client, key string, ttl time.Duration) (contend.Lock, error) {
-				return redislab.NewRedisLockRef(c[0], key, ttl)
+		{RemoteImpl: RemoteImpl{Name: "redsync", Backend: "redis", Deployments: []string{"independent3"}, Guarantee: Exact, Reference: true,
+			Summary:    "github.com/go-redsync/redsync/v4 Redlock; no fencing token",
+			Deviations: map[string]string{"stale-holder": "no fencing token: the resource cannot tell the stale holder's write"}},
+			NoFencing: true,
+			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
+				return onRedis(c, func(cl []*redis.Client) (contend.Lock, error) {
+					return redisref.NewRedsyncLock(cl, key, ttl)
+				})
+			}},
+		{RemoteImpl: RemoteImpl{Name: "redislock", Backend: "redis", Deployments: []string{"single"}, Guarantee: Exact, Reference: true,
+			Summary:    "github.com/bsm/redislock: SET NX PX with token-checked release; no fencing token",
+			Deviations: map[string]string{"stale-holder": "no fencing token: the resource cannot tell the stale holder's write"}},
+			NoFencing: true,
+			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
+				return onRedis(c, func(cl []*redis.Client) (contend.Lock, error) {
+					return redisref.NewRedisLockRef(cl[0], key, ttl)
+				})
 			}},
 	}
 }
@@ -94,16 +162,26 @@ func RemoteLocks() []RemoteLockImpl {
 // RemoteSemaphores returns every registered server-backed Semaphore.
 func RemoteSemaphores() []RemoteSemaphoreImpl {
 	return []RemoteSemaphoreImpl{
-		{Name: "redis-naive", Servers: 1, Guarantee: Broken,
+		{RemoteImpl: RemoteImpl{Name: "redis-naive", Backend: "redis", Deployments: []string{"single"}, Guarantee: Broken,
 			Summary: "the article's permit counter: GET, then DECRBY, as separate commands",
-			Flaw:    "concurrent acquirers all read enough permits and all take them: over-admits",
-			New: func(c []*redis.Client, key string, capacity int64, ttl time.Duration) (contend.Semaphore, error) {
-				return redislab.NewNaiveSemaphore(c[0], key, capacity)
+			Flaw:    "concurrent acquirers all read enough permits and all take them: over-admits; permits never expire",
+			Deviations: map[string]string{
+				"stale-holder":   "permits never expire: a holder that never comes back keeps its permit forever",
+				"crashed-holder": "permits never expire: a crashed holder's permit is lost for good",
+				"slow-client":    "permits never expire: the slow holder's permit is never given back to others",
 			}},
-		{Name: "redis", Servers: 1, Guarantee: Exact,
-			Summary: "FIFO semaphore in one Lua script on the server's TIME: holders expire, release is idempotent, fencing counter",
-			New: func(c []*redis.Client, key string, capacity int64, ttl time.Duration) (contend.Semaphore, error) {
-				return redislab.NewSemaphore(c[0], key, capacity, ttl)
+			NoFencing: true,
+			New: func(c remote.Cluster, key string, capacity int64, ttl time.Duration) (Instance[contend.Semaphore], error) {
+				return onRedis(c, func(cl []*redis.Client) (contend.Semaphore, error) {
+					return redisnaive.NewNaiveSemaphore(cl[0], key, capacity)
+				})
+			}},
+		{RemoteImpl: RemoteImpl{Name: "redis", Backend: "redis", Deployments: []string{"single"}, Guarantee: Exact,
+			Summary: "FIFO semaphore in one Lua script on the server's TIME: holders expire, release is idempotent, fencing counter"},
+			New: func(c remote.Cluster, key string, capacity int64, ttl time.Duration) (Instance[contend.Semaphore], error) {
+				return onRedis(c, func(cl []*redis.Client) (contend.Semaphore, error) {
+					return redislab.NewSemaphore(cl[0], key, capacity, ttl)
+				})
 			}},
 	}
 }
@@ -111,15 +189,42 @@ func RemoteSemaphores() []RemoteSemaphoreImpl {
 // RemoteBuckets returns every registered server-backed Bucket.
 func RemoteBuckets() []RemoteBucketImpl {
 	return []RemoteBucketImpl{
-		{Name: "redis", Servers: 1, Guarantee: Exact,
-			Summary: "GCRA in one Lua script on the server's integer clock, one round trip per decision; fails closed",
-			New: func(c []*redis.Client, key string, cfg contend.BucketConfig) (contend.Bucket, error) {
-				return redislab.NewBucket(c[0], key, cfg)
+		{RemoteImpl: RemoteImpl{Name: "redis", Backend: "redis", Deployments: []string{"single"}, Guarantee: Exact,
+			Summary: "GCRA in one Lua script on the server's integer clock, one round trip per decision; fails closed"},
+			New: func(c remote.Cluster, key string, cfg contend.BucketConfig) (Instance[contend.Bucket], error) {
+				return onRedis(c, func(cl []*redis.Client) (contend.Bucket, error) {
+					return redislab.NewBucket(cl[0], key, cfg)
+				})
 			}},
-		{Name: "redis_rate", Servers: 1, Guarantee: Exact, Reference: true,
-			Summary: "github.com/go-redis/redis_rate/v10 (GCRA in Lua, float arithmetic)",
-			New: func(c []*redis.Client, key string, cfg contend.BucketConfig) (contend.Bucket, error) {
-				return redislab.NewRedisRateBucket(c[0], key, cfg)
+		{RemoteImpl: RemoteImpl{Name: "redis_rate", Backend: "redis", Deployments: []string{"single"}, Guarantee: Exact, Reference: true,
+			Summary: "github.com/go-redis/redis_rate/v10 (GCRA in Lua, float arithmetic)"},
+			New: func(c remote.Cluster, key string, cfg contend.BucketConfig) (Instance[contend.Bucket], error) {
+				return onRedis(c, func(cl []*redis.Client) (contend.Bucket, error) {
+					return redisref.NewRedisRateBucket(cl[0], key, cfg)
+				})
 			}},
 	}
+}
+
+// onRedis builds a registry instance on a Redis cluster: it opens one
+// client per server, with the lab's settings, hands them to build, and
+// closes them with the instance (or at once, if build fails).
+func onRedis[T any](c remote.Cluster, build func(clients []*redis.Client) (T, error)) (Instance[T], error) {
+	var clients []*redis.Client
+	for _, ep := range c.Endpoints() {
+		clients = append(clients, redisx.NewClient(ep))
+	}
+	closeAll := func() error {
+		var errs []error
+		for _, cl := range clients {
+			errs = append(errs, cl.Close())
+		}
+		return errors.Join(errs...)
+	}
+	impl, err := build(clients)
+	if err != nil {
+		_ = closeAll()
+		return Instance[T]{}, err
+	}
+	return Instance[T]{Impl: impl, Close: closeAll}, nil
 }

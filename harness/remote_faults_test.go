@@ -10,13 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/contend-lab/contend"
-	redislab "github.com/contend-lab/contend/impls/redis"
-	"github.com/contend-lab/contend/internal/redisserver"
+	"github.com/contend-lab/contend/internal/netfault"
+	"github.com/contend-lab/contend/internal/servertest"
+	"github.com/contend-lab/contend/remote"
 )
 
 // FaultOutcome is one cell of the fault table: what one implementation did
@@ -24,16 +24,15 @@ import (
 // against what the design promises, and, when CONTEND_FAULTS_OUT names a
 // file, appends it there as a JSON line for cmd/report's fault table.
 type FaultOutcome struct {
-	Scenario string `json:"scenario"`
-	Impl     string `json:"impl"`
-	Survived bool   `json:"survived"`
-	Expected bool   `json:"expected"` // whether the design is meant to survive it
-	Evidence string `json:"evidence"`
+	Scenario   string `json:"scenario"`
+	Backend    string `json:"backend"`
+	Deployment string `json:"deployment"`
+	Family     string `json:"family"` // "lock", "semaphore" (as a lock of 1 permit) or "bucket"
+	Impl       string `json:"impl"`
+	Survived   bool   `json:"survived"`
+	Expected   bool   `json:"expected"` // whether the design is meant to survive it
+	Evidence   string `json:"evidence"`
 }
-
-// faultTTL is the lease the fault scenarios give: short, so that expiry is
-// part of the test.
-const faultTTL = 300 * time.Millisecond
 
 // fencedResource accepts a write only with a token at least as high as any
 // it has seen: what a storage system does with fencing tokens.
@@ -52,10 +51,89 @@ func (r *fencedResource) write(token uint64) bool {
 	return true
 }
 
+// faultScenario is one fault the remote locks face. Scenarios are named by
+// ID in an implementation's Deviations when its design does not survive
+// them (the controls, and references without fencing).
+type faultScenario struct {
+	id, name string
+	// applies reports whether the scenario runs on a deployment (nil:
+	// on the implementation's main deployment only).
+	applies func(d remote.Deployment) bool
+	// run injects the fault and reports whether the lock survived it,
+	// with the measured evidence.
+	run func(t *testing.T, fx *faultFixture) (bool, string)
+}
+
+// faultScenarios are the scenarios, in the fault table's order.
+func faultScenarios() []faultScenario {
+	replicated := func(d remote.Deployment) bool { return d.Topology == remote.Replicated }
+	return []faultScenario{
+		{"stale-holder", "holder cut off past its lease: another client acquires no earlier than the holder's TTL said, and the stale holder's fenced write is rejected", nil, staleHolder},
+		{"crashed-holder", "holder crashes without releasing: the lock comes back after the lease", nil, crashedHolder},
+		{"waiter-cut-off", "a waiter is cut off until its lease ends while the holder holds: nobody behind it is let in early", nil, waiterCutOff},
+		{"partitioned-client", "one client partitioned from the servers: its Acquire fails within its deadline, the others still acquire, it works after the heal", nil, partitionedClient},
+		{"slow-client", "latency past the lease on one client's path: its lease never claims more time than the servers give it", nil, slowClient},
+		{"reset-reply", "connection reset after the server ran an Acquire, before its reply: the hold is not lost track of, others acquire within a lease", nil, resetReply},
+		{"paused-servers", "every server paused (SIGSTOP), then resumed: clear error within the deadline, works after", nil, pausedServers},
+		{"killed-servers", "every server killed, then restarted: clear error, then works with growing tokens", nil, killedServers},
+		{"quorum", "1 of 3 servers down still grants; 2 of 3 down refuses within the deadline", func(d remote.Deployment) bool { return d.Servers >= 3 }, quorum},
+		{"leader-killed", "the leader killed: the service continues, and the gap is measured", replicated, leaderKilled},
+		{"leader-paused", "the leader paused (SIGSTOP): the service continues, and the gap is measured", replicated, leaderPaused},
+	}
+}
+
+// faultFixture is one implementation on one deployment, started for its
+// fault scenarios.
+type faultFixture struct {
+	impl      RemoteImpl
+	noFencing bool
+	c         remote.Cluster
+	lease     time.Duration
+	newLock   func(c remote.Cluster, key string) (contend.Lock, func() error, error)
+	key       string
+}
+
+// faultClient is one client of the lock, through proxies of its own.
+type faultClient struct {
+	contend.Lock
+	net netfault.Proxies
+}
+
+// client returns a new client of the scenario's lock, reaching the servers
+// through its own proxies; both are closed when t ends.
+func (fx *faultFixture) client(t *testing.T) *faultClient {
+	t.Helper()
+	view, ps, err := netfault.Wrap(fx.c)
+	require.NoError(t, err)
+	t.Cleanup(view.Stop)
+	l, closeLock, err := fx.newLock(view, fx.key)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = closeLock() })
+	return &faultClient{Lock: l, net: ps}
+}
+
+// patience bounds every wait of a scenario that should succeed: several
+// leases, and a ZooKeeper or etcd election.
+func (fx *faultFixture) patience() time.Duration { return 5*fx.lease + 5*time.Second }
+
+func ctxFor(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}
+
+// semLock is a semaphore of one permit used as a lock, so that the lock
+// scenarios apply to semaphores too.
+type semLock struct{ s contend.Semaphore }
+
+func (l semLock) Acquire(ctx context.Context) (contend.Lease, error) { return l.s.Acquire(ctx, 1) }
+func (l semLock) TryAcquire(ctx context.Context) (contend.Lease, error) {
+	return l.s.TryAcquire(ctx, 1)
+}
+
 // TestRemoteFaults injects faults into every registered remote lock and
-// bucket, on servers it starts, and records survived or failed with the
-// measured evidence. Each outcome is asserted: a correct design must
-// survive what it promises to, and a design known to fail must fail.
+// semaphore (as a lock of one permit), and bucket, on servers it starts,
+// and records survived or failed with the measured evidence. Each outcome
+// is asserted: a design must survive what it promises to, and a scenario
+// its registry entry declares it fails (Deviations) must still fail.
 func TestRemoteFaults(t *testing.T) {
 	var out *os.File
 	if path := os.Getenv("CONTEND_FAULTS_OUT"); path != "" {
@@ -76,188 +154,432 @@ func TestRemoteFaults(t *testing.T) {
 		}
 	}
 
+	type subject struct {
+		family    string
+		impl      RemoteImpl
+		noFencing bool
+		newLock   func(c remote.Cluster, key string, ttl time.Duration) (contend.Lock, func() error, error)
+	}
+	var subjects []subject
 	for _, impl := range RemoteLocks() {
-		t.Run("lock/"+impl.Name, func(t *testing.T) {
-			servers := startRedis(t, impl.Servers)
-			clients := make([]*redis.Client, len(servers))
-			for i, s := range servers {
-				clients[i] = redislab.NewClient(s.Addr())
-				c := clients[i]
-				t.Cleanup(func() { _ = c.Close() })
+		subjects = append(subjects, subject{"lock", impl.RemoteImpl, impl.NoFencing,
+			func(c remote.Cluster, key string, ttl time.Duration) (contend.Lock, func() error, error) {
+				inst, err := impl.New(c, key, ttl)
+				return inst.Impl, inst.Close, err
+			}})
+	}
+	for _, impl := range RemoteSemaphores() {
+		subjects = append(subjects, subject{"semaphore", impl.RemoteImpl, impl.NoFencing,
+			func(c remote.Cluster, key string, ttl time.Duration) (contend.Lock, func() error, error) {
+				inst, err := impl.New(c, key, 1, ttl)
+				return semLock{inst.Impl}, inst.Close, err
+			}})
+	}
+	for _, s := range subjects {
+		b, ok := BackendByName(s.impl.Backend)
+		require.True(t, ok)
+		for i, dep := range s.impl.Deployments {
+			d, ok := b.Deployment(dep)
+			require.True(t, ok)
+			var scenarios []faultScenario
+			for _, sc := range faultScenarios() {
+				if (sc.applies == nil && i == 0) || (sc.applies != nil && sc.applies(d)) {
+					scenarios = append(scenarios, sc)
+				}
 			}
-			newLock := func(key string) contend.Lock {
-				l, err := impl.New(clients, key, faultTTL)
-				require.NoError(t, err)
-				return l
+			if len(scenarios) == 0 {
+				continue
 			}
-			record(t, stalePastTTL(t, impl, newLock("faults:stale")))
-			record(t, crashWithoutRelease(t, impl, newLock("faults:crash")))
-			record(t, pausedServer(t, impl, newLock("faults:pause"), servers))
-			record(t, killedServer(t, impl, newLock("faults:kill"), servers))
-			if impl.Servers >= 3 {
-				record(t, quorum(t, impl, newLock("faults:quorum"), servers))
-			}
-		})
+			t.Run(s.family+"/"+s.impl.Backend+"/"+dep+"/"+s.impl.Name, func(t *testing.T) {
+				c := servertest.Start(t, b, d) // its own: the scenarios kill servers
+				for _, sc := range scenarios {
+					t.Run(sc.id, func(t *testing.T) {
+						fx := &faultFixture{impl: s.impl, noFencing: s.noFencing, c: c, lease: b.ShortLease, key: "faults:" + sc.id,
+							newLock: func(c remote.Cluster, key string) (contend.Lock, func() error, error) {
+								return s.newLock(c, key, b.ShortLease)
+							}}
+						// Every scenario starts from a serving cluster, however
+						// the last one ended.
+						ctx, cancel := ctxFor(servertest.StartTimeout)
+						_, err := remote.WaitServing(ctx, c)
+						cancel()
+						require.NoError(t, err)
+						survived, evidence := sc.run(t, fx)
+						why, fails := s.impl.Deviations[sc.id]
+						if fails {
+							evidence += " (declared: " + why + ")"
+						}
+						record(t, FaultOutcome{Scenario: sc.name, Backend: s.impl.Backend, Deployment: dep, Family: s.family,
+							Impl: s.impl.Name, Survived: survived, Expected: !fails, Evidence: evidence})
+					})
+				}
+			})
+		}
 	}
 	for _, impl := range RemoteBuckets() {
-		t.Run("bucket/"+impl.Name, func(t *testing.T) {
-			servers := startRedis(t, impl.Servers)
-			client := redislab.NewClient(servers[0].Addr())
-			t.Cleanup(func() { _ = client.Close() })
-			b, err := impl.New([]*redis.Client{client}, "faults:bucket", contend.BucketConfig{Capacity: 10, Rate: 10})
+		dep := impl.Deployments[0]
+		t.Run("bucket/"+impl.Backend+"/"+dep+"/"+impl.Name, func(t *testing.T) {
+			b, ok := BackendByName(impl.Backend)
+			require.True(t, ok)
+			c := servertest.StartNamed(t, b, dep)
+			inst, err := impl.New(c, "faults:bucket", contend.BucketConfig{Capacity: 10, Rate: 10})
 			require.NoError(t, err)
-			record(t, bucketPaused(t, "bucket:"+impl.Name, b, servers[0]))
+			o := FaultOutcome{Backend: impl.Backend, Deployment: dep, Family: "bucket", Impl: impl.Name}
+			record(t, bucketPaused(t, o, closeWith(t, inst), c.Nodes()))
 		})
 	}
 }
 
-// stalePastTTL: a holder stalls past its TTL; another client acquires; the
-// stale holder then writes to a fenced resource, which must reject it.
-func stalePastTTL(t *testing.T, impl RemoteLockImpl, l contend.Lock) FaultOutcome {
-	// Only a lock with fencing tokens can protect the resource here; the
-	// naive control's separate INCR still orders tokens when nothing else
-	// runs concurrently, as here (its race is shown in impls/redis).
-	o := FaultOutcome{Scenario: "holder stalls past its TTL; fenced write by the stale holder", Impl: impl.Name,
-		Expected: !impl.NoFencing}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+// staleHolder: A acquires and is cut off from every server. B must not
+// acquire before A's lease, as A's TTL stated at the cut, has run out; once
+// A's lease has ended on the servers B acquires, and the stale A's write to
+// a fenced resource is rejected.
+func staleHolder(t *testing.T, fx *faultFixture) (bool, string) {
+	a, b := fx.client(t), fx.client(t)
+	ctx, cancel := ctxFor(fx.patience())
 	defer cancel()
-	a, err := l.Acquire(ctx)
+	la, err := a.Acquire(ctx)
 	require.NoError(t, err)
-	time.Sleep(2 * faultTTL) // the stall
-	start := time.Now()
-	b, err := l.Acquire(ctx)
+	a.net.Partition()
+	cut := time.Now()
+	left, _ := la.TTL()
+	lb, err := b.Acquire(ctx)
+	took := time.Since(cut)
+	a.net.Heal()
 	if err != nil {
-		o.Evidence = fmt.Sprintf("a second client could not acquire after the TTL: %v", err)
-		return o
+		return false, fmt.Sprintf("B could not acquire within %v of the cut: %v", fx.patience(), shortErr(err))
 	}
-	took := time.Since(start)
+	defer lb.Release(context.Background())
 	res := &fencedResource{}
-	newer := res.write(b.Token())
-	stale := res.write(a.Token())
-	_ = b.Release(ctx)
-	o.Survived = newer && !stale
-	o.Evidence = fmt.Sprintf("second client acquired %v after the stall; tokens stale=%d new=%d; stale write %s",
-		took.Round(time.Millisecond), a.Token(), b.Token(), map[bool]string{true: "ACCEPTED", false: "rejected"}[stale])
-	return o
+	newer := res.write(lb.Token())
+	stale := res.write(la.Token())
+	early := took < left
+	return !early && newer && !stale, fmt.Sprintf("A's TTL at the cut %v; B acquired %v after it%s; tokens stale=%d new=%d; stale write %s",
+		left.Round(time.Millisecond), took.Round(time.Millisecond), map[bool]string{true: " (EARLY: two holders)", false: ""}[early],
+		la.Token(), lb.Token(), map[bool]string{true: "ACCEPTED", false: "rejected"}[stale])
 }
 
-// crashWithoutRelease: the holder disappears; the lock must come back
-// within a few TTLs.
-func crashWithoutRelease(t *testing.T, impl RemoteLockImpl, l contend.Lock) FaultOutcome {
-	o := FaultOutcome{Scenario: "holder crashes without releasing; lock comes back after the TTL", Impl: impl.Name, Expected: true}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*faultTTL)
+// crashedHolder: A acquires and its process dies: its connections are
+// reset and it never connects again. B acquires once A's lease has ended.
+func crashedHolder(t *testing.T, fx *faultFixture) (bool, string) {
+	a, b := fx.client(t), fx.client(t)
+	ctx, cancel := ctxFor(fx.patience())
 	defer cancel()
-	_, err := l.Acquire(ctx) // and never released
+	_, err := a.Acquire(ctx)
 	require.NoError(t, err)
-	start := time.Now()
-	b, err := l.Acquire(ctx)
-	if err != nil {
-		o.Evidence = fmt.Sprintf("not acquirable within %v: %v", 5*faultTTL, err)
-		return o
+	for _, p := range a.net {
+		p.RefuseNew(true)
 	}
-	_ = b.Release(context.Background())
-	o.Survived = true
-	o.Evidence = fmt.Sprintf("acquired again %v after the crash (TTL %v)", time.Since(start).Round(time.Millisecond), faultTTL)
-	return o
+	a.net.Partition()
+	a.net.ResetConnections()
+	crash := time.Now()
+	lb, err := b.Acquire(ctx)
+	if err != nil {
+		return false, fmt.Sprintf("not acquirable within %v of the crash: %v", fx.patience(), shortErr(err))
+	}
+	_ = lb.Release(context.Background())
+	return true, fmt.Sprintf("acquired again %v after the crash (lease %v)", time.Since(crash).Round(time.Millisecond), fx.lease)
 }
 
-// pausedServer: SIGSTOP every server; Acquire with a 300 ms context must
+// waiterCutOff: A holds (and extends its lease); B waits, and C waits
+// behind B; B is cut off until its lease has certainly ended. C must not
+// acquire while A holds: a lock that lets the next waiter in when the one
+// ahead of it leaves the queue, without looking again, fails here.
+func waiterCutOff(t *testing.T, fx *faultFixture) (bool, string) {
+	a, b, c := fx.client(t), fx.client(t), fx.client(t)
+	ctx, cancel := ctxFor(fx.patience())
+	defer cancel()
+	la, err := a.Acquire(ctx)
+	require.NoError(t, err)
+	stopExtending := make(chan struct{})
+	extended := make(chan error, 1)
+	go func() { // A keeps its lease alive, as a holder doing long work would
+		tick := time.NewTicker(fx.lease / 4)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopExtending:
+				extended <- nil
+				return
+			case <-tick.C:
+				ectx, ecancel := ctxFor(fx.lease)
+				err := la.Extend(ectx, fx.lease)
+				ecancel()
+				if err != nil {
+					extended <- err
+					return
+				}
+			}
+		}
+	}()
+	waiter := func(cl *faultClient, got chan<- time.Time) {
+		l, err := cl.Acquire(ctx)
+		if err != nil {
+			close(got)
+			return
+		}
+		got <- time.Now()
+		_ = l.Release(context.Background())
+	}
+	bGot, cGot := make(chan time.Time, 1), make(chan time.Time, 1)
+	go waiter(b, bGot)
+	time.Sleep(fx.lease / 2) // B queues first
+	go waiter(c, cGot)
+	time.Sleep(fx.lease / 2)
+	b.net.Partition()
+	b.net.ResetConnections()
+	time.Sleep(3 * fx.lease) // B's lease (session) ends on the servers
+	var early bool
+	select {
+	case _, ok := <-cGot:
+		early = ok
+	default:
+	}
+	close(stopExtending)
+	extErr := <-extended
+	releasedAt := time.Now()
+	_ = la.Release(context.Background())
+	b.net.Heal()
+	var after string
+	select {
+	case at, ok := <-cGot:
+		if ok {
+			after = fmt.Sprintf("C acquired %v after A released", at.Sub(releasedAt).Round(time.Millisecond))
+		} else {
+			after = "C's Acquire failed"
+		}
+	case <-ctx.Done():
+		after = "C never acquired"
+	}
+	if extErr != nil {
+		return false, fmt.Sprintf("A could not keep its lease: %v", shortErr(extErr))
+	}
+	if early {
+		return false, "C acquired while A held the lock: TWO HOLDERS, after the waiter ahead of C was cut off"
+	}
+	return after != "C never acquired", "C did not acquire while A held; " + after
+}
+
+// partitionedClient: A is partitioned from every server. Its Acquire fails
+// within its deadline, B still acquires, and A works again after the heal.
+func partitionedClient(t *testing.T, fx *faultFixture) (bool, string) {
+	a, b := fx.client(t), fx.client(t)
+	warm(t, a)
+	a.net.Partition()
+	ctx, cancel := ctxFor(300 * time.Millisecond)
+	start := time.Now()
+	la, errA := a.Acquire(ctx)
+	failedIn := time.Since(start)
+	cancel()
+	if errA == nil {
+		_ = la.Release(context.Background())
+	}
+	ctx, cancel = ctxFor(fx.patience())
+	defer cancel()
+	lb, errB := b.Acquire(ctx)
+	if errB == nil {
+		_ = lb.Release(context.Background())
+	}
+	a.net.Heal()
+	start = time.Now()
+	la, errHealed := a.Acquire(ctx)
+	if errHealed == nil {
+		_ = la.Release(context.Background())
+	}
+	ok := errA != nil && failedIn < time.Second && errB == nil && errHealed == nil
+	return ok, fmt.Sprintf("partitioned: %s after %v; other client: %s; healed: %s after %v",
+		map[bool]string{true: "GRANTED", false: "refused (" + shortErr(errA) + ")"}[errA == nil], failedIn.Round(time.Millisecond),
+		okText(errB), okText(errHealed), time.Since(start).Round(time.Millisecond))
+}
+
+// slowClient: responses to A arrive 1.5 leases late. When A's Acquire
+// returns, its TTL may claim no more time than the servers give it: B must
+// not acquire before that TTL has run out, and a stale write by A is
+// rejected if B got in.
+func slowClient(t *testing.T, fx *faultFixture) (bool, string) {
+	a, b := fx.client(t), fx.client(t)
+	warm(t, a)
+	delay := fx.lease * 3 / 2
+	require.NoError(t, a.net.SetLatency(0, delay))
+	actx, acancel := ctxFor(3*delay + fx.lease)
+	la, errA := a.Acquire(actx)
+	acancel()
+	got := time.Now()
+	require.NoError(t, a.net.SetLatency(0, 0))
+	ctx, cancel := ctxFor(fx.patience())
+	defer cancel()
+	if errA != nil {
+		// Refusing is safe: a lease that arrives too late to be useful
+		// may be abandoned. B must then get the lock.
+		lb, errB := b.Acquire(ctx)
+		if errB == nil {
+			_ = lb.Release(context.Background())
+		}
+		return errB == nil, fmt.Sprintf("slow Acquire failed (%s); other client: %s", shortErr(errA), okText(errB))
+	}
+	left, _ := la.TTL()
+	lb, errB := b.Acquire(ctx)
+	took := time.Since(got)
+	if errB != nil {
+		return false, fmt.Sprintf("A's lease arrived with TTL %v; B could not acquire: %v", left.Round(time.Millisecond), shortErr(errB))
+	}
+	defer lb.Release(context.Background())
+	res := &fencedResource{}
+	newer := res.write(lb.Token())
+	stale := res.write(la.Token())
+	early := took < left
+	fenced := fx.noFencing || (newer && !stale) // without a token, the TTL is all a holder has
+	return !early && fenced, fmt.Sprintf("A's lease arrived %v late with TTL %v; B acquired %v later%s; stale write %s",
+		delay, left.Round(time.Millisecond), took.Round(time.Millisecond), map[bool]string{true: " (EARLY: A's TTL overstated its lease)", false: ""}[early],
+		map[bool]string{true: "ACCEPTED", false: "rejected"}[stale])
+}
+
+// resetReply: the connection of A is reset after the server ran A's
+// Acquire and before A read the reply. Whatever A then returns, B acquires
+// within a lease of A's Acquire returning (released or expired), with a
+// token above any A saw.
+func resetReply(t *testing.T, fx *faultFixture) (bool, string) {
+	a, b := fx.client(t), fx.client(t)
+	warm(t, a)
+	for _, p := range a.net {
+		p.ResetNextResponse()
+	}
+	ctx, cancel := ctxFor(fx.patience())
+	defer cancel()
+	actx, acancel := ctxFor(2 * fx.lease)
+	la, errA := a.Acquire(actx)
+	acancel()
+	var aToken uint64
+	if errA == nil {
+		aToken = la.Token()
+		_ = la.Release(context.Background())
+	}
+	returned := time.Now()
+	lb, errB := b.Acquire(ctx)
+	took := time.Since(returned)
+	if errB != nil {
+		return false, fmt.Sprintf("A: %s; B could not acquire within %v: %v", okText(errA), fx.patience(), shortErr(errB))
+	}
+	_ = lb.Release(context.Background())
+	grows := fx.noFencing || lb.Token() > aToken
+	return grows && took < fx.lease+3*time.Second, fmt.Sprintf("A: %s; B acquired %v after A returned; tokens A=%d B=%d",
+		okText(errA), took.Round(time.Millisecond), aToken, lb.Token())
+}
+
+// warm makes one Acquire and Release through l, so that its connections
+// are open before a fault.
+func warm(t *testing.T, l contend.Lock) {
+	t.Helper()
+	ctx, cancel := ctxFor(10 * time.Second)
+	defer cancel()
+	lease, err := l.Acquire(ctx)
+	require.NoError(t, err)
+	require.NoError(t, lease.Release(ctx))
+}
+
+func okText(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return "FAILED: " + shortErr(err)
+}
+
+// pausedServers: SIGSTOP every server; Acquire with a 300 ms context must
 // fail within a second, not hang; after SIGCONT the lock must work again.
-func pausedServer(t *testing.T, impl RemoteLockImpl, l contend.Lock, servers []*redisserver.Server) FaultOutcome {
-	// The naive control is expected to fail: its SETNX, sent before the
-	// deadline, runs when the server resumes, and the EXPIRE that should
-	// follow is never sent, so the lock is held forever.
-	o := FaultOutcome{Scenario: "server paused (SIGSTOP), then resumed: clear error within the deadline, works after", Impl: impl.Name,
-		Expected: impl.Guarantee.Correct()}
-	for _, s := range servers {
+func pausedServers(t *testing.T, fx *faultFixture) (bool, string) {
+	l := fx.client(t)
+	// A client that was working when the servers stopped: its connections
+	// are open, so its requests reach the paused servers' socket buffers
+	// (a new client would stall in its connection handshake instead).
+	warm(t, l)
+	for _, s := range fx.c.Nodes() {
 		require.NoError(t, s.Pause())
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	ctx, cancel := ctxFor(300 * time.Millisecond)
 	start := time.Now()
 	lease, err := l.Acquire(ctx)
 	failedIn := time.Since(start)
 	cancel()
-	for _, s := range servers {
+	for _, s := range fx.c.Nodes() {
 		require.NoError(t, s.Resume())
 	}
 	if err == nil {
 		_ = lease.Release(context.Background())
-		o.Evidence = "Acquire succeeded against a paused server"
-		return o
+		return false, "Acquire succeeded against paused servers"
 	}
-	ctx, cancel = context.WithTimeout(context.Background(), 3*time.Second+2*faultTTL)
+	ctx, cancel = ctxFor(fx.patience())
 	defer cancel()
 	start = time.Now()
 	lease, err2 := l.Acquire(ctx)
 	if err2 == nil {
 		_ = lease.Release(ctx)
 	}
-	o.Survived = failedIn < time.Second && err2 == nil
-	o.Evidence = fmt.Sprintf("paused: error after %v (%v); resumed: acquire %v after %v",
-		failedIn.Round(time.Millisecond), shortErr(err), map[bool]string{true: "ok", false: "FAILED: " + shortErr(err2)}[err2 == nil], time.Since(start).Round(time.Millisecond))
-	return o
+	return failedIn < time.Second && err2 == nil, fmt.Sprintf("paused: error after %v (%v); resumed: acquire %s after %v",
+		failedIn.Round(time.Millisecond), shortErr(err), okText(err2), time.Since(start).Round(time.Millisecond))
 }
 
-// killedServer: SIGKILL every server, Acquire must fail fast; restart it on
-// the same port and the lock must work again with a token above the last.
-func killedServer(t *testing.T, impl RemoteLockImpl, l contend.Lock, servers []*redisserver.Server) FaultOutcome {
-	// The naive control's token counter dies with the server: after the
-	// restart it hands out a token it handed out before.
-	o := FaultOutcome{Scenario: "server killed, then restarted empty: clear error, then works with growing tokens", Impl: impl.Name,
-		Expected: impl.Guarantee.Correct()}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+// killedServers: SIGKILL every server, Acquire must fail fast; restart
+// them on the same ports and the lock must work again with a token above
+// the last.
+func killedServers(t *testing.T, fx *faultFixture) (bool, string) {
+	l := fx.client(t)
+	ctx, cancel := ctxFor(10 * time.Second)
 	before, err := l.Acquire(ctx)
 	cancel()
 	require.NoError(t, err)
 	require.NoError(t, before.Release(context.Background()))
-	for _, s := range servers {
+	for _, s := range fx.c.Nodes() {
 		require.NoError(t, s.Kill())
 	}
-	ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+	ctx, cancel = ctxFor(300 * time.Millisecond)
 	start := time.Now()
 	_, err = l.Acquire(ctx)
 	failedIn := time.Since(start)
 	cancel()
-	for _, s := range servers {
-		rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
-		require.NoError(t, s.Restart(rctx))
-		rcancel()
-	}
+	restart(t, fx.c.Nodes()...)
 	if err == nil {
-		o.Evidence = "Acquire succeeded with every server dead"
-		return o
+		return false, "Acquire succeeded with every server dead"
 	}
-	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel = ctxFor(fx.patience())
 	defer cancel()
 	after, err2 := l.Acquire(ctx)
 	if err2 != nil {
-		o.Evidence = fmt.Sprintf("down: error after %v; restarted: acquire FAILED: %v", failedIn.Round(time.Millisecond), shortErr(err2))
-		return o
+		return false, fmt.Sprintf("down: error after %v; restarted: acquire FAILED: %v", failedIn.Round(time.Millisecond), shortErr(err2))
 	}
 	_ = after.Release(ctx)
 	grows := after.Token() > before.Token()
 	tokens := fmt.Sprintf("token %d -> %d (%s)", before.Token(), after.Token(), map[bool]string{true: "grows", false: "DID NOT GROW"}[grows])
-	if impl.NoFencing {
+	if fx.noFencing {
 		grows, tokens = true, "no fencing token to check"
 	}
-	o.Survived = failedIn < time.Second && grows
-	o.Evidence = fmt.Sprintf("down: error after %v (%v); restarted: acquired, %s", failedIn.Round(time.Millisecond), shortErr(err), tokens)
-	return o
+	return failedIn < time.Second && grows, fmt.Sprintf("down: error after %v (%v); restarted: acquired, %s", failedIn.Round(time.Millisecond), shortErr(err), tokens)
 }
 
-// quorum: Redlock-style locks over 3 servers grant with one down and refuse
-// cleanly with two down.
-func quorum(t *testing.T, impl RemoteLockImpl, l contend.Lock, servers []*redisserver.Server) FaultOutcome {
-	o := FaultOutcome{Scenario: "Redlock quorum: 1 of 3 servers down grants, 2 of 3 down refuses within the deadline", Impl: impl.Name, Expected: true}
-	require.NoError(t, servers[0].Kill())
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+// restart restarts nodes, each bounded.
+func restart(t *testing.T, nodes ...remote.Node) {
+	t.Helper()
+	for _, s := range nodes {
+		ctx, cancel := ctxFor(servertest.StartTimeout)
+		require.NoError(t, s.Restart(ctx))
+		cancel()
+	}
+}
+
+// quorum: with one of three servers down a lock still grants; with two
+// down it refuses within the deadline.
+func quorum(t *testing.T, fx *faultFixture) (bool, string) {
+	l := fx.client(t)
+	warm(t, l)
+	nodes := fx.c.Nodes()
+	require.NoError(t, nodes[0].Kill())
+	ctx, cancel := ctxFor(fx.patience())
 	lease, err1 := l.Acquire(ctx)
 	cancel()
 	if err1 == nil {
 		_ = lease.Release(context.Background())
 	}
-	require.NoError(t, servers[1].Kill())
-	ctx, cancel = context.WithTimeout(context.Background(), 500*time.Millisecond)
+	require.NoError(t, nodes[1].Kill())
+	ctx, cancel = ctxFor(500 * time.Millisecond)
 	start := time.Now()
 	lease, err2 := l.Acquire(ctx)
 	refusedIn := time.Since(start)
@@ -265,27 +587,67 @@ func quorum(t *testing.T, impl RemoteLockImpl, l contend.Lock, servers []*rediss
 	if err2 == nil {
 		_ = lease.Release(context.Background())
 	}
-	for _, s := range servers[:2] {
-		rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
-		require.NoError(t, s.Restart(rctx))
-		rcancel()
-	}
-	o.Survived = err1 == nil && err2 != nil && refusedIn < 2*time.Second
-	o.Evidence = fmt.Sprintf("1 down: %s; 2 down: %s after %v", map[bool]string{true: "granted", false: "REFUSED: " + shortErr(err1)}[err1 == nil],
+	restart(t, nodes[:2]...)
+	return err1 == nil && err2 != nil && refusedIn < 2*time.Second, fmt.Sprintf("1 down: %s; 2 down: %s after %v",
+		map[bool]string{true: "granted", false: "REFUSED: " + shortErr(err1)}[err1 == nil],
 		map[bool]string{true: "GRANTED", false: "refused"}[err2 == nil], refusedIn.Round(time.Millisecond))
-	return o
 }
 
-// bucketPaused: with the server paused, TryTake fails closed (false) within
+// leaderKilled and leaderPaused: fault the replicated cluster's leader,
+// then measure how long until an Acquire succeeds again.
+func leaderKilled(t *testing.T, fx *faultFixture) (bool, string) {
+	return leaderFault(t, fx, "killed", func(n remote.Node) error { return n.Kill() }, func(n remote.Node) { restart(t, n) })
+}
+
+func leaderPaused(t *testing.T, fx *faultFixture) (bool, string) {
+	return leaderFault(t, fx, "paused", func(n remote.Node) error { return n.Pause() }, func(n remote.Node) { require.NoError(t, n.Resume()) })
+}
+
+func leaderFault(t *testing.T, fx *faultFixture, what string, fault func(remote.Node) error, undo func(remote.Node)) (bool, string) {
+	l := fx.client(t)
+	warm(t, l)
+	ctx, cancel := ctxFor(10 * time.Second)
+	leader, err := fx.c.Leader(ctx)
+	cancel()
+	require.NoError(t, err)
+	node := fx.c.Nodes()[leader]
+	require.NoError(t, fault(node))
+	start := time.Now()
+	deadline := start.Add(fx.patience())
+	var lastErr error
+	var gap time.Duration
+	for time.Now().Before(deadline) {
+		ctx, cancel := ctxFor(time.Second)
+		lease, err := l.Acquire(ctx)
+		cancel()
+		if err == nil {
+			gap = time.Since(start)
+			_ = lease.Release(context.Background())
+			break
+		}
+		lastErr = err
+	}
+	undo(node)
+	if gap == 0 {
+		return false, fmt.Sprintf("leader (node %d) %s: no Acquire succeeded within %v: %v", leader, what, fx.patience(), shortErr(lastErr))
+	}
+	return true, fmt.Sprintf("leader (node %d) %s: acquired again after %v", leader, what, gap.Round(time.Millisecond))
+}
+
+// bucketPaused: with the servers paused, TryTake fails closed (false) within
 // its deadline, and works again after resume.
-func bucketPaused(t *testing.T, name string, b contend.Bucket, server *redisserver.Server) FaultOutcome {
-	o := FaultOutcome{Scenario: "server paused (SIGSTOP): TryTake fails closed within the deadline, works after resume", Impl: name, Expected: true}
+func bucketPaused(t *testing.T, o FaultOutcome, b contend.Bucket, servers []remote.Node) FaultOutcome {
+	o.Scenario, o.Expected = "server paused (SIGSTOP): TryTake fails closed within the deadline, works after resume", true
 	require.True(t, b.TryTake(1), "a full bucket grants")
-	require.NoError(t, server.Pause())
+	for _, s := range servers {
+		require.NoError(t, s.Pause())
+	}
 	start := time.Now()
 	granted := b.TryTake(1)
 	took := time.Since(start)
-	require.NoError(t, server.Resume())
+	for _, s := range servers {
+		require.NoError(t, s.Resume())
+	}
 	deadline := time.Now().Add(3 * time.Second)
 	var after bool
 	for !after && time.Now().Before(deadline) {

@@ -56,6 +56,8 @@ func mustSemaphore(t *testing.T, capacity int64) porcupine.Model {
 // must be Ok, and each fault a model exists to catch must be Illegal.
 func TestModels(t *testing.T) {
 	sem2 := mustSemaphore(t, 2)
+	unfenced2, err := NewUnfencedSemaphore(2)
+	require.NoError(t, err)
 	tests := []struct {
 		name    string
 		model   porcupine.Model
@@ -164,6 +166,19 @@ func TestModels(t *testing.T) {
 		{"semaphore/unknown acquire took its permits", sem2, []porcupine.Operation{
 			op(0, 0, 100, acquireN(2), unknown), op(1, 5, 6, try, held),
 		}, porcupine.Ok},
+		{"semaphore/token smaller than an earlier lease's", sem2, []porcupine.Operation{
+			op(0, 0, 1, acquire, granted(2)), op(1, 2, 3, acquire, granted(1)),
+		}, porcupine.Illegal},
+		{"unfenced semaphore/token smaller than an earlier lease's", unfenced2, []porcupine.Operation{
+			op(0, 0, 1, acquire, granted(2)), op(1, 2, 3, acquire, granted(1)), op(1, 4, 5, release(1), released),
+			op(0, 6, 7, release(2), released),
+		}, porcupine.Ok},
+		{"unfenced semaphore/token of a live lease", unfenced2, []porcupine.Operation{
+			op(0, 0, 1, acquire, granted(1)), op(1, 2, 3, acquire, granted(1)),
+		}, porcupine.Illegal},
+		{"unfenced semaphore/over-admits", unfenced2, []porcupine.Operation{
+			op(0, 0, 1, acquire, granted(3)), op(1, 0, 1, acquire, granted(2)), op(2, 2, 3, acquire, granted(1)),
+		}, porcupine.Illegal},
 
 		{"register/fenced writes", Register, []porcupine.Operation{
 			op(0, 0, 1, write(1, 10), accepted), op(0, 2, 3, write(1, 11), accepted),

@@ -43,13 +43,25 @@ type semState struct {
 // an unknown token), or nothing; a release of unknown outcome frees its
 // lease if it is live.
 func NewSemaphore(capacity int64) (porcupine.Model, error) {
+	return newSemaphore(capacity, true)
+}
+
+// NewUnfencedSemaphore is NewSemaphore for a semaphore that hands out no
+// fencing token (harness.SemaphoreImpl.NoFencing): a token only names its
+// lease, so Done(t) needs t unused by every live lease, not greater than
+// every token granted before.
+func NewUnfencedSemaphore(capacity int64) (porcupine.Model, error) {
+	return newSemaphore(capacity, false)
+}
+
+func newSemaphore(capacity int64, fenced bool) (porcupine.Model, error) {
 	if capacity < 1 || capacity > MaxPermits {
 		return porcupine.Model{}, fmt.Errorf("linearize: semaphore capacity %d outside [1, %d]", capacity, MaxPermits)
 	}
 	return porcupine.Model{
 		Init: func() any { return semState{} },
 		Step: func(state, input, output any) (bool, any) {
-			return semStep(capacity, state.(semState), input.(LockInput), output.(LockOutput))
+			return semStep(capacity, fenced, state.(semState), input.(LockInput), output.(LockOutput))
 		},
 		DescribeOperation: describeLockOp,
 		DescribeState: func(state any) string {
@@ -64,16 +76,18 @@ func NewSemaphore(capacity int64) (porcupine.Model, error) {
 	}, nil
 }
 
-func semStep(capacity int64, s semState, in LockInput, out LockOutput) (bool, any) {
+func semStep(capacity int64, fenced bool, s semState, in LockInput, out LockOutput) (bool, any) {
 	switch in.Op {
 	case Acquire, TryAcquire:
 		fits := s.used+in.N <= capacity
 		switch out.Outcome {
 		case Done:
-			if !fits || out.Token <= s.last || in.N < 1 {
+			if !fits || in.N < 1 || fenced && out.Token <= s.last || !fenced && s.find(out.Token) >= 0 {
 				return false, s
 			}
-			s.last = out.Token
+			if fenced {
+				s.last = out.Token
+			}
 			return true, s.add(semLease{token: out.Token, n: in.N})
 		case Held:
 			return in.Op == TryAcquire && (!fits || s.used > 0), s

@@ -92,6 +92,12 @@ type Backend struct {
 	// back (a server that persists to its tmpfs data directory) or starts
 	// it empty (Redis here runs without persistence).
 	RestartKeepsData bool
+	// ShortLease is the lease (TTL, session timeout) the fault scenarios
+	// give: short, so that expiry is part of a test, but as long as the
+	// backend needs to keep a live client's lease alive on a loaded
+	// machine (an etcd lease is whole seconds; a ZooKeeper session is
+	// kept by heartbeats every third of its timeout).
+	ShortLease time.Duration
 	// Version returns the installed server's version, or an error wrapping
 	// ErrNotInstalled that names the install script.
 	Version func() (string, error)

@@ -4,14 +4,16 @@
 #   full   make bench:       -cpu 1,2,4,8, -count 10  (13 to 20 minutes on 2 cores)
 #   quick  make bench-quick: -cpu 1,2,   -count 6    (about 1.5 minutes)
 #
-# The Redis tier (impls/redis) runs when redis-server is installed and
-# CONTEND_SKIP_REDIS is not 1; the raw file and the report say which.
+# The remote tier (every backend in harness.Backends) runs unless REMOTE=0;
+# the raw file and the report say which servers ran.
 #
 # Overrides (environment): CPU, COUNT, BENCHTIME (throughput benchmarks),
-# LOCKTIME (locks and semaphores), REDISTIME and REDIS_COUNT (Redis tier),
-# CHECK_COUNT (correctness benchmarks), BENCH (regexp of families), OUT
-# (default results). COUNT below 6 leaves the report without confidence
-# intervals: benchmath needs 6 samples for a 95% CI of the median.
+# LOCKTIME (locks and semaphores), LATENCYTIME (bucket TryTake latency),
+# REMOTE (1 or 0), REMOTETIME and REMOTE_COUNT (remote tier, at the last
+# -cpu value), CHECK_COUNT (correctness, lock latency, bucket latency and
+# memory benchmarks), BENCH (regexp of families), OUT (default results).
+# COUNT below 6 leaves the report without confidence intervals: benchmath
+# needs 6 samples for a 95% CI of the median.
 #
 # Benchmark output goes to $OUT/raw/bench.txt, preceded by benchfmt
 # configuration lines describing the machine. Progress goes to stderr only:
@@ -29,8 +31,9 @@ full)
 	BENCHTIME=${BENCHTIME:-1000000x}
 	CHECK_COUNT=${CHECK_COUNT:-6}
 	LOCKTIME=${LOCKTIME:-20ms}
-	REDISTIME=${REDISTIME:-300ms}
-	REDIS_COUNT=${REDIS_COUNT:-6}
+	LATENCYTIME=${LATENCYTIME:-10ms}
+	REMOTETIME=${REMOTETIME:-300ms}
+	REMOTE_COUNT=${REMOTE_COUNT:-6}
 	;;
 quick)
 	CPU=${CPU:-1,2}
@@ -38,8 +41,9 @@ quick)
 	BENCHTIME=${BENCHTIME:-100000x}
 	CHECK_COUNT=${CHECK_COUNT:-6}
 	LOCKTIME=${LOCKTIME:-5ms}
-	REDISTIME=${REDISTIME:-50ms}
-	REDIS_COUNT=${REDIS_COUNT:-3}
+	LATENCYTIME=${LATENCYTIME:-5ms}
+	REMOTETIME=${REMOTETIME:-50ms}
+	REMOTE_COUNT=${REMOTE_COUNT:-3}
 	;;
 *)
 	echo "usage: $0 full|quick" >&2
@@ -53,6 +57,7 @@ BENCH=${BENCH:-Counter|Bucket|Keyed|Floor}
 LOCKBENCH=${LOCKBENCH:-Lock|Semaphore}
 LOCKTIME=${LOCKTIME:-}
 OUT=${OUT:-results}
+REMOTE=${REMOTE:-1}
 
 log() { echo "bench: $*" >&2; }
 
@@ -94,28 +99,33 @@ if [ -n "$LOCKBENCH" ]; then
 	(cd harness && run -test.bench "^Benchmark($LOCKBENCH)\$" -test.cpu "$CPU" -test.count "$COUNT" -test.benchtime "$LOCKTIME")
 fi
 
-# The Redis tier: its own benchmark binary, on servers it starts itself.
-# A config line says whether it ran, so that the report can say why not.
-if [ "${CONTEND_SKIP_REDIS:-}" = 1 ]; then
-	log "Redis tier skipped: CONTEND_SKIP_REDIS=1"
-	echo "redis-tier: skipped (CONTEND_SKIP_REDIS=1)" >>"$raw"
-elif ! command -v redis-server >/dev/null 2>&1; then
-	log "Redis tier skipped: redis-server is not installed (scripts/install-redis.sh installs it)"
-	echo "redis-tier: skipped (redis-server not installed; run scripts/install-redis.sh)" >>"$raw"
+# Bucket TryTake latency percentiles (harness/bench_bucket_latency_test.go):
+# 100 goroutines for a time, like the locks' latency run.
+log "bucket latency: -bench 'BucketLatency' -cpu $CPU -count $CHECK_COUNT -benchtime $LATENCYTIME"
+echo "benchtime: $LATENCYTIME" >>"$raw"
+(cd harness && run -test.bench '^BenchmarkBucketLatency$' -test.cpu "$CPU" -test.count "$CHECK_COUNT" -test.benchtime "$LATENCYTIME")
+
+# The remote tier: every registered backend, on servers the benchmarks
+# start themselves (make bench installs them first). One configuration line
+# per backend says which server version ran, or why none did; a backend
+# whose server is missing and whose skip variable is set is skipped.
+if [ "$REMOTE" = 1 ]; then
+	"$GO" run ./cmd/catalog -servers >>"$raw"
+	log "remote tier: -bench 'Remote' -count $REMOTE_COUNT -benchtime $REMOTETIME"
+	echo "benchtime: $REMOTETIME" >>"$raw"
+	(cd harness && run -test.bench '^BenchmarkRemote(Lock|Bucket)$' -test.cpu "${CPU##*,}" -test.count "$REMOTE_COUNT" -test.benchtime "$REMOTETIME")
+	log "remote tier: fault scenarios (harness.TestRemoteFaults) -> faults.jsonl"
+	CONTEND_FAULTS_OUT="$tmp/faults.jsonl" "$GO" test -count=1 -timeout 30m -run '^TestRemoteFaults$' ./harness >&2
 else
-	log "Redis tier: -bench '^BenchmarkRedis' -count $REDIS_COUNT -benchtime $REDISTIME"
-	"$GO" test -c -o "$tmp/redis.test" ./impls/redis
-	echo "redis-tier: measured, redis-server $(redis-server --version | awk '{print $3}')" >>"$raw"
-	echo "benchtime: $REDISTIME" >>"$raw"
-	(cd impls/redis && "$tmp/redis.test" -test.run '^$' -test.bench '^BenchmarkRedis' -test.count "$REDIS_COUNT" -test.benchtime "$REDISTIME") |
-		tee -a "$raw" >&2
-	log "Redis tier: fault scenarios (harness.TestRemoteFaults) -> faults.jsonl"
-	CONTEND_FAULTS_OUT="$tmp/faults.jsonl" "$GO" test -count=1 -run '^TestRemoteFaults$' ./harness >&2
+	log "remote tier skipped: REMOTE=$REMOTE"
+	echo "remote-tier: skipped (REMOTE=0)" >>"$raw"
 fi
 
-log "correctness and lock latency: -bench 'Correctness|LockLatency' -cpu $CPU -count $CHECK_COUNT -benchtime 1x"
+# Memory (harness/bench_memory_test.go: bytes per instance, per key, and
+# per exited goroutine) is measured once per sample, like correctness.
+log "correctness, lock latency and memory: -bench 'Correctness|LockLatency|Memory|GoroutineChurn' -cpu $CPU -count $CHECK_COUNT -benchtime 1x"
 echo "benchtime: 1x" >>"$raw"
-(cd harness && run -test.bench '^Benchmark(Correctness|LockLatency)$' -test.cpu "$CPU" -test.count "$CHECK_COUNT" -test.benchtime 1x)
+(cd harness && run -test.bench '^Benchmark(Correctness|LockLatency|Memory|GoroutineChurn)$' -test.cpu "$CPU" -test.count "$CHECK_COUNT" -test.benchtime 1x)
 
 log "exactness against the textbook bucket (harness/exact_test.go) -> textbook.jsonl, stale.jsonl"
 mkdir -p "$tmp/exact"
@@ -146,6 +156,7 @@ if [ -f "$tmp/faults.jsonl" ]; then
 	cp "$tmp/faults.jsonl" "$OUT/raw/faults.jsonl"
 fi
 cp "$tmp/exact/textbook.jsonl" "$tmp/exact/stale.jsonl" "$OUT/raw/"
+"$GO" run ./cmd/catalog >"$OUT/raw/catalog.json"
 log "benchmarks took $(($(date +%s) - start)) s; raw results in $OUT/raw/"
 
 log "writing the report"

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/contend-lab/contend/catalog"
+
 	"golang.org/x/perf/benchfmt"
 	"golang.org/x/perf/benchmath"
 	"golang.org/x/perf/benchproc"
@@ -23,8 +25,9 @@ const Confidence = 0.95
 // configuration that the report groups by, plus the unit. Results with the
 // same cellID are samples of one distribution.
 type cellID struct {
-	Family   string // Counter, Bucket, Keyed, Floor, Correctness (the name after "Benchmark")
-	Workload string // workload= (Counter, Bucket, Keyed, Floor)
+	Family   string // Counter, Bucket, Keyed, Floor, Correctness, RemoteLock, ... (the name after "Benchmark")
+	Backend  string // backend= (RemoteLock, RemoteBucket): the remote backend
+	Workload string // workload= (Counter, Bucket, Keyed, Floor; a remote deployment)
 	Clock    string // clock= (Bucket)
 	Check    string // check= (Correctness)
 	Impl     string // impl=
@@ -37,10 +40,10 @@ type cellID struct {
 // groupID is a cellID without the implementation: the cells compared with
 // each other in one table row set.
 type groupID struct {
-	Family, Workload, Clock, Check string
+	Family, Backend, Workload, Clock, Check string
 }
 
-func (c cellID) group() groupID { return groupID{c.Family, c.Workload, c.Clock, c.Check} }
+func (c cellID) group() groupID { return groupID{c.Family, c.Backend, c.Workload, c.Clock, c.Check} }
 
 // Threads is the number of goroutines the cell ran: Goroutines resolved
 // against Procs.
@@ -73,11 +76,16 @@ type Data struct {
 	Config []benchfmt.Config // the configuration of the first result, in file order
 	Cells  map[cellID]*Cell
 	Units  benchfmt.UnitMetadataMap
-	// BenchTimes lists the distinct benchtime configuration values, in order.
-	BenchTimes []string
+	// BenchTimes lists the distinct benchtime configuration values, in order,
+	// and BenchTimeOf each benchmark family's (the first it ran with).
+	BenchTimes  []string
+	BenchTimeOf map[string]string
 	assume     map[string]benchmath.Assumption
+	// Catalog is the registry as data, written by the run beside its raw
+	// files (catalog.File).
+	Catalog catalog.Catalog
 	// firstConfig is each configuration key's first value in the files, so
-	// that a key set midway (redis-tier) is found too.
+	// that a key set midway (server-<backend>) is found too.
 	firstConfig map[string]string
 }
 
@@ -106,19 +114,23 @@ func Load(dir string) (*Data, error) {
 	}
 
 	var pp benchproc.ProjectionParser
-	proj, err := pp.Parse(".name,/workload,/clock,/check,/impl,/goroutines,/gomaxprocs", nil)
+	proj, err := pp.Parse(".name,/workload,/clock,/check,/impl,/goroutines,/gomaxprocs,/backend", nil)
 	if err != nil {
 		return nil, fmt.Errorf("projection: %w", err) // a bug, not bad input
 	}
 	fields := proj.Fields()
 
-	d := &Data{Files: paths, Cells: map[cellID]*Cell{}, Units: benchfmt.UnitMetadataMap{}, firstConfig: map[string]string{}}
+	d := &Data{Files: paths, Cells: map[cellID]*Cell{}, Units: benchfmt.UnitMetadataMap{}, firstConfig: map[string]string{}, BenchTimeOf: map[string]string{}}
 	for _, path := range paths {
 		if err := d.readFile(path, proj, fields); err != nil {
 			return nil, err
 		}
 	}
 	d.summarise()
+	if d.Catalog, err = readCatalog(dir); err != nil {
+		return nil, err
+	}
+	setImplOrder(d.Catalog)
 	return d, nil
 }
 
@@ -162,13 +174,19 @@ func (d *Data) add(path string, res *benchfmt.Result, proj *benchproc.Projection
 			d.firstConfig[c.Key] = string(c.Value)
 		}
 	}
-	if bt := res.GetConfig("benchtime"); bt != "" && !contains(d.BenchTimes, bt) {
-		d.BenchTimes = append(d.BenchTimes, bt)
+	if bt := res.GetConfig("benchtime"); bt != "" {
+		if !contains(d.BenchTimes, bt) {
+			d.BenchTimes = append(d.BenchTimes, bt)
+		}
+		fam := string(res.Name.Base())
+		if _, ok := d.BenchTimeOf[fam]; !ok {
+			d.BenchTimeOf[fam] = bt
+		}
 	}
 	key := proj.Project(res)
 	get := func(i int) string { return key.Get(fields[i]) }
 	id := cellID{
-		Family: get(0), Workload: get(1), Clock: get(2), Check: get(3), Impl: get(4), Goroutines: get(5),
+		Family: get(0), Workload: get(1), Clock: get(2), Check: get(3), Impl: get(4), Goroutines: get(5), Backend: get(7),
 	}
 	procs := get(6)
 	if procs == "" {
@@ -246,8 +264,14 @@ func (d *Data) Groups(family string) []groupID {
 	}
 	sort.Slice(gs, func(i, j int) bool {
 		a, b := gs[i], gs[j]
+		if a.Backend != b.Backend {
+			return a.Backend < b.Backend
+		}
 		if a.Workload != b.Workload {
-			return workloadRank(a.Workload) < workloadRank(b.Workload)
+			if ra, rb := workloadRank(a.Workload), workloadRank(b.Workload); ra != rb {
+				return ra < rb
+			}
+			return a.Workload < b.Workload
 		}
 		if a.Clock != b.Clock {
 			return a.Clock > b.Clock // real before frozen
@@ -338,6 +362,9 @@ func contains(ss []string, s string) bool {
 // title turns a workload or check name into words: "add-only" -> "add-only".
 func describeGroup(g groupID) string {
 	parts := []string{strings.ToLower(g.Family)}
+	if g.Backend != "" {
+		parts = append(parts, g.Backend)
+	}
 	if g.Workload != "" {
 		parts = append(parts, g.Workload)
 	}

@@ -1,81 +1,73 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 
-	"github.com/contend-lab/contend/harness"
-	"github.com/contend-lab/contend/keyed"
+	"github.com/contend-lab/contend/catalog"
 )
 
-// implInfo is what the registry (package harness) says about an
-// implementation. The report reads guarantees, references and deviations
-// from here, never from benchmark names.
+// implInfo is what the registry says about an implementation, read from
+// the catalog the run wrote beside its raw results (package catalog). The
+// report reads guarantees, references and deviations from here, never
+// from benchmark names.
 type implInfo struct {
-	Family    string // registry family: "counter", "bucket", "lock" or "semaphore"
+	Family    string // report family: "counter", "bucket", "lock", "semaphore", "keyed", or "<backend> lock" etc.
 	Name      string
-	Guarantee harness.Guarantee
+	Guarantee catalog.Guarantee
 	Reference bool
 	Summary   string
 	Flaw      string
 	Deviates  map[string]string
-	// NoFencing: a remote lock that hands out no fencing token.
-	NoFencing bool
+	NoFencing bool // a lock that hands out no fencing token
 }
 
 // Correct reports whether the harness holds the implementation to its
 // family's invariants.
 func (i implInfo) Correct() bool { return i.Guarantee.Correct() }
 
-// registry lists the registered implementations: counters, buckets, locks,
-// then semaphores.
-func registry() []implInfo {
-	var out []implInfo
-	for _, c := range harness.Counters() {
-		out = append(out, implInfo{"counter", c.Name, c.Guarantee, c.Reference, c.Summary, c.Flaw, nil, false})
+// reportFamily is the report's family of a catalog entry: its family, with
+// its backend in front for a remote one ("redis lock").
+func reportFamily(e catalog.Entry) string {
+	if e.Backend == "" {
+		return e.Family
 	}
-	for _, b := range harness.Buckets() {
-		out = append(out, implInfo{"bucket", b.Name, b.Guarantee, b.Reference, b.Summary, b.Flaw, b.Deviations, false})
-	}
-	for _, l := range harness.Locks() {
-		out = append(out, implInfo{"lock", l.Name, l.Guarantee, l.Reference, l.Summary, l.Flaw, nil, false})
-	}
-	for _, s := range harness.Semaphores() {
-		out = append(out, implInfo{"semaphore", s.Name, s.Guarantee, s.Reference, s.Summary, s.Flaw, nil, false})
-	}
-	return out
+	return e.Backend + " " + e.Family
 }
 
-// remoteRegistry lists the registered server-backed implementations.
-func remoteRegistry() []implInfo {
-	var out []implInfo
-	for _, l := range harness.RemoteLocks() {
-		out = append(out, implInfo{"redis lock", l.Name, l.Guarantee, l.Reference, l.Summary, l.Flaw, nil, l.NoFencing})
+// readCatalog reads the catalog beside the raw results in dir (or beside
+// the raw file dir names).
+func readCatalog(dir string) (catalog.Catalog, error) {
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		dir = filepath.Dir(dir)
 	}
-	for _, s := range harness.RemoteSemaphores() {
-		out = append(out, implInfo{"redis semaphore", s.Name, s.Guarantee, s.Reference, s.Summary, s.Flaw, nil, false})
+	path := filepath.Join(dir, catalog.File)
+	c, err := catalog.Read(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return c, fmt.Errorf("%s is missing: make bench writes it (go run ./cmd/catalog > %s)", path, path)
 	}
-	for _, b := range harness.RemoteBuckets() {
-		out = append(out, implInfo{"redis bucket", b.Name, b.Guarantee, b.Reference, b.Summary, b.Flaw, nil, false})
-	}
-	return out
+	return c, err
 }
 
-// registryIndex is registry() by family and name.
+// registryIndex is the catalog by report family and name.
 type registryIndex map[[2]string]implInfo
 
-func newRegistryIndex() registryIndex {
+func newRegistryIndex(c catalog.Catalog) registryIndex {
 	idx := registryIndex{}
-	for _, i := range append(registry(), remoteRegistry()...) {
-		idx[[2]string{i.Family, i.Name}] = i
+	for _, e := range c.Entries {
+		f := reportFamily(e)
+		idx[[2]string{f, e.Name}] = implInfo{f, e.Name, e.Guarantee, e.Reference, e.Summary, e.Flaw, e.Deviations, e.NoFencing}
 	}
-	// keyed.Impls carries no guarantee; its package doc gives all three
-	// one: each key's bucket is exactly an cas.Bucket.
-	for _, k := range keyed.Impls() {
-		idx[[2]string{"keyed", k.Name}] = implInfo{Family: "keyed", Name: k.Name, Guarantee: harness.Exact, Summary: benchOnly[k.Name]}
+	// Keyed limiters are not in the catalog yet: each key's bucket is an
+	// exact cas.Bucket (package keyed).
+	for _, k := range keyedNames {
+		if _, ok := idx[[2]string{"keyed", k}]; !ok {
+			idx[[2]string{"keyed", k}] = implInfo{Family: "keyed", Name: k, Guarantee: catalog.Exact, Summary: benchOnly[k]}
+		}
 	}
-	// impls/redis's benchmarks name redis-naive "naive" (they cannot
-	// import the harness's registry, which imports them).
-	idx[[2]string{"redis lock", "naive"}] = idx[[2]string{"redis lock", "redis-naive"}]
 	return idx
 }
 
@@ -92,37 +84,57 @@ func (idx registryIndex) correct(family, name string) bool {
 	return ok && i.Correct()
 }
 
+// keyedNames are the keyed limiters the keyed benchmark measures.
+var keyedNames = []string{"xsync-mapof", "sync-map", "mutex-map"}
+
 // benchOnly defines the names that benchmarks use and the registry does
 // not list, so that every name in a chart or table is defined.
 var benchOnly = map[string]string{
 	"padded-slots": "one padded slot per goroutine, which no real counter can be (each goroutine owns its slot; Load sums them): the floor of a striped counter",
 	"xrate-allow":  "golang.org/x/time/rate as most code calls it, Limiter.AllowN(time.Now(), n), so real clock only; the registry's `xrate` is the same Limiter on the injected clock",
+	timerFloor:     "a TryTake that returns at once, timed as the buckets are in BenchmarkBucketLatency: what the timer alone reads",
 	"xsync-mapof":  "one exact bucket per key in github.com/puzpuzpuz/xsync/v3 MapOf",
 	"sync-map":     "one exact bucket per key in a sync.Map",
 	"mutex-map":    "one exact bucket per key in a map behind a sync.RWMutex",
 }
 
-// implOrder is the order implementations appear in tables, legends and
-// colour assignment: the registry's, then the benchmark-only variants.
-func implOrder() []string {
-	var order []string
+// implOrderList is the order implementations appear in tables, legends and
+// colour assignment: the catalog's in-process entries, the benchmark-only
+// variants, then the remote entries (remoteOrderList), which never share a
+// chart with the others. Load sets both from the run's catalog.
+var implOrderList, remoteOrderList []string
+
+// setImplOrder computes implOrderList and remoteOrderList from c.
+func setImplOrder(c catalog.Catalog) {
+	var local, remote []string
 	seen := map[string]bool{}
-	add := func(n string) {
+	add := func(list *[]string, n string) {
 		if !seen[n] {
 			seen[n] = true
-			order = append(order, n)
+			*list = append(*list, n)
 		}
 	}
-	for _, r := range registry() {
-		add(r.Name)
+	for _, e := range c.Entries {
+		if e.Backend == "" {
+			add(&local, e.Name)
+		}
 	}
-	add("padded-slots")
-	add("xrate-allow")
-	for _, k := range keyed.Impls() {
-		add(k.Name)
+	add(&local, "padded-slots")
+	add(&local, "xrate-allow")
+	for _, k := range keyedNames {
+		add(&local, k)
 	}
-	return order
+	add(&local, timerFloor)
+	for _, e := range c.Entries {
+		if e.Backend != "" {
+			add(&remote, e.Name)
+		}
+	}
+	implOrderList, remoteOrderList = append(local, remote...), remote
 }
+
+// implOrder returns the order implementations appear in.
+func implOrder() []string { return implOrderList }
 
 // sortImpls sorts names into implOrder, unknown names last, alphabetically.
 func sortImpls(names []string) {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/contend-lab/contend/catalog"
 )
 
 // report accumulates REPORT.md and the charts it links to.
@@ -20,6 +22,7 @@ type report struct {
 	details  strings.Builder // details.md: every GOMAXPROCS, fault evidence
 	charts   []string
 	reg      registryIndex
+	cat      catalog.Catalog
 }
 
 func (r *report) printf(format string, args ...any) { fmt.Fprintf(&r.b, format, args...) }
@@ -52,13 +55,14 @@ func sections() []section {
 		s = append(s, section{f.bench, func(r *report) error { return r.family(f) }})
 	}
 	return append(s,
-		section{"redis", (*report).redisTier},
+		section{"memory", (*report).memory},
+		section{"remote", (*report).remoteTier},
 		section{"floors", func(r *report) error { r.floors(); return nil }},
 	)
 }
 
 func newReport(d *Data, rawDir, outDir string) *report {
-	r := &report{d: d, rawDir: rawDir, chartDir: filepath.Join(outDir, "charts"), chartRel: "charts", reg: newRegistryIndex()}
+	r := &report{d: d, rawDir: rawDir, chartDir: filepath.Join(outDir, "charts"), chartRel: "charts", reg: newRegistryIndex(d.Catalog), cat: d.Catalog}
 	r.cores, _ = strconv.Atoi(d.ConfigValue("cores"))
 	procs := d.Procs()
 	r.mainP = procs[len(procs)-1]
@@ -96,12 +100,12 @@ func (r *report) write(outDir string) error {
 
 // id builds a cellID in group g.
 func (r *report) id(g groupID, impl, goroutines string, procs int, unit string) cellID {
-	return cellID{Family: g.Family, Workload: g.Workload, Clock: g.Clock, Check: g.Check, Impl: impl, Goroutines: goroutines, Procs: procs, Unit: unit}
+	return cellID{Family: g.Family, Backend: g.Backend, Workload: g.Workload, Clock: g.Clock, Check: g.Check, Impl: impl, Goroutines: goroutines, Procs: procs, Unit: unit}
 }
 
 func (r *report) chartName(g groupID, kind string) string {
 	parts := []string{strings.ToLower(g.Family)}
-	for _, s := range []string{g.Workload, g.Clock, g.Check} {
+	for _, s := range []string{g.Backend, g.Workload, g.Clock, g.Check} {
 		if s != "" {
 			parts = append(parts, s)
 		}

@@ -12,9 +12,11 @@ import (
 // benchRegistryFamily is the registry family of the benchmark families
 // that have no section spec of their own.
 var benchRegistryFamily = map[string]string{
-	"LockLatency": "lock",
-	"RedisLock":   "redis lock",
-	"RedisBucket": "redis bucket",
+	"LockLatency":    "lock",
+	"BucketLatency":  "bucket",
+	"GoroutineChurn": "bucket",
+	"RemoteLock":     "lock",
+	"RemoteBucket":   "bucket",
 }
 
 // regFamily returns the registry family of g's implementations, or "" for
@@ -29,7 +31,11 @@ func (r *report) regFamily(g groupID) string {
 			return f.registry
 		}
 	}
-	return benchRegistryFamily[g.Family]
+	f := benchRegistryFamily[g.Family]
+	if g.Backend != "" && f != "" {
+		return g.Backend + " " + f
+	}
+	return f
 }
 
 // marked reports whether impl is registered in family as racy or broken:

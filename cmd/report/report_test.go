@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/contend-lab/contend/catalog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/perf/benchmath"
@@ -151,6 +152,7 @@ func TestSummaryByHand(t *testing.T) {
 		b.WriteString("BenchmarkCounter/workload=add-only/impl=atomic/goroutines=1 \t 100 \t " + strconv.Itoa(v) + " ns/op\n")
 	}
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "x.txt"), []byte(b.String()), 0o644))
+	withFixtureCatalog(t, dir)
 	d, err := Load(dir)
 	require.NoError(t, err)
 	mutex := d.Cell(cellID{Family: "Counter", Workload: "add-only", Impl: "mutex", Goroutines: "1", Procs: 1, Unit: "sec/op"})
@@ -270,6 +272,7 @@ func TestBadInput(t *testing.T) {
 		{"corrupt value", write("corrupt/bench.txt", good+good+"BenchmarkCounter/workload=add-only/impl=mutex/goroutines=1 \t 100 \t ten ns/op\n"), "corrupt/bench.txt:3:"},
 		{"truncated line", write("truncated/bench.txt", good+"BenchmarkCounter/workload=add-only/impl=mutex/goroutines=1 \t 100 \t 10\n"), "truncated/bench.txt:2:"},
 		{"bad goroutines", write("badg/bench.txt", "BenchmarkCounter/workload=add-only/impl=mutex/goroutines=many \t 100 \t 10 ns/op\n"), `goroutines="many"`},
+		{"no catalog", write("nocatalog/bench.txt", good), "nocatalog/catalog.json is missing: make bench writes it"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -301,11 +304,17 @@ func TestSig3(t *testing.T) {
 // TestColoursStable: the lab's own implementations never share a colour,
 // and a name's colour does not depend on the chart.
 func TestColoursStable(t *testing.T) {
-	seen := map[string]string{}
-	for _, name := range implOrder() {
-		key := strconvColor(implColor(name))
-		assert.Empty(t, seen[key], "%s and %s share a colour", name, seen[key])
-		seen[key] = name
+	_, err := Load(fixture) // sets the order from the fixture's catalog
+	require.NoError(t, err)
+	local := implOrder()[:len(implOrder())-len(remoteOrderList)]
+	for _, names := range [][]string{local, remoteOrderList} { // never on one chart together
+		require.NotEmpty(t, names)
+		seen := map[string]string{}
+		for _, name := range names {
+			key := strconvColor(implColor(name))
+			assert.Empty(t, seen[key], "%s and %s share a colour", name, seen[key])
+			seen[key] = name
+		}
 	}
 	assert.Equal(t, implColor("some-new-impl"), implColor("some-new-impl"))
 	names := []string{"zeta", "mutex", "naive", "alpha"}
@@ -338,9 +347,19 @@ func TestReportShape(t *testing.T) {
 	d, err := Load(fixture)
 	require.NoError(t, err)
 	for id := range d.Cells {
-		if id.Family == "Floor" || id.Family == "Correctness" || id.Family == "LockLatency" {
-			continue // floors define themselves in their table; the others are families named above
+		switch id.Family {
+		case "Floor", "Correctness", "LockLatency", "BucketLatency", "Memory", "GoroutineChurn":
+			continue // floors and timer-floor define themselves where they are shown; the others are families named above
 		}
 		assert.Contains(t, names, "`"+id.Impl+"` (", "%s/%s is not defined in Names", id.Family, id.Impl)
 	}
+}
+
+// withFixtureCatalog copies the fixture's catalog into dir, beside a raw
+// file a test wrote.
+func withFixtureCatalog(t *testing.T, dir string) {
+	t.Helper()
+	cat, err := os.ReadFile(filepath.Join(fixture, catalog.File))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, catalog.File), cat, 0o644))
 }

@@ -7,7 +7,7 @@ import (
 
 	"strings"
 
-	"github.com/contend-lab/contend/harness"
+	"github.com/contend-lab/contend/catalog"
 )
 
 // useCase is one row of "What to use": the benchmark group that measures
@@ -23,18 +23,27 @@ type useCase struct {
 }
 
 // useCases lists "What to use", in order. A new use case is a row here; a
-// new implementation needs none: candidates come from the registry.
-func useCases() []useCase {
-	return []useCase{
+// new implementation needs none: candidates come from the registry. The
+// distributed use cases get one row per backend deployment measured.
+func (r *report) useCases() []useCase {
+	cases := []useCase{
 		{"hot counter (many writers, rare reads)", groupID{Family: "Counter", Workload: "add-only"}, "counter", false, "`Add` only"},
 		{"counter you also read often", groupID{Family: "Counter", Workload: "read-mostly"}, "counter", true, "1 `Add` in 16 operations, the rest `Load`"},
 		{"per-process rate limiter", groupID{Family: "Bucket", Workload: "near-limit", Clock: "real"}, "bucket", true, "demand just above the rate, real clock"},
 		{"per-client rate limiter in a server", groupID{Family: "Keyed", Workload: "zipf"}, "keyed", true, "10,000 keys, Zipf access"},
 		{"lock in process", groupID{Family: "Lock", Workload: "work"}, "lock", true, "about 50 ns of work inside"},
 		{"semaphore in process", groupID{Family: "Semaphore", Workload: "work"}, "semaphore", true, "4 permits, about 50 ns of work inside"},
-		{"distributed lock", groupID{Family: "RedisLock"}, "redis lock", true, "Acquire + Release on loopback Redis"},
-		{"distributed rate limiter", groupID{Family: "RedisBucket"}, "redis bucket", true, "TryTake(1) on loopback Redis"},
 	}
+	for _, rc := range []struct{ family, name, why string }{
+		{"RemoteLock", "distributed lock", "Acquire + Release"},
+		{"RemoteBucket", "distributed rate limiter", "TryTake(1)"},
+	} {
+		for _, g := range r.d.Groups(rc.family) {
+			cases = append(cases, useCase{fmt.Sprintf("%s (%s, %s)", rc.name, g.Backend, g.Workload), g, r.regFamily(g), true,
+				fmt.Sprintf("%s on loopback %s", rc.why, g.Backend)})
+		}
+	}
+	return cases
 }
 
 // advice is the decision for one use case, before it is printed.
@@ -63,7 +72,7 @@ func (r *report) candidates(u useCase, g groupID) (ok, excluded []string) {
 			excluded = append(excluded, fmt.Sprintf("`%s` (not in the registry)", impl))
 		case !info.Correct():
 			excluded = append(excluded, fmt.Sprintf("`%s` (%s)", impl, info.Guarantee))
-		case info.Deviates[harness.StressDeviation] != "":
+		case info.Deviates[catalog.StressDeviation] != "":
 			excluded = append(excluded, fmt.Sprintf("`%s` (over-grants under contention, see What goes wrong)", impl))
 		default:
 			ok = append(ok, impl)
@@ -113,7 +122,7 @@ func (r *report) advise(u useCase) (advice, bool) {
 	}
 	gs := r.adviceGoroutines(g)
 	procs := r.mainP
-	if g.Family == "RedisLock" || g.Family == "RedisBucket" {
+	if g.Backend != "" {
 		ps := r.procsOf(g)
 		procs = ps[len(ps)-1]
 	}
@@ -126,9 +135,9 @@ func (r *report) advise(u useCase) (advice, bool) {
 	info := func(c *Cell) implInfo { i, _ := r.reg.lookup(u.family, c.ID.Impl); return i }
 	// Exactness is the point: the fastest exact candidate is the pick, and
 	// a faster approximate one is named with what it gives up.
-	if u.exact && info(best).Guarantee != harness.Exact {
+	if u.exact && info(best).Guarantee != catalog.Exact {
 		for i, c := range ranked {
-			if info(c).Guarantee != harness.Exact {
+			if info(c).Guarantee != catalog.Exact {
 				continue
 			}
 			fast := ranked[0]
@@ -166,7 +175,7 @@ func (r *report) advise(u useCase) (advice, bool) {
 			a.notes = append(a.notes, fmt.Sprintf("`%s` is %s", runner.ID.Impl, rg))
 		}
 	}
-	if info(best).Guarantee == harness.Approximate {
+	if info(best).Guarantee == catalog.Approximate {
 		a.notes = append(a.notes, fmt.Sprintf("gives up exactness: %s", info(best).Summary))
 	}
 	a.notes = append(a.notes, r.flips(u, g, impls, best, gs, procs)...)
@@ -271,7 +280,7 @@ func (r *report) whatToUse() error {
 	r.printf("## What to use\n\n")
 	r.printf("Decided by rules in `cmd/report` (`advise`) from this run, not written by hand: only implementations the registry holds to their invariants are candidates; the pick is the fastest median time/op where the use case is measured; a difference with p ≥ 0.05 (Mann-Whitney, as benchstat) is a **tie** and printed as one; where exactness is the point an approximate implementation is not the pick without saying so; a ranking that changes at another GOMAXPROCS or goroutine count says so. *Ratio* is the runner-up's median over the pick's, with the range the two 95%% CIs allow.\n\n")
 	r.printf("| use case | use | guarantee | runner-up | evidence | what you give up, and caveats |\n|---|---|---|---|---|---|\n")
-	for _, u := range useCases() {
+	for _, u := range r.useCases() {
 		a, ok := r.advise(u)
 		if !ok {
 			r.printf("| %s | not measured in this run | | | | |\n", u.name)
@@ -291,6 +300,9 @@ func (r *report) whatToUse() error {
 				evidence = "tie: " + evidence
 			}
 			evidence += fmt.Sprintf(", p=%.3f", a.p)
+		}
+		if a.runnerUp == "" {
+			evidence = "the only candidate measured"
 		}
 		evidence += "; " + a.where + "; " + u.why
 		runner := ""

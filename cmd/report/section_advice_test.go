@@ -37,6 +37,7 @@ func synthetic(t *testing.T, cells []cellSpec) *report {
 	}
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "bench.txt"), []byte(b.String()), 0o644))
+	withFixtureCatalog(t, dir)
 	d, err := Load(dir)
 	require.NoError(t, err)
 	return newReport(d, dir, t.TempDir())

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/contend-lab/contend/harness"
+	"github.com/contend-lab/contend/catalog"
 )
 
 // checkSpec is one BenchmarkCorrectness check: the registry family its
@@ -72,6 +72,7 @@ func (r *report) whatGoesWrong() error {
 			return err
 		}
 	}
+	r.goroutineLeak()
 	return r.raceExcerpt()
 }
 
@@ -122,9 +123,9 @@ func (r *report) grantRatio(g groupID, spec checkSpec) error {
 		r.printf("Over-granted in at least one sample: %s. ", strings.Join(over, ", "))
 	}
 	r.printf("`per-goroutine` gives every goroutine a private bucket, so N goroutines get up to N times the limit.\n\n")
-	for _, i := range registry() {
-		why, ok := i.Deviates[harness.StressDeviation]
-		if i.Family != spec.family || !ok {
+	for _, i := range r.cat.Family(spec.family, "") {
+		why, ok := i.Deviations[catalog.StressDeviation]
+		if !ok {
 			continue
 		}
 		verdict := "did not over-grant in this run's samples"

@@ -14,7 +14,7 @@ type familySpec struct {
 	bench, title, registry, baseline, intro string
 	// groups writes the family's groups; nil: [report.workloadGroups].
 	groups func(r *report, gs []groupID) error
-	// after writes what follows the groups (lock latency), or nil.
+	// after writes what follows the groups (latency percentiles), or nil.
 	after func(r *report) error
 }
 
@@ -23,7 +23,7 @@ func familySpecs() []familySpec {
 	return []familySpec{
 		{bench: "Counter", title: "Counters", registry: "counter", baseline: "mutex",
 			intro: "A shared int64 that goroutines `Add` to and `Load`. Benchmarks: `BenchmarkCounter/workload=<w>/impl=<name>/goroutines=<g>`."},
-		{bench: "Bucket", title: "Token buckets", registry: "bucket", baseline: "mutex",
+		{bench: "Bucket", title: "Token buckets", registry: "bucket", baseline: "mutex", after: (*report).bucketLatency,
 			intro: "A token bucket: `TryTake(n)` takes n tokens at once or none. Benchmarks: `BenchmarkBucket/workload=<w>/clock=<real|frozen>/impl=<name>/goroutines=<g>`. Every call reads the clock; on the frozen clock (a `ManualClock` nobody advances) that read costs almost nothing, which separates the clock's cost from the synchronisation's."},
 		{bench: "Keyed", title: "Keyed limiters (per-client buckets)", baseline: "mutex-map", groups: (*report).keyed,
 			intro: "How servers use rate limiters: one bucket per client key, 10,000 keys, requests drawn from a Zipf distribution (a few keys are hot). The map holding the buckets is what is compared: `xsync.MapOf`, `sync.Map`, and a map behind a `sync.RWMutex`."},

@@ -33,7 +33,7 @@ func (r *report) header() {
 		ps = append(ps, strconv.Itoa(p))
 	}
 	row("GOMAXPROCS", strings.Join(ps, ", "))
-	row("benchtime", strings.Join(d.BenchTimes, " (throughput), ")+map[bool]string{true: " (correctness)", false: ""}[len(d.BenchTimes) > 1])
+	row("benchtime", benchTimes(d))
 	row("samples per cell", r.sampleCounts())
 	r.printf("\n")
 	if r.cores > 0 {
@@ -95,12 +95,19 @@ func (r *report) strategies() {
 	families := []struct{ title, registry, bench string }{
 		{"counters", "counter", "Counter"}, {"buckets", "bucket", "Bucket"}, {"keyed limiters", "keyed", "Keyed"},
 		{"locks", "lock", "Lock"}, {"semaphores", "semaphore", "Semaphore"},
-		{"Redis locks", "redis lock", "RedisLock"}, {"Redis buckets", "redis bucket", "RedisBucket"},
+	}
+	for _, b := range r.cat.Backends {
+		families = append(families,
+			struct{ title, registry, bench string }{b.Name + " locks", b.Name + " lock", "RemoteLock"},
+			struct{ title, registry, bench string }{b.Name + " buckets", b.Name + " bucket", "RemoteBucket"})
 	}
 	for _, f := range families {
 		seen := map[string]bool{}
 		var names []string
 		for _, g := range r.d.Groups(f.bench) {
+			if g.Backend != "" && r.regFamily(g) != f.registry {
+				continue // another backend's
+			}
 			for _, impl := range r.d.Impls(g) {
 				if !seen[impl] {
 					seen[impl] = true
@@ -143,4 +150,21 @@ func (r *report) define(family, impl string) string {
 		return fmt.Sprintf("`%s` (benchmark-only): %s", impl, benchOnly[impl])
 	}
 	return fmt.Sprintf("`%s` (not in the registry)", impl)
+}
+
+// benchTimes says which benchmark families ran with which -benchtime:
+// "100000x: Bucket, Counter; 20ms: Lock".
+func benchTimes(d *Data) string {
+	var parts []string
+	for _, bt := range d.BenchTimes {
+		var fams []string
+		for f, t := range d.BenchTimeOf {
+			if t == bt {
+				fams = append(fams, strings.TrimPrefix(f, "Benchmark"))
+			}
+		}
+		sort.Strings(fams)
+		parts = append(parts, bt+": "+strings.Join(fams, ", "))
+	}
+	return strings.Join(parts, "; ")
 }

@@ -34,6 +34,7 @@ var palette = []color.RGBA{
 	{0xcc, 0x00, 0x66, 0xff}, // magenta
 	{0x00, 0x66, 0x66, 0xff}, // teal
 	{0x99, 0x99, 0x33, 0xff}, // khaki
+	{0x80, 0x00, 0x20, 0xff}, // maroon
 	{0xf0, 0xe4, 0x42, 0xff}, // yellow: last, it is faint on white
 }
 
@@ -41,6 +42,9 @@ var palette = []color.RGBA{
 // lab's own implementations never share one), or, for a name the registry
 // does not know, picked by a hash of the name, so it is still stable.
 func implColor(name string) color.Color {
+	if i := rank(remoteOrderList, name); i < len(remoteOrderList) {
+		return palette[i%len(palette)] // remote charts show remote names only
+	}
 	order := implOrder()
 	if i := rank(order, name); i < len(order) {
 		return palette[i%len(palette)]

@@ -10,7 +10,7 @@ import (
 // csvHeader is summary.csv's header. median, ci_low and ci_high are in the
 // unit's benchfmt form (sec/op for time, as benchstat prints it); the CI
 // columns are empty when there were fewer than 6 samples.
-var csvHeader = []string{"family", "workload", "clock", "check", "impl", "goroutines", "gomaxprocs", "unit", "n", "median", "ci_low", "ci_high", "benchmark"}
+var csvHeader = []string{"family", "backend", "workload", "clock", "check", "impl", "goroutines", "gomaxprocs", "unit", "n", "median", "ci_low", "ci_high", "benchmark"}
 
 // writeCSV writes one row per cell, sorted.
 func writeCSV(d *Data, path string) error {
@@ -24,8 +24,13 @@ func writeCSV(d *Data, path string) error {
 		switch {
 		case a.Family != b.Family:
 			return a.Family < b.Family
+		case a.Backend != b.Backend:
+			return a.Backend < b.Backend
 		case a.Workload != b.Workload:
-			return workloadRank(a.Workload) < workloadRank(b.Workload)
+			if ra, rb := workloadRank(a.Workload), workloadRank(b.Workload); ra != rb {
+				return ra < rb
+			}
+			return a.Workload < b.Workload
 		case a.Clock != b.Clock:
 			return a.Clock > b.Clock
 		case a.Check != b.Check:
@@ -55,7 +60,7 @@ func writeCSV(d *Data, path string) error {
 		if c.HasCI {
 			lo, hi = num(c.Summary.Lo), num(c.Summary.Hi)
 		}
-		w.Write([]string{id.Family, id.Workload, id.Clock, id.Check, id.Impl, id.Goroutines, strconv.Itoa(id.Procs), id.Unit,
+		w.Write([]string{id.Family, id.Backend, id.Workload, id.Clock, id.Check, id.Impl, id.Goroutines, strconv.Itoa(id.Procs), id.Unit,
 			strconv.Itoa(len(c.Values)), num(c.Summary.Center), lo, hi, c.Name})
 	}
 	w.Flush()

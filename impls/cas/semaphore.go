@@ -10,13 +10,24 @@ import (
 	"github.com/contend-lab/contend/internal/locallease"
 )
 
-// queued is the state word's top bit: set exactly when the wait queue is
-// not empty. The other 63 bits count the free permits.
-const queued = uint64(1) << 63
+// The state word: the top bit is queued, set exactly when the wait queue is
+// not empty; the next 32 bits are the low 32 bits of the number of grants
+// so far (the last lease's fencing token); the low 31 bits count the free
+// permits.
+const (
+	queued   = uint64(1) << 63
+	grantOne = uint64(1) << 31                      // one grant, in the grant field
+	grants   = (grantOne<<32 - 1) &^ (grantOne - 1) // the grant field's mask
+	freeMask = grantOne - 1                         // the free-permit field's mask
+	// epoch is one carry out of the grant field: the tokens of one epoch
+	// share their high 32 bits, kept in Semaphore.epoch.
+	epoch = uint64(1) << 32
+)
 
 // MaxSemaphoreCapacity is the largest capacity NewSemaphore accepts: the
-// free-permit count must fit beside the queued bit.
-const MaxSemaphoreCapacity = int64(1) << 62
+// free-permit count must fit in its 31 bits of the state word, beside the
+// queued bit and the low 32 bits of the token.
+const MaxSemaphoreCapacity = int64(freeMask)
 
 // Semaphore is the lab's own contend.Semaphore: a lock-free fast path on one
 // atomic word when permits are free and nobody waits, and a FIFO wait queue
@@ -24,47 +35,77 @@ const MaxSemaphoreCapacity = int64(1) << 62
 // with its mutex taken only on the slow path). Its zero value has no
 // permits (every request is a *contend.PermitError): use NewSemaphore.
 //
-// The state is one uint64: the number of free permits, and a queued bit
-// that is set exactly when the wait queue is not empty.
+// Guarantees:
+//   - Never more than Capacity permits held, and all or nothing: permits
+//     are taken in one step, by a CAS or (under mu, with the queued bit
+//     set) by a deduction from a count the request fits in.
+//   - FIFO among waiters, like x/sync: nobody, fast path or TryAcquire
+//     included, takes free permits while anyone is queued, so a large
+//     request is never starved by small ones. Acquirers that find permits
+//     free and nobody queued are not ordered: whichever CAS lands first.
+//   - Fencing tokens in grant order: the step that takes a lease's permits
+//     also counts the grant, in the same word, and the token is that count,
+//     so a lease's token is greater than that of every lease whose permits
+//     were taken before its own.
+//   - A ctx done before the permits are taken for this caller fails the
+//     Acquire, holding nothing (x/sync's rule): a waiter woken with its
+//     permits checks ctx once more and gives them back if it is done.
+//
+// The design notes (the state word, the tokens, why no wake-up is lost)
+// follow the type.
+//
+// Cost: uncontended, Acquire is one load, one CAS, one load of the epoch
+// and a non-blocking receive on ctx.Done(); Release one load and one CAS;
+// no lock, and one 48-byte allocation for the lease. A waiter takes mu
+// twice and allocates a queue node and a channel (like x/sync), and every
+// Release while anyone waits takes mu; under heavy contention the queue is
+// rarely empty and it costs about what x/sync does (see
+// BenchmarkSemaphore).
+type Semaphore struct {
+	state    atomic.Uint64 // queued | low 32 bits of the last token | free permits
+	epoch    atomic.Uint64 // the tokens' high 32 bits, as a multiple of epoch; changed only under mu with the word locked
+	capacity int64
+
+	mu         sync.Mutex
+	head, tail *waiter // the FIFO wait queue; guarded by mu
+}
+
+// The state word and the wait queue. The state is one uint64: the queued
+// bit, set exactly when the wait queue is not empty; the low 32 bits of the
+// grant count; and the free permits.
 //
 //   - Acquire's fast path: load the word; if the queued bit is clear and
-//     there are n free permits, compare-and-swap them away. No lock.
+//     there are n free permits, compare-and-swap them away and count the
+//     grant. No lock.
 //   - Release's fast path: if the queued bit is clear, compare-and-swap the
 //     n permits back. No lock.
 //   - Slow path, under mu: an acquirer that finds too few permits (or a
 //     queue) sets the queued bit by CAS, if it is not set, appends itself to
 //     the queue and parks on its own channel. A releaser that finds the bit
 //     set adds its permits under mu and serves the queue from the head,
-//     deducting each served waiter's permits and closing its channel, until
-//     the head asks for more than are free or the queue is empty (then it
-//     clears the bit).
+//     deducting each served waiter's permits, counting its grant and
+//     closing its channel, until the head asks for more than are free or
+//     the queue is empty (then it clears the bit).
 //
-// Guarantees:
-//   - Never more than Capacity permits held: permits are taken only by a CAS
-//     or (under mu, with the queued bit set) by a deduction from a count
-//     that the head's request fits in.
-//   - FIFO among waiters, like x/sync: the head is served first, and nobody,
-//     fast path or TryAcquire included, takes free permits while anyone is
-//     queued (the fast path requires the queued bit clear), so a large
-//     request is never starved by small ones. Acquirers that find permits
-//     free and nobody queued are not ordered: whichever CAS lands first.
-//   - All or nothing: Acquire(n) takes n permits in one step, never part.
-//   - A blocked Acquire whose ctx is done leaves the queue (if it was the
-//     head, serving those behind it that now fit), or, if it was served
-//     meanwhile, gives its permits back, and returns ctx.Err() (wrapped),
-//     holding nothing. A waiter woken with its permits checks ctx once more
-//     and gives them back if it is done, so a ctx that ended before the
-//     Release that served it always fails (x/sync's rule). An Acquire or
-//     TryAcquire whose ctx is done already fails at once.
-//   - Tokens: the next value of an atomic counter incremented once the
-//     permits are held; every lease's token is greater than that of every
-//     lease granted before it.
+// Tokens. A grant's token is the grant count after it: epoch + the word's
+// grant field. The field is in the word the grant's CAS (or deduction under
+// mu) changes, so tokens follow the order in which permits are taken. The
+// 2^32nd grant of an epoch carries out of the field: it is made only under
+// mu with the word locked (the queued bit set, so that no CAS succeeds),
+// which adds one epoch to Semaphore.epoch before the word shows the field
+// wrapped to 0. A fast path loads the word, then the epoch, then CASes the
+// word it loaded: if the CAS succeeds, the word did not change in between,
+// so no carry happened in between either, and the epoch it read is the
+// grant's. (Unless the word went through 2^32 grants and back to the same
+// value between one acquirer's load and its CAS: the bound this packing
+// buys.)
 //
 // Why no wake-up is lost. Three facts hold whenever mu is not held:
 //
 //	(a) the queued bit is set if and only if the queue is not empty: it is
 //	    set under mu by the acquirer that then enqueues, under the same
-//	    lock, and cleared under mu only when the queue empties;
+//	    lock, and cleared under mu only when the queue empties (a carry
+//	    sets it and clears it within one section under mu);
 //	(b) while the bit is set, only a goroutine holding mu changes the word:
 //	    both fast paths CAS against a word they loaded with the bit clear,
 //	    so a CAS fails once the bit is set;
@@ -81,26 +122,11 @@ const MaxSemaphoreCapacity = int64(1) << 62
 // acquirer set the bit is not lost either: the acquirer's CAS read the word
 // after it, permits included. Go's atomics and sync.Mutex are sequentially
 // consistent, which the argument relies on.
-//
-// Cost: uncontended, Acquire is one load and one CAS, Release the same, plus
-// a non-blocking receive on ctx.Done(), an atomic increment for the token and one 32-byte allocation for the
-// lease; no lock. On the slow path, a waiter takes mu twice and allocates a
-// queue node and a channel (like x/sync), and every Release while anyone
-// waits takes mu. Under heavy contention (far more acquirers than permits)
-// the queue is rarely empty, so most operations take the slow path and it
-// costs about what x/sync does; it wins when permits are usually free.
-type Semaphore struct {
-	state    atomic.Uint64 // free permits | queued
-	capacity int64
-	tokens   atomic.Uint64
-
-	mu         sync.Mutex
-	head, tail *waiter // the FIFO wait queue; guarded by mu
-}
 
 // waiter is one parked Acquire, a node of the wait queue.
 type waiter struct {
 	n          uint64
+	token      uint64        // set, under mu, before ready is closed
 	ready      chan struct{} // closed, under mu, once n permits are deducted for it
 	prev, next *waiter
 }
@@ -128,8 +154,8 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error)
 	}
 	done := ctx.Done()
 	u := uint64(n)
-	if s.tryFast(u) {
-		return s.granted(ctx, done, n)
+	if tok, ok := s.tryFast(u); ok {
+		return s.granted(ctx, done, n, tok)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("atomic: semaphore Acquire(%d): %w", n, err)
@@ -141,10 +167,10 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error)
 		if st&queued != 0 {
 			break // others wait: queue behind them
 		}
-		if st >= u {
-			if s.state.CompareAndSwap(st, st-u) {
+		if st&freeMask >= u {
+			if tok, ok := s.takeUnqueued(st, u); ok {
 				s.mu.Unlock()
-				return s.granted(ctx, done, n)
+				return s.granted(ctx, done, n, tok)
 			}
 			continue
 		}
@@ -158,7 +184,7 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error)
 
 	select {
 	case <-w.ready:
-		return s.granted(ctx, done, n)
+		return s.granted(ctx, done, n, w.token)
 	case <-done:
 	}
 	s.mu.Lock()
@@ -176,7 +202,8 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error)
 
 // TryAcquire takes n permits if they are free and nobody waits, with one
 // CAS, or returns contend.ErrHeld (wrapped); a ctx done already returns
-// its error. It never takes the lock.
+// its error. It takes the lock only for the grant that carries into the
+// next epoch, once in 2^32 grants.
 func (s *Semaphore) TryAcquire(ctx context.Context, n int64) (contend.Lease, error) {
 	if n <= 0 || n > s.capacity {
 		return nil, &contend.PermitError{N: n, Capacity: s.capacity}
@@ -184,35 +211,87 @@ func (s *Semaphore) TryAcquire(ctx context.Context, n int64) (contend.Lease, err
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("atomic: semaphore TryAcquire(%d): %w", n, err)
 	}
-	if !s.tryFast(uint64(n)) {
+	tok, ok := s.tryFast(uint64(n))
+	if !ok {
 		return nil, fmt.Errorf("atomic: semaphore TryAcquire(%d): %w", n, contend.ErrHeld)
 	}
-	return s.grant(n), nil
+	return s.grant(n, tok), nil
 }
 
 // granted returns the lease of the n permits the caller has just taken,
-// unless ctx is done: then ctx may have ended before the Release whose
-// permits were taken (go.dev/issue/63615), so, as x/sync does, it fails and
-// gives the permits on to whoever waits.
-func (s *Semaphore) granted(ctx context.Context, done <-chan struct{}, n int64) (contend.Lease, error) {
+// with token tok, unless ctx is done: then ctx may have ended before the
+// Release whose permits were taken (go.dev/issue/63615), so, as x/sync
+// does, it fails and gives the permits on to whoever waits.
+func (s *Semaphore) granted(ctx context.Context, done <-chan struct{}, n int64, tok uint64) (contend.Lease, error) {
 	if locallease.Done(done) {
 		s.release(uint64(n))
 		return nil, fmt.Errorf("atomic: semaphore Acquire(%d): %w", n, ctx.Err())
 	}
-	return s.grant(n), nil
+	return s.grant(n, tok), nil
 }
 
-// tryFast takes n permits by CAS if they are free and nobody is queued.
-func (s *Semaphore) tryFast(n uint64) bool {
+// tryFast takes n permits by CAS if they are free and nobody is queued, and
+// returns the grant's token.
+func (s *Semaphore) tryFast(n uint64) (uint64, bool) {
 	for {
 		st := s.state.Load()
-		if st&queued != 0 || st < n {
-			return false
+		if st&queued != 0 || st&freeMask < n {
+			return 0, false
 		}
-		if s.state.CompareAndSwap(st, st-n) {
-			return true
+		if st&grants == grants { // this grant carries into the next epoch
+			s.mu.Lock()
+			tok, ok := s.takeUnqueued(s.state.Load(), n)
+			s.mu.Unlock()
+			if ok {
+				return tok, true
+			}
+			continue
+		}
+		// The epoch is read between the load and the CAS: see "Tokens".
+		e := s.epoch.Load()
+		next := st - n + grantOne
+		if s.state.CompareAndSwap(st, next) {
+			return e + (next&grants)/grantOne, true
 		}
 	}
+}
+
+// takeUnqueued takes n permits from st, a word with the queued bit clear
+// and n free permits, with a CAS, and returns the grant's token, or false
+// if the word is no longer st. Called holding mu.
+func (s *Semaphore) takeUnqueued(st, n uint64) (uint64, bool) {
+	if st&queued != 0 || st&freeMask < n {
+		return 0, false
+	}
+	if st&grants != grants {
+		next := st - n + grantOne
+		if !s.state.CompareAndSwap(st, next) {
+			return 0, false
+		}
+		return s.epoch.Load() + (next&grants)/grantOne, true
+	}
+	// The carry: lock the word (fact b) so that nothing changes it while
+	// the epoch moves; the queue is empty (fact a), so unlock it after.
+	if !s.state.CompareAndSwap(st, st|queued) {
+		return 0, false
+	}
+	tok := s.take(n)
+	s.state.And(^queued)
+	return tok, true
+}
+
+// take deducts n free permits and counts the grant, carrying into the next
+// epoch if the grant field is full, and returns the grant's token. Called
+// holding mu with the queued bit set, so that nothing else changes the
+// word (fact b).
+func (s *Semaphore) take(n uint64) uint64 {
+	st := s.state.Load()
+	if st&grants == grants {
+		e := s.epoch.Add(epoch)
+		s.state.Store(st - n - grants) // the grant field wraps to 0
+		return e
+	}
+	return s.epoch.Load() + (s.state.Add(grantOne-n)&grants)/grantOne
 }
 
 // release gives n permits back.
@@ -236,10 +315,10 @@ func (s *Semaphore) release(n uint64) {
 // and clears the queued bit if the queue empties. Called holding mu.
 func (s *Semaphore) serve() {
 	for w := s.head; w != nil; w = s.head {
-		if s.state.Load()&^queued < w.n {
+		if s.state.Load()&freeMask < w.n {
 			return
 		}
-		s.state.Add(-w.n) // the bit is set (fact a): no fast path interferes
+		w.token = s.take(w.n) // the bit is set (fact a): no fast path interferes
 		s.remove(w)
 		close(w.ready)
 	}
@@ -272,8 +351,8 @@ func (s *Semaphore) remove(w *waiter) {
 	w.prev, w.next = nil, nil
 }
 
-func (s *Semaphore) grant(n int64) *locallease.Lease {
-	return locallease.New((*semReleaser)(s), uint64(n), s.tokens.Add(1))
+func (s *Semaphore) grant(n int64, tok uint64) *locallease.Lease {
+	return locallease.New((*semReleaser)(s), uint64(n), tok)
 }
 
 // semReleaser gives permits back for a lease; only locallease calls it.

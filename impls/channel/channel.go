@@ -109,45 +109,38 @@ func (r *lockReleaser) ReleaseLease(uint64) { <-r.ch }
 // received. Its zero value has no permits (every request is a
 // *contend.PermitError): use NewSemaphore.
 //
-// A channel moves one value at a time, so Acquire(n) for n > 1 must take its
-// permits one by one, and two acquirers collecting at once can deadlock:
-// with 4 permits, two Acquire(3) that take 2 each wait forever for a third
-// that the other holds. Semaphore prevents it by serialising multi-permit
-// acquirers on a second channel of capacity 1 (a ctx-aware mutex): only one
-// goroutine collects several permits at a time. It holds the permits it has
-// collected while it waits for the rest, but every other holder holds
-// permits it already has in full (a single permit, or a completed
-// collection), so it will release them, and the collector, queued FIFO in
-// the channel, gets each released permit in turn: it finishes.
+// Two more channels of capacity 1 order the acquirers. The turn holds the
+// last fencing token granted: an acquirer receives it, takes its permits
+// with non-blocking sends, and sends back the next token, so every lease's
+// token is drawn with its permits, in the order they are taken. Nobody
+// waits while holding the turn. An acquirer that does not find its permits
+// free queues to become the front (a send on the front channel, FIFO),
+// collects its permits there one send at a time, blocking until releases
+// make room, and only then takes the turn for its token. Only the front
+// collects, so two multi-permit acquirers never deadlock each holding part.
 //
 // Guarantees:
 //   - Never more than Capacity permits held: the buffer holds at most
 //     Capacity values.
-//   - Acquire(n) is all or nothing to the caller: a collector whose ctx is
-//     done gives back the permits it has collected and returns ctx.Err()
-//     (wrapped), holding nothing. An acquirer that has all its permits
-//     checks ctx once more and gives them back if it is done, so a ctx
-//     that ended before the Release it took a permit from always fails.
-//   - Single-permit waiters are FIFO (the channel's send queue, as for
-//     Lock). A multi-permit acquirer queues FIFO behind the other collector,
-//     then collects permits one at a time in the send queue, interleaved
-//     with single-permit waiters: it is not starved, but it is not served
-//     as one request in arrival order either.
-//   - Tokens: the next value of an atomic counter incremented once the
-//     permits are held; every lease's token is greater than that of every
-//     lease granted before it.
+//   - Fencing tokens in grant order, and FIFO among waiters: while a front
+//     collects, the turn's holders take nothing (they check the front
+//     after their sends and give the permits back), so the front's token is
+//     the next one drawn, and TryAcquire returns ErrHeld.
+//   - A ctx done before the permits are taken for this caller fails the
+//     Acquire, holding nothing: the front checks ctx once more before it
+//     draws its token and gives its permits back if it is done.
 //
-// Costs: Acquire(1) and its Release are one channel operation each, as for
-// Lock. Acquire(n) is n channel operations plus the collector channel's
-// two; while it collects, the permits it holds idle are lost to everyone,
-// and multi-permit acquires never overlap one another even when there would
-// be permits enough for both. TryAcquire(n > 1) briefly takes permits and
-// gives them back when there are not n free, so a concurrent TryAcquire may
-// fail during that window although the permits are free again after it.
+// Cost: Acquire(1) with a permit free is three channel operations (the
+// turn twice and one send) and its Release one, plus one 48-byte lease; a
+// waiter adds the front channel's two and one send per permit. An Acquire
+// that sees no room, or a front, queues at once without passing the turn,
+// so that under contention the turn, a channel used as a mutex, does not
+// become a convoy (see BenchmarkSemaphore); while a front collects, the
+// permits it holds idle are lost to everyone.
 type Semaphore struct {
-	ch        chan struct{} // one value per permit held
-	collector chan struct{} // capacity 1: held by the multi-permit acquirer collecting
-	tokens    atomic.Uint64
+	ch    chan struct{} // one value per permit held or collected
+	turn  chan uint64   // capacity 1: the last token granted, while nobody takes permits
+	front chan struct{} // capacity 1: full while an acquirer collects its permits
 }
 
 // NewSemaphore returns a Semaphore of capacity permits, all free, or a
@@ -157,15 +150,17 @@ func NewSemaphore(capacity int64) (*Semaphore, error) {
 	if err := contend.CheckSemaphoreCapacity(capacity, math.MaxInt); err != nil {
 		return nil, err
 	}
-	return &Semaphore{ch: make(chan struct{}, capacity), collector: make(chan struct{}, 1)}, nil
+	s := &Semaphore{ch: make(chan struct{}, capacity), turn: make(chan uint64, 1), front: make(chan struct{}, 1)}
+	s.turn <- 0
+	return s, nil
 }
 
 // Capacity returns the number of permits.
 func (s *Semaphore) Capacity() int64 { return int64(cap(s.ch)) }
 
 // Acquire takes n permits, blocking until it has them all, or until ctx is
-// done; see Semaphore for how multi-permit acquires avoid deadlock. n
-// outside [1, Capacity] is a *contend.PermitError, at once.
+// done; see Semaphore. n outside [1, Capacity] is a *contend.PermitError,
+// at once.
 func (s *Semaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error) {
 	if err := s.check(n); err != nil {
 		return nil, err
@@ -173,21 +168,21 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("channel: Acquire: %w", err)
 	}
-	done := ctx.Done()
-	if n == 1 {
-		select {
-		case s.ch <- struct{}{}:
-			return s.granted(ctx, done, 1)
-		case <-done:
-			return nil, fmt.Errorf("channel: Acquire: %w", ctx.Err())
+	// Through the turn only if the permits look free and nobody collects:
+	// the others would pass it for nothing and, under contention, make a
+	// convoy of it. Queuing as a waiter is right either way.
+	if len(s.front) == 0 && cap(s.ch)-len(s.ch) >= int(n) {
+		if lease := s.tryTake(n); lease != nil {
+			return lease, nil
 		}
 	}
+	done := ctx.Done()
 	select {
-	case s.collector <- struct{}{}:
+	case s.front <- struct{}{}:
 	case <-done:
-		return nil, fmt.Errorf("channel: Acquire: %w", ctx.Err())
+		return nil, fmt.Errorf("channel: Acquire(%d): %w", n, ctx.Err())
 	}
-	defer func() { <-s.collector }()
+	defer func() { <-s.front }()
 	for got := int64(0); got < n; got++ {
 		select {
 		case s.ch <- struct{}{}:
@@ -196,26 +191,23 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error)
 			return nil, fmt.Errorf("channel: Acquire(%d) with %d collected: %w", n, got, ctx.Err())
 		}
 	}
-	return s.granted(ctx, done, n)
-}
-
-// granted returns the lease of the n permits the caller has just taken,
-// unless ctx is done. When a send and ctx.Done() are ready at once, select
-// picks either, so ctx may have ended before the Release whose permit the
-// send took (go.dev/issue/63615): then, as x/sync does, it fails and gives
-// the permits on to the next waiter.
-func (s *Semaphore) granted(ctx context.Context, done <-chan struct{}, n int64) (contend.Lease, error) {
+	t := <-s.turn
+	// When a send and ctx.Done() are ready at once, select picks either, so
+	// ctx may have ended before the Release whose permit the send took
+	// (go.dev/issue/63615): then, as x/sync does, fail and give it back.
 	if locallease.Done(done) {
 		s.giveBack(n)
+		s.turn <- t
 		return nil, fmt.Errorf("channel: Acquire(%d): %w", n, ctx.Err())
 	}
-	return s.grant(n), nil
+	s.turn <- t + 1
+	return s.lease(n, t+1), nil
 }
 
-// TryAcquire takes n permits if they are free now, or returns
+// TryAcquire takes n permits if they are free and nobody waits, or returns
 // contend.ErrHeld (wrapped); n outside [1, Capacity] is a
-// *contend.PermitError, and a ctx done already returns its error. It also
-// returns ErrHeld when another multi-permit acquirer is collecting.
+// *contend.PermitError, and a ctx done already returns its error. It may
+// wait for the turn, which is never held for long, but never for permits.
 func (s *Semaphore) TryAcquire(ctx context.Context, n int64) (contend.Lease, error) {
 	if err := s.check(n); err != nil {
 		return nil, err
@@ -223,32 +215,39 @@ func (s *Semaphore) TryAcquire(ctx context.Context, n int64) (contend.Lease, err
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("channel: TryAcquire(%d): %w", n, err)
 	}
-	if n == 1 {
-		select {
-		case s.ch <- struct{}{}:
-			return s.grant(1), nil
-		default:
-			return nil, fmt.Errorf("channel: TryAcquire: %w", contend.ErrHeld)
-		}
+	if lease := s.tryTake(n); lease != nil {
+		return lease, nil
 	}
-	select {
-	case s.collector <- struct{}{}:
-	default:
-		return nil, fmt.Errorf("channel: TryAcquire(%d): another acquirer is collecting: %w", n, contend.ErrHeld)
-	}
-	defer func() { <-s.collector }()
-	if int64(cap(s.ch)-len(s.ch)) < n {
-		return nil, fmt.Errorf("channel: TryAcquire(%d): %w", n, contend.ErrHeld)
-	}
+	return nil, fmt.Errorf("channel: TryAcquire(%d): %w", n, contend.ErrHeld)
+}
+
+// tryTake takes n permits holding the turn, if they are free and no front
+// collects, and returns their lease, or nil.
+//
+// The front is checked after the sends: a front whose first send came
+// before ours is then seen (its send on the front channel happened before
+// its send on ch, which happened before ours), so we never draw a token
+// while a front holds permits it took before ours. A front that starts
+// collecting after our sends draws after us, as its permits come after
+// ours.
+func (s *Semaphore) tryTake(n int64) *locallease.Lease {
+	t := <-s.turn
 	for got := int64(0); got < n; got++ {
 		select {
 		case s.ch <- struct{}{}:
-		default: // a single-permit acquirer took one since len
+		default:
 			s.giveBack(got)
-			return nil, fmt.Errorf("channel: TryAcquire(%d): %w", n, contend.ErrHeld)
+			s.turn <- t
+			return nil
 		}
 	}
-	return s.grant(n), nil
+	if len(s.front) != 0 {
+		s.giveBack(n)
+		s.turn <- t
+		return nil
+	}
+	s.turn <- t + 1
+	return s.lease(n, t+1)
 }
 
 func (s *Semaphore) check(n int64) error {
@@ -258,8 +257,8 @@ func (s *Semaphore) check(n int64) error {
 	return nil
 }
 
-func (s *Semaphore) grant(n int64) *locallease.Lease {
-	return locallease.New((*semReleaser)(s), uint64(n), s.tokens.Add(1))
+func (s *Semaphore) lease(n int64, tok uint64) *locallease.Lease {
+	return locallease.New((*semReleaser)(s), uint64(n), tok)
 }
 
 // giveBack releases n permits the caller holds. A receive never blocks: the

@@ -359,9 +359,7 @@ func (s *ReentrantLease) Release(context.Context) error {
 		return fmt.Errorf("mutex: reentrant Release: %w", contend.ErrNotHeld)
 	}
 	last := s.l.m.depth == 1
-	if err := s.l.m.TryUnlock(); err != nil {
-		return fmt.Errorf("mutex: reentrant Release: %w", err) // unreachable: Held was true
-	}
+	s.l.m.unlockHeld() // Held was true
 	if last {
 		s.l.wake.signal()
 	}

@@ -114,13 +114,18 @@ func (m *ReentrantMutex) TryUnlock() error {
 	default:
 		return ErrNotOwner
 	}
+	m.unlockHeld()
+	return nil
+}
+
+// unlockHeld undoes one Lock; the calling goroutine must hold m.
+func (m *ReentrantMutex) unlockHeld() {
 	m.depth--
 	if m.depth > 0 {
-		return nil
+		return
 	}
 	m.owner.Store(0)
 	m.mu.Unlock()
-	return nil
 }
 
 // Unlock is TryUnlock for callers that hold m, as sync.Locker requires. An

@@ -27,9 +27,15 @@ import (
 //     granted meanwhile, gives the permits back) and returns ctx.Err()
 //     (wrapped), holding nothing. Weighted fails an Acquire whose ctx is done
 //     already even when permits are free.
-//   - Tokens: the next value of an atomic counter incremented once the
-//     permits are held; every lease's token is greater than that of every
-//     lease granted before it.
+//   - No fencing token: Weighted has none, and grants permits inside its
+//     own mutex (a waiter's, inside the Release that serves it), where the
+//     adapter cannot draw one. The adapter's Token is a count of
+//     acquisitions drawn after Weighted returns: unique, and greater than
+//     the token of every lease whose Acquire returned before this one was
+//     called, but a lease whose permits were taken later (a TryAcquire
+//     between a waiter's grant and its wake-up) can carry the smaller one.
+//     harness.SemaphoreImpl.NoFencing says so, and the linearizability
+//     check reads its tokens as names only.
 //
 // The adapter checks n against Capacity first: Weighted itself blocks an
 // Acquire of more than its size until ctx is done, where the contract wants
@@ -37,7 +43,7 @@ import (
 //
 // Cost: every Acquire, TryAcquire and Release takes Weighted's mutex, also
 // when permits are free; a waiter allocates a channel and a list element.
-// Plus an atomic increment for the token and one 32-byte allocation for the
+// Plus an atomic increment for the token and one 48-byte allocation for the
 // lease.
 type WeightedSemaphore struct {
 	w        *semaphore.Weighted
