@@ -145,44 +145,40 @@ func benchKeyed[K comparable](b *testing.B, impls []keyedImpl[K], keys func(id i
 	}
 }
 
-// BenchmarkKeyedMemory measures the heap a keyed limiter holds per key:
-// keyedKeys string keys ("10.1.2.3"), each requested once, and a GC before
-// and after. B/key includes the limiter's own copy of the key where it
-// makes one (the package's Limiter does; go-limiter keeps the caller's
-// string, which the table below holds anyway, so it is not counted). The
-// lab's buckets run on a clock that does not move, so that no bucket is
-// full again and a sweep drops none.
+// BenchmarkKeyedMemory is BenchmarkMemory's workload=keyed (see
+// bench_memory_test.go for how heap is measured) with string keys, for
+// the string-keyed limiters BenchmarkKeyed compares: the heap held per key
+// after Allow on keyedKeys new keys ("10.1.2.3"), made before the first
+// reading. B/key includes the limiter's own copy of a key where it makes
+// one (the package's Limiter does; go-limiter and xrate-syncmap keep the
+// caller's string, held here anyway, so it is not counted). The package's
+// Limiter runs on a clock that does not move, so that no bucket is full
+// again and a sweep drops none.
 //
-//	BenchmarkKeyedMemory/impl=<xsync-mapof|xsync-mapof-mutex|go-limiter|xrate-syncmap>
+//	BenchmarkKeyedMemory/workload=keyed-string/impl=<name>/goroutines=1   B/key
 func BenchmarkKeyedMemory(b *testing.B) {
 	keys := make([]string, keyedKeys)
 	for k := range keys {
 		keys[k] = keyString(uint64(k))
 	}
 	for _, impl := range keyedString() {
-		b.Run("impl="+impl.name, func(b *testing.B) {
-			var ms runtime.MemStats
-			var perKey float64
-			for range b.N {
-				runtime.GC()
-				runtime.ReadMemStats(&ms)
-				before := ms.HeapAlloc
+		runFirstCPU(b, "workload=keyed-string/impl="+impl.name+"/goroutines=1", func(b *testing.B) {
+			memoryMeasure(b, keyedKeys, "B/key", func() heapUse {
 				cfg := keyedConfig
 				cfg.Clock = contend.NewManualClock(0)
 				l, closeFn, err := impl.new(cfg)
 				if err != nil {
 					b.Fatal(err)
 				}
-				for _, k := range keys {
-					l.Allow(k)
-				}
-				runtime.GC()
-				runtime.ReadMemStats(&ms)
-				perKey += float64(ms.HeapAlloc-before) / keyedKeys
+				defer closeFn()
+				u := measureHeap(b, func() {
+					for _, k := range keys {
+						l.Allow(k)
+					}
+				})
 				runtime.KeepAlive(l)
-				closeFn()
-			}
-			b.ReportMetric(perKey/float64(b.N), "B/key")
+				return u
+			})
 		})
 	}
 }
@@ -262,6 +258,3 @@ func (x *xrateSyncMap) Allow(key string) bool {
 	}
 	return v.(*rate.Limiter).Allow()
 }
-
-// The memory benchmark's unit, printed by TestMain with the others.
-func init() { benchUnits = append(benchUnits, "Unit B/key better=lower") }

@@ -4,7 +4,10 @@ import (
 	"cmp"
 	"context"
 	"math"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,10 +39,12 @@ import (
 //     microseconds; negative would mean early. ns/op is 1/rate when the
 //     goroutines keep a queue (100 do), more when each sleeper wakes late
 //     and finds nobody booked behind it (a burst of 1 forfeits the time).
+//     Each run makes waitPacedOps Waits whatever b.N: run it with
+//     -benchtime 1x.
 //
 // paced runs the lab's atomic and mutex only: every lab Limiter's Wait is
 // the same code (internal/bucketcore) over its own lock, and the pacing is
-// the runtime timers'; each paced run takes a second whatever b.N.
+// the runtime timers'.
 func BenchmarkWait(b *testing.B) {
 	for _, w := range []string{"unblocked", "paced"} {
 		b.Run("workload="+w, func(b *testing.B) {
@@ -118,7 +123,6 @@ func waitImpls() []waitImpl {
 }
 
 func benchWait(b *testing.B, impl waitImpl, paced bool, g int) {
-	b.ReportAllocs()
 	wait, err := impl.new(paced)
 	if err != nil {
 		b.Fatalf("%s: %v", impl.name, err)
@@ -128,6 +132,7 @@ func benchWait(b *testing.B, impl waitImpl, paced bool, g int) {
 	}
 	ctx := context.Background()
 	if !paced {
+		b.ReportAllocs()
 		runParallel(b, g, func(_, n int) int64 {
 			var failed int64
 			for range n {
@@ -139,32 +144,61 @@ func benchWait(b *testing.B, impl waitImpl, paced bool, g int) {
 		})
 		return
 	}
-	// Each goroutine records when each of its Waits was called and
-	// returned, in ns since base, into a slice allocated here, before the
-	// timer starts.
+	benchPaced(b, wait, g)
+}
+
+// waitPacedOps is how many Waits one paced run makes, whatever b.N (run
+// it with -benchtime 1x and -count for samples): 0.2 s at waitPacedRate
+// when the goroutines keep a queue, about a second when one goroutine
+// wakes late each time. ns/op, B/op and allocs/op are per Wait.
+const waitPacedOps = 2000
+
+// benchPaced makes waitPacedOps Waits on g goroutines, each recording when
+// it called and when it returned, and reports lateness (see BenchmarkWait).
+func benchPaced(b *testing.B, wait func(context.Context) error, g int) {
+	b.StopTimer()
+	ctx := context.Background()
 	base := time.Now()
 	calls := make([][]waitCall, g)
 	for id := range calls {
-		calls[id] = make([]waitCall, 0, b.N/g+1)
+		calls[id] = make([]waitCall, 0, waitPacedOps/g+1)
 	}
-	failed := runParallel(b, g, func(id, n int) int64 {
-		var failed int64
-		for range n {
-			call := int64(time.Since(base))
-			if wait(ctx) != nil {
-				failed++
+	var failed atomic.Int64
+	var ready, done sync.WaitGroup
+	start := make(chan struct{})
+	for id := range g {
+		ready.Add(1)
+		done.Go(func() {
+			ready.Done()
+			<-start
+			for i := id; i < waitPacedOps; i += g {
+				call := int64(time.Since(base))
+				if wait(ctx) != nil {
+					failed.Add(1)
+				}
+				calls[id] = append(calls[id], waitCall{call, int64(time.Since(base))})
 			}
-			calls[id] = append(calls[id], waitCall{call, int64(time.Since(base))})
-		}
-		return failed
-	})
-	if failed > 0 {
-		b.Fatalf("%s: %d Waits failed", impl.name, failed)
+		})
+	}
+	ready.Wait()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	b.ResetTimer()
+	b.StartTimer()
+	close(start)
+	done.Wait()
+	b.StopTimer()
+	runtime.ReadMemStats(&after)
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d Waits failed", n)
 	}
 	p50, p99, most := lateness(slices.Concat(calls...), int64(time.Second/waitPacedRate))
 	b.ReportMetric(p50/1e3, "late-p50-us")
 	b.ReportMetric(p99/1e3, "late-p99-us")
 	b.ReportMetric(most/1e3, "late-max-us")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/waitPacedOps, "ns/op")
+	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/waitPacedOps, "B/op")
+	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/waitPacedOps, "allocs/op")
 }
 
 // waitCall is when one Wait was called and returned, in ns.
