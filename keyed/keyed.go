@@ -38,8 +38,9 @@
 // not keep the buffer alive; rounded up to the allocator's size class),
 // and the key's share of the hash table, 64 bytes per 5 keys at a load
 // between 3/8 and 3/4: 17 to 35 bytes. For a string key of up to 16 bytes
-// that is at most 24 + 16 + 16 + 35 = 91 bytes, briefly more while the
-// table grows (BenchmarkKeyedMemory measures it).
+// that is at most 24 + 16 + 16 + 35 = 91 bytes; briefly more while the
+// table grows, or while a sweep walks a table that has since grown
+// (BenchmarkKeyedMemory measures it).
 //
 // A sweep runs, on a goroutine of its own, once the number of keys made
 // since the last one reaches the number that one left behind (at least
