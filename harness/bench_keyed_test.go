@@ -54,8 +54,11 @@ func keyedUint64() []keyedImpl[uint64] {
 }
 
 // keyedString are the workload=zipf-string limiters: the package's Limiter
-// with string keys and its default automatic sweeps (xsync-mapof), and the
-// keyed limiters users already run: github.com/sethvargo/go-limiter's
+// with string keys and its default sweeps (xsync-mapof, and
+// xsync-mapof-mutex with the Mutex strategy), the same dropping buckets as
+// soon as they are full (xsync-mapof-eager, WithIdle(0): cold keys, full
+// again 10 ms after a request, are dropped and made again all run long),
+// and the keyed limiters users already run: github.com/sethvargo/go-limiter's
 // memorystore with its defaults (go-limiter; its sweep runs every 6 hours,
 // so never during a run), and golang.org/x/time/rate Limiters in a
 // sync.Map, created on first use and never forgotten (xrate-syncmap).
@@ -67,6 +70,10 @@ func keyedString() []keyedImpl[string] {
 		}},
 		{"xsync-mapof-mutex", func(cfg contend.BucketConfig) (keyed.Allower[string], func(), error) {
 			l, err := keyed.New[string](cfg, keyed.WithStrategy(keyed.Mutex))
+			return l, func() {}, err
+		}},
+		{"xsync-mapof-eager", func(cfg contend.BucketConfig) (keyed.Allower[string], func(), error) {
+			l, err := keyed.New[string](cfg, keyed.WithIdle(0))
 			return l, func() {}, err
 		}},
 		{"go-limiter", func(cfg contend.BucketConfig) (keyed.Allower[string], func(), error) {
@@ -93,15 +100,14 @@ func keyedString() []keyedImpl[string] {
 // pre-generated and cycled.
 //
 //	BenchmarkKeyed/workload=zipf/impl=<xsync-mapof|xsync-mapof-mutex|sync-map|mutex-map>/goroutines=<g>
-//	BenchmarkKeyed/workload=zipf-string/impl=<xsync-mapof|xsync-mapof-mutex|go-limiter|xrate-syncmap>/goroutines=<g>
+//	BenchmarkKeyed/workload=zipf-string/impl=<xsync-mapof|xsync-mapof-mutex|xsync-mapof-eager|go-limiter|xrate-syncmap>/goroutines=<g>
 //
 // workload=zipf keys are uint64; zipf-string keys are the same draws as
 // IPv4-like strings ("10.1.2.3"), made in setup. Every key is requested
 // once in setup, so the run starts in the steady state; the package's
-// Limiter sweeps during the run as it would in a server (cold keys idle
-// for Capacity/Rate = 10 ms are dropped and made again), and its
-// allocs/op counts that. Metrics: ops/s (requests per second, all
-// goroutines), grants/s and grant-ratio (granted / requested).
+// Limiter sweeps during the run as it would in a server, and its
+// allocs/op counts the keys it makes again. Metrics: ops/s (requests per
+// second, all goroutines), grants/s and grant-ratio (granted / requested).
 func BenchmarkKeyed(b *testing.B) {
 	b.Run("workload=zipf", func(b *testing.B) { benchKeyed(b, keyedUint64(), zipfKeys) })
 	b.Run("workload=zipf-string", func(b *testing.B) { benchKeyed(b, keyedString(), zipfStrings) })
@@ -156,6 +162,7 @@ func benchKeyed[K comparable](b *testing.B, impls []keyedImpl[K], keys func(id i
 // again and a sweep drops none.
 //
 //	BenchmarkKeyedMemory/workload=keyed-string/impl=<name>/goroutines=1   B/key
+
 func BenchmarkKeyedMemory(b *testing.B) {
 	keys := make([]string, keyedKeys)
 	for k := range keys {

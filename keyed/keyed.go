@@ -20,7 +20,10 @@
 // request, whose reading comes later (it loads the new bucket after the
 // sweep stored its verdict), sees no difference. One reading, taken before
 // the sweep loads any state, serves the whole sweep: a state stored after
-// e by a grant lies past e/u, so it is never judged full at e.
+// e by a grant lies past e/u, so it is never judged full at e. A sweep
+// judges at its reading minus the idle time (WithIdle), an earlier reading
+// still: a bucket full then, with nothing granted since, has been full
+// for that long.
 //
 // A request may hold the bucket it looked up while a sweep drops it. So a
 // sweep first marks the bucket retired (refill.Retired, a state no bucket
@@ -44,12 +47,15 @@
 //
 // A sweep runs, on a goroutine of its own, once the number of keys made
 // since the last one reaches the number that one left behind (at least
-// the Limiter's SweepEvery, 1024 by default). It keeps only buckets not
-// full: keys granted within the last Capacity/Rate, or with bookings
+// WithSweepEvery's, 1024 by default). It keeps the buckets that have not
+// been full for the idle time (WithIdle, a minute by default): keys
+// granted within the last Capacity/Rate + idle, or with bookings
 // outstanding. So the map holds at most twice max(SweepEvery, the keys
-// active within Capacity/Rate at the last sweep), plus the keys made while
-// a sweep runs. Nothing runs between requests: an idle Limiter keeps what
-// it has until the next key arrives, or Sweep is called.
+// active so at the last sweep), plus the keys made while a sweep runs.
+// Nothing runs between requests: an idle Limiter keeps what it has until
+// the next key arrives, or Sweep is called. A shorter idle time saves
+// memory and costs CPU when keys come back: each return makes a new entry
+// and bucket, and makes count towards the next sweep.
 package keyed
 
 import (
@@ -97,6 +103,7 @@ type Option func(*options)
 type options struct {
 	strategy   Strategy
 	sweepEvery int
+	idle       time.Duration
 }
 
 // WithStrategy sets how each key's bucket synchronises (CAS by default).
@@ -114,6 +121,17 @@ func WithSweepEvery(n int) Option { return func(o *options) { o.sweepEvery = n }
 
 // DefaultSweepEvery is WithSweepEvery's default.
 const DefaultSweepEvery = 1024
+
+// WithIdle sets how long a bucket must have been full before a sweep drops
+// it (DefaultIdle by default; 0: as soon as it is full). Dropping sooner
+// saves memory and costs a new map entry and bucket when the key returns:
+// a key asked for less often than Capacity/Rate + d is made again each
+// time. A negative d is a *contend.ConfigError.
+func WithIdle(d time.Duration) Option { return func(o *options) { o.idle = d } }
+
+// DefaultIdle is WithIdle's default: a client gone for a minute is
+// forgotten.
+const DefaultIdle = time.Minute
 
 // Limiter is one exact token bucket per key, all configured alike; see the
 // package documentation for eviction and memory. Its methods are safe for
@@ -133,7 +151,8 @@ type Limiter[K comparable] struct {
 	p          bucketcore.Params // shared by every key: limit, clock, origin
 	m          *xsync.MapOf[K, *cell]
 	locked     bool  // Strategy Mutex
-	sweepEvery int64 // <= 0: no automatic sweeps
+	sweepEvery int64  // <= 0: no automatic sweeps
+	idle       uint64 // ns a bucket must have been full before a sweep drops it
 	made       atomic.Int64
 	next       atomic.Int64 // made count that starts the next sweep
 	sweeping   atomic.Bool
@@ -154,14 +173,18 @@ func New[K comparable](cfg contend.BucketConfig, opts ...Option) (*Limiter[K], e
 	if err != nil {
 		return nil, err
 	}
-	o := options{strategy: CAS, sweepEvery: DefaultSweepEvery}
+	o := options{strategy: CAS, sweepEvery: DefaultSweepEvery, idle: DefaultIdle}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if o.strategy != CAS && o.strategy != Mutex {
+	switch {
+	case o.strategy != CAS && o.strategy != Mutex:
 		return nil, &contend.ConfigError{Field: "Strategy", Value: o.strategy, Reason: "must be keyed.CAS or keyed.Mutex", Of: "keyed option"}
+	case o.idle < 0:
+		return nil, &contend.ConfigError{Field: "Idle", Value: o.idle, Reason: "must not be negative", Of: "keyed option"}
 	}
-	l := &Limiter[K]{p: p, m: xsync.NewMapOf[K, *cell](), locked: o.strategy == Mutex, sweepEvery: int64(o.sweepEvery)}
+	l := &Limiter[K]{p: p, m: xsync.NewMapOf[K, *cell](), locked: o.strategy == Mutex,
+		sweepEvery: int64(o.sweepEvery), idle: uint64(o.idle)}
 	l.next.Store(l.sweepEvery)
 	return l, nil
 }
@@ -284,8 +307,9 @@ func (l *Limiter[K]) Len() int {
 	return l.m.Size()
 }
 
-// Sweep drops every bucket that is full now, and returns how many it
-// dropped. It never changes a decision (see the package documentation).
+// Sweep drops every bucket that has been full for the Limiter's idle time
+// (WithIdle), and returns how many it dropped. It never changes a decision
+// (see the package documentation).
 // Automatic sweeps call it; call it yourself to reclaim memory on your own
 // schedule, with WithSweepEvery(0) or without.
 func (l *Limiter[K]) Sweep() int {
@@ -293,7 +317,10 @@ func (l *Limiter[K]) Sweep() int {
 		return 0
 	}
 	dropped := 0
+	// Full since e - idle: full at that (earlier) reading, and nothing
+	// granted since; an earlier reading is as safe as the current one.
 	e := l.p.Elapsed()
+	e -= min(e, l.idle)
 	l.m.Range(func(key K, c *cell) bool {
 		if !l.p.Retire(l.cell(c), e) {
 			return true

@@ -221,11 +221,12 @@ func TestEvictionNeverChangesADecision(t *testing.T) {
 				rng := rand.New(rand.NewPCG(uint64(cfg.capacity), 17))
 				clk := contend.NewManualClock(rng.Int64N(1 << 50))
 				bc := contend.BucketConfig{Capacity: cfg.capacity, Rate: cfg.rate, Clock: clk}
-				keep := newLimiter[string](t, bc, s, WithSweepEvery(0))
-				evict := newLimiter[string](t, bc, s, WithSweepEvery(0))
 				token := time.Duration(1e9 / cfg.rate)
-				var rk, re []contend.Reservation
-				dropped := 0
+				keep := newLimiter[string](t, bc, s, WithSweepEvery(0))
+				evict := newLimiter[string](t, bc, s, WithSweepEvery(0), WithIdle(0))
+				idle := newLimiter[string](t, bc, s, WithSweepEvery(0), WithIdle(2*token+1))
+				var rk, re, ri []contend.Reservation
+				dropped, droppedIdle := 0, 0
 				for i := range 3000 {
 					o := op{kind: rng.IntN(5), key: strconv.Itoa(rng.IntN(6)), n: 1 + rng.Int64N(cfg.capacity)}
 					switch rng.IntN(4) {
@@ -240,31 +241,44 @@ func TestEvictionNeverChangesADecision(t *testing.T) {
 					clk.Advance(o.advance)
 					switch o.kind {
 					case 0:
-						require.Equal(t, keep.TryTake(o.key, o.n), evict.TryTake(o.key, o.n), "step %d: %+v", i, o)
+						want := keep.TryTake(o.key, o.n)
+						require.Equal(t, want, evict.TryTake(o.key, o.n), "step %d: %+v", i, o)
+						require.Equal(t, want, idle.TryTake(o.key, o.n), "step %d: %+v", i, o)
 					case 1:
 						dk, err := keep.Delay(o.key, o.n)
 						require.NoError(t, err)
-						de, err := evict.Delay(o.key, o.n)
-						require.NoError(t, err)
-						require.Equal(t, dk, de, "step %d: %+v", i, o)
+						for _, l := range []*Limiter[string]{evict, idle} {
+							d, err := l.Delay(o.key, o.n)
+							require.NoError(t, err)
+							require.Equal(t, dk, d, "step %d: %+v", i, o)
+						}
 					case 2:
 						require.Equal(t, keep.Tokens(o.key), evict.Tokens(o.key), "step %d: %+v", i, o)
+						require.Equal(t, keep.Tokens(o.key), idle.Tokens(o.key), "step %d: %+v", i, o)
 					case 3:
 						a, err := keep.Reserve(o.key, o.n)
 						require.NoError(t, err)
 						b, err := evict.Reserve(o.key, o.n)
 						require.NoError(t, err)
+						c, err := idle.Reserve(o.key, o.n)
+						require.NoError(t, err)
 						require.Equal(t, a.Delay(), b.Delay(), "step %d: %+v", i, o)
-						rk, re = append(rk, a), append(re, b)
+						require.Equal(t, a.Delay(), c.Delay(), "step %d: %+v", i, o)
+						rk, re, ri = append(rk, a), append(re, b), append(ri, c)
 					case 4:
 						if len(rk) > 0 {
 							j := len(rk) - 1 - rng.IntN(min(len(rk), 3))
-							require.Equal(t, rk[j].Cancel(), re[j].Cancel(), "step %d: Cancel of reservation %d", i, j)
+							want := rk[j].Cancel()
+							require.Equal(t, want, re[j].Cancel(), "step %d: Cancel of reservation %d", i, j)
+							require.Equal(t, want, ri[j].Cancel(), "step %d: Cancel of reservation %d", i, j)
 						}
 					}
 					dropped += evict.Sweep()
+					droppedIdle += idle.Sweep()
 				}
 				assert.Positive(t, dropped, "the run dropped no bucket")
+				assert.Positive(t, droppedIdle, "the run dropped no idle bucket")
+				assert.Less(t, droppedIdle, dropped, "the idle time kept some")
 				assert.Less(t, evict.Len(), keep.Len()+1)
 				assert.Equal(t, 6, keep.Len(), "the never-sweeping limiter keeps every key")
 			})
@@ -278,7 +292,7 @@ func TestEvictionNeverChangesADecision(t *testing.T) {
 func TestSweepKeepsWhatIsNotFull(t *testing.T) {
 	forEach(t, func(t *testing.T, s Option) {
 		clk := contend.NewManualClock(0)
-		l := newLimiter[string](t, contend.BucketConfig{Capacity: 2, Rate: 1, Clock: clk}, s, WithSweepEvery(0))
+		l := newLimiter[string](t, contend.BucketConfig{Capacity: 2, Rate: 1, Clock: clk}, s, WithSweepEvery(0), WithIdle(0))
 		require.True(t, l.TryTake("spent", 1))
 		require.True(t, l.TryTake("full", 1))
 		clk.Advance(time.Second) // "full" is full again; so is "spent"
@@ -298,6 +312,30 @@ func TestSweepKeepsWhatIsNotFull(t *testing.T) {
 		assert.Equal(t, 1, l.Sweep(), "full at 5 s")
 		assert.Zero(t, l.Len())
 		assert.False(t, r.Cancel(), "long due")
+	})
+}
+
+// TestIdleTime: a sweep drops a bucket only once it has been full for
+// the idle time: not a moment before, nor one granted meanwhile.
+func TestIdleTime(t *testing.T) {
+	forEach(t, func(t *testing.T, s Option) {
+		clk := contend.NewManualClock(0)
+		l := newLimiter[string](t, contend.BucketConfig{Capacity: 1, Rate: 1, Clock: clk}, s, WithSweepEvery(0), WithIdle(10*time.Second))
+		require.True(t, l.Allow("a")) // full again at 1 s
+		require.True(t, l.Allow("b"))
+		clk.Advance(5 * time.Second)
+		require.True(t, l.Allow("b")) // full again at 6 s
+		clk.Advance(6*time.Second - 1) // 11 s - 1 ns
+		assert.Zero(t, l.Sweep(), "a has been full for 10 s - 1 ns")
+		clk.Advance(1)
+		assert.Equal(t, 1, l.Sweep(), "a: 10 s")
+		assert.Equal(t, 1, l.Len(), "b: 5 s")
+		clk.Advance(5 * time.Second)
+		assert.Equal(t, 1, l.Sweep(), "b: 10 s")
+		_, err := New[string](contend.BucketConfig{Capacity: 1, Rate: 1}, WithIdle(-1))
+		var ce *contend.ConfigError
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, "Idle", ce.Field)
 	})
 }
 
@@ -442,7 +480,7 @@ func TestAutomaticSweep(t *testing.T) {
 	forEach(t, func(t *testing.T, s Option) {
 		synctest.Test(t, func(t *testing.T) {
 			clk := contend.NewManualClock(0)
-			l := newLimiter[int](t, contend.BucketConfig{Capacity: 1, Rate: 1000, Clock: clk}, s, WithSweepEvery(100))
+			l := newLimiter[int](t, contend.BucketConfig{Capacity: 1, Rate: 1000, Clock: clk}, s, WithSweepEvery(100), WithIdle(0))
 			most := 0
 			for k := range 10_000 {
 				require.True(t, l.Allow(k))
