@@ -150,7 +150,7 @@ const DefaultIdle = time.Minute
 type Limiter[K comparable] struct {
 	p          bucketcore.Params // shared by every key: limit, clock, origin
 	m          *xsync.MapOf[K, *cell]
-	locked     bool  // Strategy Mutex
+	locked     bool   // Strategy Mutex
 	sweepEvery int64  // <= 0: no automatic sweeps
 	idle       uint64 // ns a bucket must have been full before a sweep drops it
 	made       atomic.Int64

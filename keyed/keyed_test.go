@@ -324,7 +324,7 @@ func TestIdleTime(t *testing.T) {
 		require.True(t, l.Allow("a")) // full again at 1 s
 		require.True(t, l.Allow("b"))
 		clk.Advance(5 * time.Second)
-		require.True(t, l.Allow("b")) // full again at 6 s
+		require.True(t, l.Allow("b"))  // full again at 6 s
 		clk.Advance(6*time.Second - 1) // 11 s - 1 ns
 		assert.Zero(t, l.Sweep(), "a has been full for 10 s - 1 ns")
 		clk.Advance(1)
