@@ -18,6 +18,8 @@ require (
 
 require github.com/benbjohnson/clock v1.3.0 // indirect
 
+require github.com/go-zookeeper/zk v1.0.4
+
 require (
 	codeberg.org/go-fonts/liberation v0.5.0 // indirect
 	codeberg.org/go-latex/latex v0.2.0 // indirect

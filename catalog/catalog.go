@@ -112,7 +112,8 @@ type Entry struct {
 	// Fair: waiters are served in arrival order.
 	Fair bool `json:"fair,omitempty"`
 	// HandOff, for a lock that keeps only the weaker TryAcquire rule of
-	// contend.Lock (the hand-off deviation), says how.
+	// contend.Lock (ErrHeld while nobody holds it: a hand-off to a waiter
+	// that has left, or a quorum's split votes), says how.
 	HandOff string `json:"handOff,omitempty"`
 }
 

@@ -21,7 +21,7 @@ func Catalog() catalog.Catalog {
 		add(catalog.Entry{Family: catalog.Lock, Name: i.Name, Guarantee: i.Guarantee, Reference: i.Reference, Summary: i.Summary, Flaw: i.Flaw, Fair: i.Fair, HandOff: i.Deviation})
 	}
 	for _, i := range Semaphores() {
-		add(catalog.Entry{Family: catalog.Semaphore, Name: i.Name, Guarantee: i.Guarantee, Reference: i.Reference, Summary: i.Summary, Flaw: i.Flaw})
+		add(catalog.Entry{Family: catalog.Semaphore, Name: i.Name, Guarantee: i.Guarantee, Reference: i.Reference, Summary: i.Summary, Flaw: i.Flaw, NoFencing: i.NoFencing})
 	}
 	remoteEntry := func(family string, r RemoteImpl) catalog.Entry {
 		return catalog.Entry{Family: family, Name: r.Name, Backend: r.Backend, Deployments: r.Deployments,
@@ -29,7 +29,7 @@ func Catalog() catalog.Catalog {
 	}
 	for _, i := range RemoteLocks() {
 		e := remoteEntry(catalog.Lock, i.RemoteImpl)
-		e.NoFencing = i.NoFencing
+		e.NoFencing, e.HandOff = i.NoFencing, i.WeakTryAcquire
 		add(e)
 	}
 	for _, i := range RemoteSemaphores() {

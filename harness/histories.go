@@ -61,30 +61,54 @@ func RecordCounter(c contend.Counter, clients, ops, loadEvery int) []porcupine.O
 // It returns the history, for linearize.Lock; an Acquire that fails, or a
 // Release that fails other than with ErrNotHeld, ends the run with an error.
 func RecordLock(l contend.Lock, clients, rounds int) ([]porcupine.Operation, error) {
-	return recordContenders(clients, rounds, func(ctx context.Context, _ int, try bool) (contend.Lease, error) {
+	return recordContenders(clients, rounds, lockAcquire(l), func(int) int64 { return 0 }, false)
+}
+
+// RecordUnfencedLock is RecordLock for a lock that hands out no fencing
+// token (Token is 0): the history names each lease itself, for
+// linearize.UnfencedLock.
+func RecordUnfencedLock(l contend.Lock, clients, rounds int) ([]porcupine.Operation, error) {
+	return recordContenders(clients, rounds, lockAcquire(l), func(int) int64 { return 0 }, true)
+}
+
+func lockAcquire(l contend.Lock) func(ctx context.Context, _ int, try bool) (contend.Lease, error) {
+	return func(ctx context.Context, _ int, try bool) (contend.Lease, error) {
 		if try {
 			return l.TryAcquire(ctx)
 		}
 		return l.Acquire(ctx)
-	}, func(int) int64 { return 0 })
+	}
 }
 
 // RecordSemaphore is RecordLock for a semaphore: client g asks for
 // permits(g) permits each time. It returns the history, for the model
 // linearize.NewSemaphore(s.Capacity()).
 func RecordSemaphore(s contend.Semaphore, clients, rounds int, permits func(g int) int64) ([]porcupine.Operation, error) {
-	return recordContenders(clients, rounds, func(ctx context.Context, g int, try bool) (contend.Lease, error) {
+	return recordContenders(clients, rounds, semaphoreAcquire(s, permits), permits, false)
+}
+
+// RecordUnfencedSemaphore is RecordSemaphore for a semaphore whose leases
+// may all carry token 0: the history names each lease itself, for
+// linearize.NewUnfencedSemaphore.
+func RecordUnfencedSemaphore(s contend.Semaphore, clients, rounds int, permits func(g int) int64) ([]porcupine.Operation, error) {
+	return recordContenders(clients, rounds, semaphoreAcquire(s, permits), permits, true)
+}
+
+func semaphoreAcquire(s contend.Semaphore, permits func(g int) int64) func(ctx context.Context, g int, try bool) (contend.Lease, error) {
+	return func(ctx context.Context, g int, try bool) (contend.Lease, error) {
 		if try {
 			return s.TryAcquire(ctx, permits(g))
 		}
 		return s.Acquire(ctx, permits(g))
-	}, permits)
+	}
 }
 
-// recordContenders is the loop RecordLock and RecordSemaphore share.
+// recordContenders is the loop RecordLock and RecordSemaphore share. With
+// named, each lease is recorded under a name of the recorder's (unique,
+// never 0) instead of its token.
 func recordContenders(clients, rounds int,
 	acquire func(ctx context.Context, g int, try bool) (contend.Lease, error),
-	permits func(g int) int64,
+	permits func(g int) int64, named bool,
 ) ([]porcupine.Operation, error) {
 	rec := linearize.NewRecorder(clients)
 	errs := make([]error, clients)
@@ -109,6 +133,9 @@ func recordContenders(clients, rounds int,
 				return
 			}
 			tok := lease.Token()
+			if named {
+				tok = 1<<62 | uint64(g)<<32 | uint64(i+1)
+			}
 			o.Return(linearize.LockOutput{Token: tok})
 			acc = Work(acc^tok, WorkRounds)
 			runtime.Gosched()

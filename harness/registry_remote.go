@@ -2,7 +2,16 @@ package harness
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"time"
+
+	"github.com/anishathalye/porcupine"
+	"github.com/contend-lab/contend/internal/zkserver"
+	"github.com/contend-lab/contend/linearize"
+	"github.com/contend-lab/contend/remote/zklab"
+	"github.com/contend-lab/contend/remote/zknaive"
+	"github.com/contend-lab/contend/remote/zkref"
 
 	"github.com/redis/go-redis/v9"
 
@@ -27,7 +36,7 @@ import (
 // Backends returns every remote backend, in the order the report lists
 // them.
 func Backends() []remote.Backend {
-	return []remote.Backend{redisserver.Backend}
+	return []remote.Backend{redisserver.Backend, zkserver.Backend}
 }
 
 // BackendByName returns the backend named name.
@@ -85,6 +94,10 @@ type RemoteLockImpl struct {
 	// NoFencing: the implementation hands out no fencing token (Token is
 	// always 0), so the harness does not check that tokens grow.
 	NoFencing bool
+	// WeakTryAcquire, if set, says how the lock keeps only the weaker
+	// TryAcquire of contend.Lock (ErrHeld while nobody holds it); the
+	// linearizability model then allows it (linearize.WeakTryAcquire).
+	WeakTryAcquire string
 	// New builds the lock on key with leases of ttl, on clients of c's
 	// servers that it opens itself.
 	New func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error)
@@ -112,10 +125,12 @@ func RemoteLocks() []RemoteLockImpl {
 			Summary: "the article's design: SETNX, then EXPIRE as a second command, polling on the wall clock; DEL to release",
 			Flaw:    "a crash between SETNX and EXPIRE leaves a lock that never expires; release deletes whoever holds it; no fencing token",
 			Deviations: map[string]string{
+				"stale-holder":       "its Release deletes whoever holds the key: the stale holder's late Release frees the next holder's lock, and a third walks in",
 				"paused-servers":     "its SETNX, sent before the deadline, runs when the server resumes, and the EXPIRE that should follow is never sent: the lock is held forever",
 				"killed-servers":     "its token counter dies with the server, so a restarted server hands out a token it handed out before",
 				"partitioned-client": "its SETNX, held by the partition, runs at the heal after the client gave up, and no EXPIRE follows: the lock is held forever",
 				"reset-reply":        "its SETNX ran but the reply was lost; it sends no EXPIRE and forgets it: the lock is held forever",
+				"slow-client":        "its SETNX runs but the reply arrives after the client's read timeout; it sends no EXPIRE: the lock is held forever",
 			}},
 			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
 				return onRedis(c, func(cl []*redis.Client) (contend.Lock, error) {
@@ -131,6 +146,7 @@ func RemoteLocks() []RemoteLockImpl {
 			}},
 		{RemoteImpl: RemoteImpl{Name: "redlock", Backend: "redis", Deployments: []string{"independent3"}, Guarantee: Exact,
 			Summary: "Redlock over 3 independent servers: quorum 2, validity = TTL − elapsed − drift; token is the max of per-node counters, not a safe fence"},
+			WeakTryAcquire: "split votes: contenders that each win some servers and none a quorum all report ErrHeld, while nobody holds the lock",
 			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
 				return onRedis(c, func(cl []*redis.Client) (contend.Lock, error) {
 					// 250 ms per server: the default (ttl/20, at most 50 ms) is
@@ -141,7 +157,8 @@ func RemoteLocks() []RemoteLockImpl {
 		{RemoteImpl: RemoteImpl{Name: "redsync", Backend: "redis", Deployments: []string{"independent3"}, Guarantee: Exact, Reference: true,
 			Summary:    "github.com/go-redsync/redsync/v4 Redlock; no fencing token",
 			Deviations: map[string]string{"stale-holder": "no fencing token: the resource cannot tell the stale holder's write"}},
-			NoFencing: true,
+			NoFencing:      true,
+			WeakTryAcquire: "split votes: contenders that each win some servers and none a quorum all report ErrHeld, while nobody holds the lock",
 			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
 				return onRedis(c, func(cl []*redis.Client) (contend.Lock, error) {
 					return redisref.NewRedsyncLock(cl, key, ttl)
@@ -156,6 +173,28 @@ func RemoteLocks() []RemoteLockImpl {
 					return redisref.NewRedisLockRef(cl[0], key, ttl)
 				})
 			}},
+
+		{RemoteImpl: RemoteImpl{Name: "zookeeper-naive", Backend: "zookeeper", Deployments: []string{"standalone"}, Guarantee: Broken,
+			Summary: "the article's kazoo recipe: ephemeral sequential nodes, a watch on the predecessor, and the holder is whoever's watch fired",
+			Flaw:    "a waiter that leaves the queue (cancelled, or its session expired) fires its successor's watch, and the successor takes the lock while the holder still holds it",
+			Deviations: map[string]string{
+				"waiter-cut-off": "the waiter behind the one cut off believes its watch: two holders",
+			}},
+			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
+				return closing[contend.Lock](zknaive.NewLockAt(c.Endpoints(), key, ttl))
+			}},
+		{RemoteImpl: RemoteImpl{Name: "zookeeper", Backend: "zookeeper", Deployments: []string{"standalone", "ensemble3"}, Guarantee: Exact,
+			Summary: "ephemeral sequential nodes, the lowest holds, each waiter watches its predecessor and lists the queue again; token = the node's creation zxid; the lease is the session"},
+			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
+				return closing[contend.Lock](zklab.NewLockAt(c.Endpoints(), key, ttl))
+			}},
+		{RemoteImpl: RemoteImpl{Name: "gozk", Backend: "zookeeper", Deployments: []string{"standalone"}, Guarantee: Exact, Reference: true,
+			Summary:    "github.com/go-zookeeper/zk Lock: the same recipe, with no context, no try-lock and no fencing token",
+			Deviations: map[string]string{"stale-holder": "no fencing token: the resource cannot tell the stale holder's write"}},
+			NoFencing: true,
+			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
+				return closing[contend.Lock](zkref.NewLockAt(c.Endpoints(), key, ttl))
+			}},
 	}
 }
 
@@ -168,7 +207,6 @@ func RemoteSemaphores() []RemoteSemaphoreImpl {
 			Deviations: map[string]string{
 				"stale-holder":   "permits never expire: a holder that never comes back keeps its permit forever",
 				"crashed-holder": "permits never expire: a crashed holder's permit is lost for good",
-				"slow-client":    "permits never expire: the slow holder's permit is never given back to others",
 			}},
 			NoFencing: true,
 			New: func(c remote.Cluster, key string, capacity int64, ttl time.Duration) (Instance[contend.Semaphore], error) {
@@ -182,6 +220,12 @@ func RemoteSemaphores() []RemoteSemaphoreImpl {
 				return onRedis(c, func(cl []*redis.Client) (contend.Semaphore, error) {
 					return redislab.NewSemaphore(cl[0], key, capacity, ttl)
 				})
+			}},
+
+		{RemoteImpl: RemoteImpl{Name: "zookeeper", Backend: "zookeeper", Deployments: []string{"standalone", "ensemble3"}, Guarantee: Exact,
+			Summary: "Curator-style: sequential nodes carrying their permits, FIFO, the first whose permits fit hold; token = the node's creation zxid; the lease is the session"},
+			New: func(c remote.Cluster, key string, capacity int64, ttl time.Duration) (Instance[contend.Semaphore], error) {
+				return closing[contend.Semaphore](zklab.NewSemaphoreAt(c.Endpoints(), key, capacity, ttl))
 			}},
 	}
 }
@@ -227,4 +271,33 @@ func onRedis[T any](c remote.Cluster, build func(clients []*redis.Client) (T, er
 		return Instance[T]{}, err
 	}
 	return Instance[T]{Impl: impl, Close: closeAll}, nil
+}
+
+// lockModel is the linearizability model of a lock that hands out fencing
+// tokens or not, and keeps the exact or the weaker TryAcquire.
+func lockModel(noFencing, weakTryAcquire bool) porcupine.Model {
+	var rules linearize.LockRules
+	if !noFencing {
+		rules |= linearize.Fenced
+	}
+	if weakTryAcquire {
+		rules |= linearize.WeakTryAcquire
+	}
+	return linearize.NewLock(rules)
+}
+
+// closing makes an instance of an implementation that closes itself (its
+// own client and session), from its constructor's results.
+func closing[T any, C interface {
+	io.Closer
+}](impl C, err error) (Instance[T], error) {
+	if err != nil {
+		return Instance[T]{}, err
+	}
+	t, ok := any(impl).(T)
+	if !ok {
+		_ = impl.Close()
+		return Instance[T]{}, fmt.Errorf("harness: %T is not a %T", impl, (*T)(nil))
+	}
+	return Instance[T]{Impl: t, Close: impl.Close}, nil
 }

@@ -7,15 +7,18 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/anishathalye/porcupine"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/contend-lab/contend"
 	"github.com/contend-lab/contend/internal/netfault"
 	"github.com/contend-lab/contend/internal/servertest"
+	"github.com/contend-lab/contend/linearize"
 	"github.com/contend-lab/contend/remote"
 )
 
@@ -32,6 +35,11 @@ type FaultOutcome struct {
 	Survived   bool   `json:"survived"`
 	Expected   bool   `json:"expected"` // whether the design is meant to survive it
 	Evidence   string `json:"evidence"`
+	// Linearizable is porcupine's verdict on the history the scenario
+	// recorded (package linearize): "Ok", "Illegal" or "Unknown".
+	Linearizable porcupine.CheckResult `json:"linearizable"`
+	// Ops is how many operations that history had.
+	Ops int `json:"ops"`
 }
 
 // fencedResource accepts a write only with a token at least as high as any
@@ -87,16 +95,30 @@ func faultScenarios() []faultScenario {
 type faultFixture struct {
 	impl      RemoteImpl
 	noFencing bool
+	weakTry   bool
 	c         remote.Cluster
 	lease     time.Duration
 	newLock   func(c remote.Cluster, key string) (contend.Lock, func() error, error)
 	key       string
+
+	// rec records every client's operations, for the linearizability
+	// check; client 0 is the clock, which records leases' expiries.
+	rec     *linearize.Recorder
+	clients int
+	names   atomic.Uint64 // lease names for a lock without fencing tokens
 }
 
-// faultClient is one client of the lock, through proxies of its own.
+// faultClients is how many clients a scenario may make, the clock
+// included.
+const faultClients = 6
+
+// faultClient is one client of the lock, through proxies of its own. Its
+// Acquire, TryAcquire and its leases' Release are recorded.
 type faultClient struct {
-	contend.Lock
+	l   contend.Lock
 	net netfault.Proxies
+	id  int
+	fx  *faultFixture
 }
 
 // client returns a new client of the scenario's lock, reaching the servers
@@ -109,7 +131,81 @@ func (fx *faultFixture) client(t *testing.T) *faultClient {
 	l, closeLock, err := fx.newLock(view, fx.key)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = closeLock() })
-	return &faultClient{Lock: l, net: ps}
+	fx.clients++
+	require.Less(t, fx.clients, faultClients, "a scenario makes at most %d clients", faultClients-1)
+	return &faultClient{l: l, net: ps, id: fx.clients, fx: fx}
+}
+
+func (c *faultClient) Acquire(ctx context.Context) (contend.Lease, error) {
+	return c.record(linearize.Acquire, func() (contend.Lease, error) { return c.l.Acquire(ctx) })
+}
+
+func (c *faultClient) TryAcquire(ctx context.Context) (contend.Lease, error) {
+	return c.record(linearize.TryAcquire, func() (contend.Lease, error) { return c.l.TryAcquire(ctx) })
+}
+
+// record runs an acquire as an operation of the history. An error other
+// than ErrHeld is an unknown outcome: a request may have reached a server
+// and taken effect there.
+func (c *faultClient) record(op linearize.LockOp, acquire func() (contend.Lease, error)) (contend.Lease, error) {
+	o := c.fx.rec.Call(c.id, linearize.LockInput{Op: op, N: 1})
+	l, err := acquire()
+	switch {
+	case err == nil:
+		name := l.Token()
+		if c.fx.noFencing { // the token names the lease, and there is none
+			name = 1<<62 + c.fx.names.Add(1)
+		}
+		o.Return(linearize.LockOutput{Token: name})
+		return &faultLease{Lease: l, c: c, name: name}, nil
+	case op == linearize.TryAcquire && errors.Is(err, contend.ErrHeld):
+		o.Return(linearize.LockOutput{Outcome: linearize.Held})
+	default:
+		o.Unknown(linearize.LockOutput{Outcome: linearize.Unknown})
+	}
+	return nil, err
+}
+
+// faultLease is a recorded client's lease: its Release is recorded too.
+type faultLease struct {
+	contend.Lease
+	c    *faultClient
+	name uint64 // the lease's name in the history
+}
+
+func (l *faultLease) Release(ctx context.Context) error {
+	o := l.c.fx.rec.Call(l.c.id, linearize.LockInput{Op: linearize.Release, Token: l.name})
+	err := l.Lease.Release(ctx)
+	switch {
+	case err == nil:
+		o.Return(linearize.LockOutput{})
+	case errors.Is(err, contend.ErrNotHeld):
+		o.Return(linearize.LockOutput{Outcome: linearize.NotHeld})
+	default:
+		o.Unknown(linearize.LockOutput{Outcome: linearize.Unknown})
+	}
+	return err
+}
+
+// expired records that lease l's TTL ran out at the instant at (as its
+// holder's clock saw it): the servers may end it then, or later, so the
+// Expire is placed somewhere from at to the end of the history.
+func (fx *faultFixture) expired(l contend.Lease, at time.Time) {
+	fl, ok := l.(*faultLease)
+	if !ok {
+		return
+	}
+	fx.rec.CallAt(0, linearize.LockInput{Op: linearize.Expire, Token: fl.name}, at).Unknown(linearize.LockOutput{})
+}
+
+// check checks the recorded history against the lock model (the unfenced
+// one for a lock without fencing tokens); an Illegal history is drawn in
+// dir.
+func (fx *faultFixture) check(t *testing.T, dir string) linearize.Verdict {
+	t.Helper()
+	v, err := linearize.Check(lockModel(fx.noFencing, fx.weakTry), fx.rec.History(), checkTimeout, dir, "fault-"+fx.impl.Backend+"-"+fx.impl.Name)
+	require.NoError(t, err)
+	return v
 }
 
 // patience bounds every wait of a scenario that should succeed: several
@@ -158,23 +254,38 @@ func TestRemoteFaults(t *testing.T) {
 		family    string
 		impl      RemoteImpl
 		noFencing bool
+		weakTry   bool
 		newLock   func(c remote.Cluster, key string, ttl time.Duration) (contend.Lock, func() error, error)
 	}
 	var subjects []subject
 	for _, impl := range RemoteLocks() {
-		subjects = append(subjects, subject{"lock", impl.RemoteImpl, impl.NoFencing,
+		subjects = append(subjects, subject{"lock", impl.RemoteImpl, impl.NoFencing, impl.WeakTryAcquire != "",
 			func(c remote.Cluster, key string, ttl time.Duration) (contend.Lock, func() error, error) {
 				inst, err := impl.New(c, key, ttl)
 				return inst.Impl, inst.Close, err
 			}})
 	}
 	for _, impl := range RemoteSemaphores() {
-		subjects = append(subjects, subject{"semaphore", impl.RemoteImpl, impl.NoFencing,
+		subjects = append(subjects, subject{"semaphore", impl.RemoteImpl, impl.NoFencing, false,
 			func(c remote.Cluster, key string, ttl time.Duration) (contend.Lock, func() error, error) {
 				inst, err := impl.New(c, key, 1, ttl)
 				return semLock{inst.Impl}, inst.Close, err
 			}})
 	}
+	// A broken lock must show a history that is not linearizable in some
+	// scenario: the checker, not only the invariants, tells it apart.
+	verdicts := map[string][]porcupine.CheckResult{}
+	defer func() {
+		for _, s := range subjects {
+			if s.family != "lock" || s.impl.Guarantee != Broken {
+				continue
+			}
+			k := s.family + "/" + s.impl.Backend + "/" + s.impl.Name
+			if vs, ran := verdicts[k]; ran {
+				assert.Contains(t, vs, porcupine.Illegal, "%s: no fault scenario recorded a history that is not linearizable", k)
+			}
+		}
+	}()
 	for _, s := range subjects {
 		b, ok := BackendByName(s.impl.Backend)
 		require.True(t, ok)
@@ -194,10 +305,11 @@ func TestRemoteFaults(t *testing.T) {
 				c := servertest.Start(t, b, d) // its own: the scenarios kill servers
 				for _, sc := range scenarios {
 					t.Run(sc.id, func(t *testing.T) {
-						fx := &faultFixture{impl: s.impl, noFencing: s.noFencing, c: c, lease: b.ShortLease, key: "faults:" + sc.id,
+						fx := &faultFixture{impl: s.impl, noFencing: s.noFencing, weakTry: s.weakTry, c: c, lease: b.ShortLease, key: "faults:" + sc.id,
 							newLock: func(c remote.Cluster, key string) (contend.Lock, func() error, error) {
 								return s.newLock(c, key, b.ShortLease)
-							}}
+							},
+							rec: linearize.NewRecorder(faultClients)}
 						// Every scenario starts from a serving cluster, however
 						// the last one ended.
 						ctx, cancel := ctxFor(servertest.StartTimeout)
@@ -209,8 +321,16 @@ func TestRemoteFaults(t *testing.T) {
 						if fails {
 							evidence += " (declared: " + why + ")"
 						}
+						v := fx.check(t, historyDir(t))
+						if v.Visualization != "" {
+							t.Logf("history of %d operations not linearizable, drawn in %s", v.Ops, v.Visualization)
+						}
+						if !fails {
+							assert.Equal(t, porcupine.Ok, v.Result, "%s / %s: the history of a scenario it survives must be linearizable", sc.id, s.impl.Name)
+						}
+						verdicts[s.family+"/"+s.impl.Backend+"/"+s.impl.Name] = append(verdicts[s.family+"/"+s.impl.Backend+"/"+s.impl.Name], v.Result)
 						record(t, FaultOutcome{Scenario: sc.name, Backend: s.impl.Backend, Deployment: dep, Family: s.family,
-							Impl: s.impl.Name, Survived: survived, Expected: !fails, Evidence: evidence})
+							Impl: s.impl.Name, Survived: survived, Expected: !fails, Evidence: evidence, Linearizable: v.Result, Ops: v.Ops})
 					})
 				}
 			})
@@ -232,10 +352,11 @@ func TestRemoteFaults(t *testing.T) {
 
 // staleHolder: A acquires and is cut off from every server. B must not
 // acquire before A's lease, as A's TTL stated at the cut, has run out; once
-// A's lease has ended on the servers B acquires, and the stale A's write to
-// a fenced resource is rejected.
+// A's lease has ended on the servers B acquires, the stale A's write to a
+// fenced resource is rejected, and A's late Release must not free B's hold
+// (C's TryAcquire then finds the lock held).
 func staleHolder(t *testing.T, fx *faultFixture) (bool, string) {
-	a, b := fx.client(t), fx.client(t)
+	a, b, c := fx.client(t), fx.client(t), fx.client(t)
 	ctx, cancel := ctxFor(fx.patience())
 	defer cancel()
 	la, err := a.Acquire(ctx)
@@ -243,20 +364,29 @@ func staleHolder(t *testing.T, fx *faultFixture) (bool, string) {
 	a.net.Partition()
 	cut := time.Now()
 	left, _ := la.TTL()
+	fx.expired(la, cut.Add(left))
 	lb, err := b.Acquire(ctx)
 	took := time.Since(cut)
 	a.net.Heal()
 	if err != nil {
 		return false, fmt.Sprintf("B could not acquire within %v of the cut: %v", fx.patience(), shortErr(err))
 	}
-	defer lb.Release(context.Background())
 	res := &fencedResource{}
 	newer := res.write(lb.Token())
 	stale := res.write(la.Token())
 	early := took < left
-	return !early && newer && !stale, fmt.Sprintf("A's TTL at the cut %v; B acquired %v after it%s; tokens stale=%d new=%d; stale write %s",
+	fenced := newer && !stale
+	errStale := la.Release(ctx)
+	lc, errC := c.TryAcquire(ctx)
+	freed := errC == nil
+	if freed {
+		_ = lc.Release(context.Background())
+	}
+	_ = lb.Release(context.Background())
+	return !early && fenced && !freed, fmt.Sprintf("A's TTL at the cut %v; B acquired %v after it%s; tokens stale=%d new=%d; stale write %s; A's late Release: %s; C's TryAcquire then: %s",
 		left.Round(time.Millisecond), took.Round(time.Millisecond), map[bool]string{true: " (EARLY: two holders)", false: ""}[early],
-		la.Token(), lb.Token(), map[bool]string{true: "ACCEPTED", false: "rejected"}[stale])
+		la.Token(), lb.Token(), map[bool]string{true: "ACCEPTED", false: "rejected"}[stale], shortErr(errStale),
+		map[bool]string{true: "GRANTED while B held it", false: "refused (" + shortErr(errC) + ")"}[freed])
 }
 
 // crashedHolder: A acquires and its process dies: its connections are
@@ -265,7 +395,7 @@ func crashedHolder(t *testing.T, fx *faultFixture) (bool, string) {
 	a, b := fx.client(t), fx.client(t)
 	ctx, cancel := ctxFor(fx.patience())
 	defer cancel()
-	_, err := a.Acquire(ctx)
+	la, err := a.Acquire(ctx)
 	require.NoError(t, err)
 	for _, p := range a.net {
 		p.RefuseNew(true)
@@ -273,6 +403,8 @@ func crashedHolder(t *testing.T, fx *faultFixture) (bool, string) {
 	a.net.Partition()
 	a.net.ResetConnections()
 	crash := time.Now()
+	left, _ := la.TTL()
+	fx.expired(la, crash.Add(left))
 	lb, err := b.Acquire(ctx)
 	if err != nil {
 		return false, fmt.Sprintf("not acquirable within %v of the crash: %v", fx.patience(), shortErr(err))
@@ -305,7 +437,10 @@ func waiterCutOff(t *testing.T, fx *faultFixture) (bool, string) {
 				ectx, ecancel := ctxFor(fx.lease)
 				err := la.Extend(ectx, fx.lease)
 				ecancel()
-				if err != nil {
+				// A slow Extend on a loaded machine is retried at the next
+				// tick; A has lost the lock only once its lease ran out.
+				if left, _ := la.TTL(); err != nil && (left == 0 || errors.Is(err, contend.ErrNotHeld)) {
+					fx.expired(la, time.Now())
 					extended <- err
 					return
 				}
@@ -322,9 +457,12 @@ func waiterCutOff(t *testing.T, fx *faultFixture) (bool, string) {
 		_ = l.Release(context.Background())
 	}
 	bGot, cGot := make(chan time.Time, 1), make(chan time.Time, 1)
-	go waiter(b, bGot)
+	var waiters sync.WaitGroup
+	defer waiters.Wait() // before the history is read
+	defer cancel()
+	waiters.Go(func() { waiter(b, bGot) })
 	time.Sleep(fx.lease / 2) // B queues first
-	go waiter(c, cGot)
+	waiters.Go(func() { waiter(c, cGot) })
 	time.Sleep(fx.lease / 2)
 	b.net.Partition()
 	b.net.ResetConnections()
@@ -418,6 +556,7 @@ func slowClient(t *testing.T, fx *faultFixture) (bool, string) {
 		return errB == nil, fmt.Sprintf("slow Acquire failed (%s); other client: %s", shortErr(errA), okText(errB))
 	}
 	left, _ := la.TTL()
+	fx.expired(la, got.Add(left))
 	lb, errB := b.Acquire(ctx)
 	took := time.Since(got)
 	if errB != nil {

@@ -46,8 +46,10 @@ func closeWith[T any](t testing.TB, inst Instance[T]) T {
 }
 
 // remoteRun is how long each remote stress run lasts: enough for thousands
-// of round trips on loopback, short enough for make test.
-const remoteRun = 300 * time.Millisecond
+// of round trips on loopback, and for a ZooKeeper session, which answers
+// its requests in order, to reach its first grant with 100 contenders;
+// short enough for make test.
+const remoteRun = 2 * time.Second
 
 // TestRemoteLocks runs every server-backed lock, on every deployment it
 // runs on, through RunLock, the same exclusion checker the in-process locks

@@ -32,6 +32,7 @@ var (
 func loaded(v int64) CounterOutput          { return CounterOutput{Value: v} }
 func granted(t uint64) LockOutput           { return LockOutput{Token: t} }
 func release(t uint64) LockInput            { return LockInput{Op: Release, Token: t} }
+func expire(t uint64) LockInput             { return LockInput{Op: Expire, Token: t} }
 func acquireN(n int64) LockInput            { return LockInput{Op: Acquire, N: n} }
 func tryN(n int64) LockInput                { return LockInput{Op: TryAcquire, N: n} }
 func write(t uint64, v int64) RegisterInput { return RegisterInput{Token: t, Value: v} }
@@ -86,6 +87,41 @@ func TestModels(t *testing.T) {
 			op(1, 0, 1, load, loaded(1)), op(0, 5, 100, add(1), lost),
 		}, porcupine.Illegal},
 
+		{"lock/a lease expired by the clock is handed over", Lock, []porcupine.Operation{
+			op(0, 0, 1, acquire, granted(1)), op(2, 5, 100, expire(1), released), op(1, 2, 10, acquire, granted(2)),
+			op(0, 11, 12, release(1), notHeld),
+		}, porcupine.Ok},
+		{"lock/handed over before the lease could have expired", Lock, []porcupine.Operation{
+			op(0, 0, 1, acquire, granted(1)), op(1, 2, 4, acquire, granted(2)), op(2, 5, 100, expire(1), released),
+		}, porcupine.Illegal},
+		{"lock/a stale release frees the next holder's lock", Lock, []porcupine.Operation{
+			op(0, 0, 1, acquire, granted(1)), op(2, 2, 100, expire(1), released), op(1, 3, 4, acquire, granted(2)),
+			op(0, 5, 6, release(1), released),
+		}, porcupine.Illegal},
+		{"weak lock/TryAcquire held on a free lock is allowed", NewLock(Fenced | WeakTryAcquire), []porcupine.Operation{
+			op(0, 0, 1, try, held), op(0, 2, 3, acquire, granted(1)),
+		}, porcupine.Ok},
+		{"weak lock/still no two holders", NewLock(Fenced | WeakTryAcquire), []porcupine.Operation{
+			op(0, 0, 1, acquire, granted(1)), op(1, 2, 3, try, granted(2)),
+		}, porcupine.Illegal},
+		{"lock/TryAcquire held on a free lock", Lock, []porcupine.Operation{
+			op(0, 0, 1, try, held), op(0, 2, 3, acquire, granted(1)),
+		}, porcupine.Illegal},
+		{"unfenced lock/tokens only name leases", UnfencedLock, []porcupine.Operation{
+			op(0, 0, 1, acquire, granted(7)), op(0, 2, 3, release(7), released), op(1, 4, 5, acquire, granted(3)),
+		}, porcupine.Ok},
+		{"unfenced lock/two holders", UnfencedLock, []porcupine.Operation{
+			op(0, 0, 1, acquire, granted(7)), op(1, 2, 3, acquire, granted(3)),
+		}, porcupine.Illegal},
+		{"fenced lock/a smaller token after a larger one", Lock, []porcupine.Operation{
+			op(0, 0, 1, acquire, granted(7)), op(0, 2, 3, release(7), released), op(1, 4, 5, acquire, granted(3)),
+		}, porcupine.Illegal},
+		{"semaphore/an expired lease frees its permits", sem2, []porcupine.Operation{
+			op(0, 0, 1, acquireN(2), granted(1)), op(2, 2, 100, expire(1), released), op(1, 3, 4, acquireN(2), granted(2)),
+		}, porcupine.Ok},
+		{"semaphore/permits handed over before the lease could have expired", sem2, []porcupine.Operation{
+			op(0, 0, 1, acquireN(2), granted(1)), op(1, 2, 3, acquireN(1), granted(2)), op(2, 5, 100, expire(1), released),
+		}, porcupine.Illegal},
 		{"lock/acquire release acquire", Lock, []porcupine.Operation{
 			op(0, 0, 1, acquire, granted(1)), op(1, 0, 5, acquire, granted(2)),
 			op(0, 2, 3, release(1), released), op(1, 6, 7, release(2), released),

@@ -45,6 +45,13 @@ func (r *Recorder) Call(client int, input any) Op {
 	return Op{r: r, client: client, input: input, call: r.Since(time.Now())}
 }
 
+// CallAt starts an operation of client with input, called at t: for an
+// event whose start the caller knows rather than observes (the instant a
+// lease's TTL ran out, for an Expire).
+func (r *Recorder) CallAt(client int, input any, t time.Time) Op {
+	return Op{r: r, client: client, input: input, call: r.Since(t)}
+}
+
 // Add records an operation whose call and return times the caller read
 // itself (call before the call was made, ret after it returned).
 func (r *Recorder) Add(client int, input any, call, ret time.Time, output any) {

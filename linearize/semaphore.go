@@ -37,7 +37,8 @@ type semState struct {
 //     and a waiter is not part of the sequential state. A TryAcquire that
 //     fails while every permit is free is Illegal;
 //   - Release(t) Done only while lease t is live, which frees its permits;
-//     NotHeld only when it is not.
+//     NotHeld only when it is not;
+//   - Expire(t) frees lease t if it is live, and is always legal.
 //
 // An acquire of unknown outcome takes its permits if they are free (with
 // an unknown token), or nothing; a release of unknown outcome frees its
@@ -98,8 +99,14 @@ func semStep(capacity int64, fenced bool, s semState, in LockInput, out LockOutp
 			s.last++
 			return true, s.add(semLease{n: in.N})
 		}
-	case Release:
+	case Release, Expire:
 		i := s.find(in.Token)
+		if in.Op == Expire { // the lease's end by the clock: frees it if live
+			if i < 0 {
+				return true, s
+			}
+			return true, s.remove(i)
+		}
 		switch out.Outcome {
 		case Done:
 			if i < 0 {

@@ -127,6 +127,10 @@ log "correctness, lock latency and memory: -bench 'Correctness|LockLatency|Memor
 echo "benchtime: 1x" >>"$raw"
 (cd harness && run -test.bench '^Benchmark(Correctness|LockLatency|Memory|GoroutineChurn)$' -test.cpu "$CPU" -test.count "$CHECK_COUNT" -test.benchtime 1x)
 
+log "linearizability: recorded histories checked by porcupine (harness/linearize_test.go, remote_linearize_test.go) -> histories.jsonl"
+CONTEND_HISTORIES_OUT="$tmp/histories.jsonl" CONTEND_VIOLATION_OUT="$tmp/naive-lock-violation.html" \
+	"$GO" test -count=1 -timeout 30m -run '^(TestLinearizab.*|TestRemoteLinearizable|TestPershardLoadNotLinearizable)$' ./harness >&2
+
 log "exactness against the textbook bucket (harness/exact_test.go) -> textbook.jsonl, stale.jsonl"
 mkdir -p "$tmp/exact"
 CONTEND_EXACT_OUT="$tmp/exact" "$GO" test -count=1 -run '^(TestDifferentialAgainstTextbook|TestStaleReadingsNeverOverGrant)$' ./harness >&2
@@ -157,6 +161,9 @@ if [ -f "$tmp/faults.jsonl" ]; then
 fi
 cp "$tmp/exact/textbook.jsonl" "$tmp/exact/stale.jsonl" "$OUT/raw/"
 "$GO" run ./cmd/catalog >"$OUT/raw/catalog.json"
+cp "$tmp/histories.jsonl" "$OUT/raw/histories.jsonl"
+mkdir -p "$OUT/histories"
+cp "$tmp/naive-lock-violation.html" "$OUT/histories/naive-lock-violation.html"
 log "benchmarks took $(($(date +%s) - start)) s; raw results in $OUT/raw/"
 
 log "writing the report"

@@ -50,6 +50,7 @@ func sections() []section {
 		{"how to read", func(r *report) error { r.howToRead(); return nil }},
 		{"what goes wrong", (*report).whatGoesWrong},
 		{"exactness", (*report).exactness},
+		{"checked histories", (*report).checkedHistories},
 	}
 	for _, f := range familySpecs() {
 		s = append(s, section{f.bench, func(r *report) error { return r.family(f) }})

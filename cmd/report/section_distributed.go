@@ -52,7 +52,7 @@ func (r *report) faultScores() map[string]faultScore {
 	}
 	for _, o := range outcomes {
 		if o.Family != "lock" {
-			continue
+			continue // semaphores and buckets have their own rows
 		}
 		k := fmt.Sprintf("%s/%s `%s`", o.Backend, o.Deployment, o.Impl)
 		s := scores[k]

@@ -136,6 +136,10 @@ type faultOutcome struct {
 	Family     string `json:"family"`
 	Impl       string `json:"impl"`
 	Survived   bool   `json:"survived"`
+	// Linearizable is porcupine's verdict on the scenario's recorded
+	// history: "Ok", "Illegal", "Unknown", or "" when none was checked.
+	Linearizable string `json:"linearizable"`
+	Ops          int    `json:"ops"`
 	Expected   bool   `json:"expected"`
 	Evidence   string `json:"evidence"`
 }
@@ -167,7 +171,7 @@ func (r *report) faultTable() error {
 		cell[[2]string{o.Scenario, col}] = o
 	}
 	r.printf("### Faults: what each design survives\n\n")
-	r.printf("From `harness.TestRemoteFaults`, run by `make bench` on servers it starts, kills, pauses (SIGSTOP) and restarts. Each cell is measured; the test asserts it against what the design promises, so *expected* failures of the controls are checked too. A column is a backend, its deployment and an implementation; *n/a* marks a scenario the deployment does not have (a quorum needs 3 servers).\n\n")
+	r.printf("From `harness.TestRemoteFaults`, run by `make bench` on servers it starts, kills, pauses (SIGSTOP) and restarts. Each cell is measured; the test asserts it against what the design promises, so *expected* failures of the controls are checked too. A column is a backend, its deployment and an implementation (a semaphore runs the lock scenarios as a lock of one permit); *n/a* marks a scenario the deployment does not have (a quorum needs 3 servers, a leader a replicated cluster). *lin.*: the history every client of the scenario recorded (with each lease's expiry placed no earlier than its holder's TTL said) is linearizable by porcupine against the lock model; *not lin.*: it is not, which no correct design may show.\n\n")
 	r.printf("| scenario |")
 	for _, col := range impls {
 		r.printf(" %s |", col)
@@ -177,15 +181,16 @@ func (r *report) faultTable() error {
 		r.printf("| %s |", mdEscape(sc))
 		for _, impl := range impls {
 			o, ok := cell[[2]string{sc, impl}]
+			lin := map[string]string{"Ok": ", lin.", "Illegal": ", **not lin.**", "Unknown": ", lin. unknown"}[o.Linearizable]
 			switch {
 			case !ok:
 				r.printf(" n/a |")
 			case o.Survived:
-				r.printf(" survived |")
+				r.printf(" survived%s |", lin)
 			case !o.Expected:
-				r.printf(" **failed** (as expected) |")
+				r.printf(" **failed** (as expected)%s |", lin)
 			default:
-				r.printf(" **FAILED, unexpectedly** |")
+				r.printf(" **FAILED, unexpectedly**%s |", lin)
 			}
 		}
 		r.printf("\n")
@@ -235,8 +240,8 @@ func (r *report) readFaults() ([]faultOutcome, error) {
 // with "(bucket)" for a bucket.
 func (o faultOutcome) column() string {
 	c := fmt.Sprintf("%s/%s `%s`", o.Backend, o.Deployment, o.Impl)
-	if o.Family == "bucket" {
-		c += " (bucket)"
+	if o.Family != "" && o.Family != "lock" {
+		c += " (" + o.Family + ")"
 	}
 	return c
 }

@@ -58,7 +58,7 @@ var Backend = remote.Backend{
 	Install:     Install,
 	SkipEnv:     SkipEnv,
 	Deployments: []remote.Deployment{Single, Independent3},
-	ShortLease:  300 * time.Millisecond,
+	ShortLease:  500 * time.Millisecond,
 	Version:     version,
 	Start:       startCluster,
 }

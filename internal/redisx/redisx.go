@@ -1,7 +1,8 @@
 // Package redisx is the plumbing the lab's Redis packages share: the lab's
-// go-redis client settings, request counting, TTL and client checks, the
-// local view of a lease's validity, backoff, and fail-closed bucket calls.
-// It holds no lock or bucket design: those are remote/redislab's (the lab's),
+// go-redis client settings and the checks of a user's client, request
+// counting, which errors are worth retrying, the local view of a lease's
+// validity, backoff, and fail-closed bucket calls. It holds no lock or
+// bucket design: those are remote/redislab's (the lab's),
 // remote/redisnaive's (the controls) and remote/redisref's (the
 // references).
 //
@@ -11,9 +12,13 @@ package redisx
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,7 +30,8 @@ import (
 )
 
 // ErrClientConfig is returned (wrapped) for a client that cannot honour
-// context deadlines (Options.ContextTimeoutEnabled false).
+// context deadlines (Options.ContextTimeoutEnabled false), or whose options
+// cannot be read to tell.
 var ErrClientConfig = errors.New("the client must have Options.ContextTimeoutEnabled set, or calls ignore context deadlines")
 
 // ErrBadTTL is returned (wrapped) for a ttl below a millisecond (Redis
@@ -56,16 +62,81 @@ func NewClient(addr string) *redis.Client {
 	})
 }
 
-// CheckClient returns an error for a nil client or one without
-// ContextTimeoutEnabled.
-func CheckClient(c *redis.Client) error {
-	if c == nil {
-		return ErrNilClient
+// Settings is what the lab reads of a client's options.
+type Settings struct {
+	ContextTimeouts bool // Options.ContextTimeoutEnabled
+	PoolSize        int  // connections per server; 0 is go-redis's default
+	Sharded         bool // keys are spread over servers by hash slot
+}
+
+// ClientSettings returns c's settings, or an error for a nil client or one
+// whose options it cannot read: a *redis.Client (standalone, or Sentinel's
+// failover client), *redis.ClusterClient or *redis.Ring.
+func ClientSettings(c redis.UniversalClient) (Settings, error) {
+	switch c := c.(type) {
+	case nil:
+		return Settings{}, ErrNilClient
+	case *redis.Client:
+		if c == nil {
+			return Settings{}, ErrNilClient
+		}
+		o := c.Options()
+		return Settings{ContextTimeouts: o.ContextTimeoutEnabled, PoolSize: o.PoolSize}, nil
+	case *redis.ClusterClient:
+		if c == nil {
+			return Settings{}, ErrNilClient
+		}
+		o := c.Options()
+		return Settings{ContextTimeouts: o.ContextTimeoutEnabled, PoolSize: o.PoolSize, Sharded: true}, nil
+	case *redis.Ring:
+		if c == nil {
+			return Settings{}, ErrNilClient
+		}
+		o := c.Options()
+		return Settings{ContextTimeouts: o.ContextTimeoutEnabled, PoolSize: o.PoolSize, Sharded: true}, nil
 	}
-	if !c.Options().ContextTimeoutEnabled {
-		return ErrClientConfig
+	return Settings{}, fmt.Errorf("a %T: only a *redis.Client, *redis.ClusterClient or *redis.Ring tells whether it honours context deadlines: %w", c, ErrClientConfig)
+}
+
+// CheckClient returns an error for a nil client, one whose options cannot
+// be read (see ClientSettings), or one without ContextTimeoutEnabled.
+func CheckClient(c redis.UniversalClient) (Settings, error) {
+	s, err := ClientSettings(c)
+	if err != nil {
+		return s, err
 	}
-	return nil
+	if !s.ContextTimeouts {
+		return s, ErrClientConfig
+	}
+	return s, nil
+}
+
+// CheckKey returns a *contend.ConfigError (Of of, Field "key") when a
+// design that keeps several keys derived from key (key+":fence", ...) in
+// one script runs on a sharded client and key has no hash tag: the derived
+// keys would hash to other slots, and Redis Cluster refuses such scripts
+// (CROSSSLOT). A key such as "{orders}" or "lock:{orders}" keeps them in
+// one slot.
+func CheckKey(s Settings, of, key string) error {
+	if !s.Sharded || HashTag(key) != "" {
+		return nil
+	}
+	return &contend.ConfigError{Of: of, Field: "key", Value: fmt.Sprintf("%q", key),
+		Reason: fmt.Sprintf("on a sharded client the key needs a hash tag, such as %q, so that the keys derived from it share its hash slot", "{"+key+"}")}
+}
+
+// HashTag returns the hash tag of key as Redis Cluster reads it: the text
+// between the first '{' and the first '}' after it, if not empty.
+func HashTag(key string) string {
+	_, rest, ok := strings.Cut(key, "{")
+	if !ok {
+		return ""
+	}
+	tag, _, ok := strings.Cut(rest, "}")
+	if !ok {
+		return ""
+	}
+	return tag
 }
 
 // CheckTTL returns ErrBadTTL (wrapped, with the value) for ttl < 1 ms.
@@ -120,12 +191,13 @@ func (countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 	}
 }
 
-var hooked sync.Map // *redis.Client -> struct{}: clients with countingHook
+var hooked sync.Map // redis.UniversalClient -> struct{}: clients with countingHook
 
-// Instrument installs the counting hook on c once. Install it before the
-// client is shared between goroutines (the constructors do): go-redis's
-// AddHook is not synchronised with commands in flight.
-func Instrument(c *redis.Client) {
+// Instrument installs the counting hook on c once. go-redis publishes hooks
+// copy-on-write, so installing one on a client already in use is safe;
+// commands that do not carry a Counter in their context pass through it
+// untouched.
+func Instrument(c redis.UniversalClient) {
 	if _, loaded := hooked.LoadOrStore(c, struct{}{}); !loaded {
 		c.AddHook(countingHook{})
 	}
@@ -141,6 +213,11 @@ type Backoff struct{ D, Max time.Duration }
 func (b *Backoff) Next() time.Duration {
 	d := b.D
 	b.D = min(2*b.D, b.Max)
+	return Jitter(d)
+}
+
+// Jitter returns a duration uniform in [d/2, d].
+func Jitter(d time.Duration) time.Duration {
 	half := int64(d / 2)
 	return time.Duration(half + rand.Int64N(half+1))
 }
@@ -231,6 +308,109 @@ func Definitive(err error) bool {
 	}
 	var re redis.Error
 	return errors.As(err, &re) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled)
+}
+
+// transientReplies are the error replies that clear without anyone acting
+// on the client: a server loading its data (LOADING) or busy in a script
+// (BUSY), a cluster resharding or electing (TRYAGAIN, CLUSTERDOWN), a
+// replica cut from its master or a master short of replicas (MASTERDOWN,
+// NOREPLICAS), a write that reached a demoted master during a failover
+// (READONLY), a full server (max clients). go-redis retries the same
+// replies itself, BUSY apart.
+var transientReplies = []string{"LOADING", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "NOREPLICAS", "READONLY", "ERR max number of clients reached"}
+
+// Transient reports whether an attempt that failed with err may succeed if
+// made again unchanged: a network error (refused, reset, timed out), a
+// context deadline of the attempt's own, a full connection pool, or one of
+// the transient error replies above. Everything else is permanent and
+// retrying cannot help: a refused password (WRONGPASS, NOAUTH), a missing
+// permission (NOPERM), a key of the wrong type (WRONGTYPE), a server out of
+// memory (OOM: it needs an operator), any other error reply, a closed
+// client, or an unexpected reply.
+func Transient(err error) bool {
+	var re redis.Error
+	switch {
+	case err == nil:
+		return false
+	case errors.As(err, &re):
+		for _, p := range transientReplies {
+			if strings.HasPrefix(re.Error(), p) {
+				return true
+			}
+		}
+		return false
+	case errors.Is(err, redis.ErrClosed), isTLSConfig(err):
+		return false
+	}
+	return isNetwork(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+}
+
+// isNetwork reports whether err is a failure to reach the server or to
+// hear from it: a dial, read or write error, or a pool that had no
+// connection to give.
+func isNetwork(err error) bool {
+	var ne interface{ Timeout() bool } // net.Error, and the os and tls errors that wrap one
+	return errors.As(err, &ne) || errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrPoolExhausted) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// isTLSConfig reports whether err is a TLS failure that the same settings
+// will meet again: a certificate the client does not trust, or a server
+// that does not speak TLS (or speaks it where the client does not).
+func isTLSConfig(err error) bool {
+	var header tls.RecordHeaderError
+	var verify *tls.CertificateVerificationError
+	var alert tls.AlertError
+	var authority x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	return errors.As(err, &header) || errors.As(err, &verify) || errors.As(err, &alert) ||
+		errors.As(err, &authority) || errors.As(err, &host) || errors.As(err, &invalid)
+}
+
+// Attempts records what the attempts of one waiting call ran into, so that
+// the error it returns when its context ends says why it was still waiting:
+// the last outcome that was not the caller's context ending.
+type Attempts struct {
+	last    error // the last attempt's error, if it failed
+	held    bool  // the last attempt found the lock held
+	noReply bool  // an attempt died waiting for a reply when the context ended
+}
+
+// Held records an attempt answered "held by another".
+func (a *Attempts) Held() { a.last, a.held = nil, true }
+
+// Failed records an attempt that failed with err, ctx being the call's
+// context. An attempt that the call's context ended (go-redis reports the
+// deadline, or the socket's timeout set from it) changes nothing but
+// noting it: the outcome before it is the news.
+func (a *Attempts) Failed(ctx context.Context, err error) {
+	var timeout interface{ Timeout() bool }
+	// The socket's deadline can fire a moment before the context's timer
+	// marks it done: a deadline in the past counts as ended.
+	deadline, ok := ctx.Deadline()
+	ended := ctx.Err() != nil || ok && !time.Now().Before(deadline)
+	if ended && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.As(err, &timeout) && timeout.Timeout()) {
+		a.noReply = true
+		return
+	}
+	a.last, a.held = err, false
+}
+
+// Err wraps ctx.Err() for op with what the attempts ran into: the last
+// error that was not the context ending, "held by another holder", or "no
+// reply from Redis" when the only attempts died waiting for the server.
+func (a *Attempts) Err(op string, ctx context.Context) error {
+	switch {
+	case a.last != nil:
+		return fmt.Errorf("%s: %w (last error: %w)", op, ctx.Err(), a.last)
+	case a.held:
+		return fmt.Errorf("%s: %w (held by another holder)", op, ctx.Err())
+	case a.noReply:
+		return fmt.Errorf("%s: %w (no reply from Redis)", op, ctx.Err())
+	}
+	return fmt.Errorf("%s: %w", op, ctx.Err())
 }
 
 // CtxErr wraps ctx.Err() for op, with the last error seen, if any.

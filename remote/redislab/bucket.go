@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/big"
-	"time"
 
 	"github.com/contend-lab/contend/internal/redisx"
 
@@ -63,51 +62,40 @@ const DefaultTakeTimeout = redisx.DefaultTakeTimeout
 
 // Bucket is a contend.Bucket whose state lives in Redis: GCRA in one Lua
 // script per decision (one round trip), on the server's clock, in integer
-// arithmetic.
+// arithmetic. TryTake fails closed: on any error it returns false
+// (LastError tells why).
 //
-// Exactness: every decision is the textbook token bucket's (package
-// textbook) at the server's reading, at the rate 1e9/T, where T =
-// ceil(1e9/Rate) is the emission interval rounded up to whole nanoseconds
-// (Interval). That is Rate itself when 1e9/Rate is whole nanoseconds (1/s,
-// 10/s, 1000/s, ...); otherwise a rate lower by (T − 1e9/Rate)/T, less than
-// 1/T: under 0.1% for rates up to 1e6 tokens/s, but up to half a token per
-// interval near MaxRate (1e9/Rate = 1.5 ns becomes 2 ns).
-// TestBucketMatchesTextbook holds it to that. The server's clock is read in
-// whole microseconds (TIME), which only delays tokens. Over any window of
-// the server's clock it grants at most Capacity + Rate × W.
-//
-// Guarantees: the bound above whatever the number of clients and
-// processes, as long as the server keeps its data and its clock does not
-// step forward (TIME is the wall clock: a forward step refills the bucket
-// at once; a backward step only delays tokens). A decision is sent at most
-// once (the script is not retried by go-redis), so a lost reply can waste
-// tokens but never spend them twice. TryTake fails closed: on any error it
-// returns false (LastError tells why).
+// Every decision is the textbook token bucket's (package textbook) at the
+// server's reading, at the rate 1e9/T, T = ceil(1e9/Rate) ns: Rate itself
+// when 1e9/Rate is whole nanoseconds (1/s, 10/s, 1000/s...), otherwise a
+// rate lower by less than one part in T (TestBucketMatchesTextbook). Over
+// any window of the server's clock it grants at most Capacity + Rate × W,
+// whatever the number of clients, while the server keeps its data and its
+// clock does not step forward (TIME is its wall clock). A decision is sent
+// at most once (never retried by go-redis): a lost reply can waste tokens
+// but never spend them twice.
 //
 // Not guaranteed: cfg.Clock is not used (the server's clock is); the
 // bucket starts full at the first request, not at NewBucket; a restart
 // without persistence refills it; Capacity/Rate may not exceed 2^52 ns
-// (about 52 days), the range where Lua's numbers stay exact integers.
+// (about 52 days), where Lua's numbers stay exact integers. The zero value
+// refuses every request (TryTake false, LastError wraps
+// contend.ErrNotConstructed): use NewBucket.
 type Bucket struct {
 	roundTrips
-	c        *redis.Client
+	fc       redisx.FailClosed
+	c        redis.UniversalClient
 	key      string
 	cap      int64
 	interval int64 // T, ns
 	burst    int64 // cap × T, ns
-	timeout  time.Duration
-
-	failClosed
 }
 
-// NewBucket returns a Bucket on key with cfg's Capacity and Rate. An
-// invalid cfg is a *contend.ConfigError, as is one whose Capacity/Rate
-// exceeds 2^52 ns. client must have ContextTimeoutEnabled (see NewClient).
-func NewBucket(client *redis.Client, key string, cfg contend.BucketConfig) (*Bucket, error) {
+// NewBucket returns a Bucket on key with cfg's Capacity and Rate, on the
+// caller's client (see the package doc). An invalid cfg is a
+// *contend.ConfigError, as is one whose Capacity/Rate exceeds 2^52 ns.
+func NewBucket(client redis.UniversalClient, key string, cfg contend.BucketConfig) (*Bucket, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if err := checkClient("NewBucket", client); err != nil {
 		return nil, err
 	}
 	t, err := emissionInterval(cfg.Rate)
@@ -118,8 +106,10 @@ func NewBucket(client *redis.Client, key string, cfg contend.BucketConfig) (*Buc
 		return nil, &contend.ConfigError{Field: "Capacity", Value: cfg.Capacity,
 			Reason: fmt.Sprintf("Capacity/Rate is %d × %d ns, above 2^52 ns (about 52 days), the exact range of the Redis bucket's Lua arithmetic", cfg.Capacity, t)}
 	}
-	redisx.Instrument(client)
-	return &Bucket{c: client, key: key, cap: cfg.Capacity, interval: t, burst: cfg.Capacity * t, timeout: DefaultTakeTimeout}, nil
+	if _, err := checkClient("NewBucket", "Bucket", client, key); err != nil {
+		return nil, err
+	}
+	return &Bucket{c: client, key: key, cap: cfg.Capacity, interval: t, burst: cfg.Capacity * t}, nil
 }
 
 // emissionInterval returns ceil(1e9/rate) ns, computed exactly.
@@ -140,10 +130,6 @@ func emissionInterval(rate float64) (int64, error) {
 	return t.Int64(), nil
 }
 
-// Interval returns the emission interval T in nanoseconds: the time one
-// token takes to earn, 1e9/Rate rounded up.
-func (b *Bucket) Interval() time.Duration { return time.Duration(b.interval) }
-
 // TryTakeContext takes n tokens at once, or none, in one round trip bounded
 // by ctx. n <= 0 or n > Capacity returns (false, nil) without a round trip.
 // An error means the outcome is unknown to the caller: tokens may have
@@ -155,6 +141,9 @@ func (b *Bucket) TryTakeContext(ctx context.Context, n int64) (bool, error) {
 // take is TryTakeContext; at, for tests only, is a reading (seconds,
 // nanoseconds) the script uses instead of the server's TIME.
 func (b *Bucket) take(ctx context.Context, n int64, at ...int64) (bool, error) {
+	if b.c == nil {
+		return false, notConstructed("Bucket.TryTake")
+	}
 	if n <= 0 || n > b.cap {
 		return false, nil
 	}
@@ -171,16 +160,8 @@ func (b *Bucket) take(ctx context.Context, n int64, at ...int64) (bool, error) {
 
 // TryTake is TryTakeContext bounded by DefaultTakeTimeout (250 ms). It fails
 // closed: on an error it returns false and records the error (LastError).
-func (b *Bucket) TryTake(n int64) bool { return b.tryTake(b, b.timeout, n) }
-
-// failClosed turns TryTakeContext into contend.Bucket's TryTake: bounded
-// by a timeout, false on any error, and the error kept for LastError.
-type failClosed struct{ fc redisx.FailClosed }
-
-func (f *failClosed) tryTake(t redisx.ContextTaker, timeout time.Duration, n int64) bool {
-	return f.fc.Take(t, timeout, n)
-}
+func (b *Bucket) TryTake(n int64) bool { return b.fc.Take(b, DefaultTakeTimeout, n) }
 
 // LastError returns the error of the last TryTake that failed, or nil if
 // none has.
-func (f *failClosed) LastError() error { return f.fc.LastError() }
+func (b *Bucket) LastError() error { return b.fc.LastError() }

@@ -17,19 +17,19 @@ func TestLockAcquireReplayIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok1, err := l.node.acquire(ctx, "req-1")
+	tok1, _, err := l.node.acquire(ctx, "req-1", false, false)
 	if err != nil || tok1 == 0 {
 		t.Fatal(tok1, err)
 	}
 	fence1 := c.Get(ctx, "replay:fence").Val()
-	tok2, err := l.node.acquire(ctx, "req-1")
+	tok2, _, err := l.node.acquire(ctx, "req-1", false, false)
 	if err != nil || tok2 != tok1 {
 		t.Fatalf("replay: token %d, %v; want %d again", tok2, err, tok1)
 	}
 	if f := c.Get(ctx, "replay:fence").Val(); f != fence1 {
 		t.Fatalf("replay moved the fencing counter from %s to %s", fence1, f)
 	}
-	if tok, err := l.node.acquire(ctx, "req-2"); err != nil || tok != 0 {
+	if tok, _, err := l.node.acquire(ctx, "req-2", false, false); err != nil || tok != 0 {
 		t.Fatalf("another request: %d, %v; want 0 (held)", tok, err)
 	}
 }
@@ -47,14 +47,14 @@ func TestLockAbandonEitherOrder(t *testing.T) {
 	if err := l.node.abandon(ctx, "late"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.node.acquire(ctx, "late"); !errors.Is(err, errAbandoned) {
+	if _, _, err := l.node.acquire(ctx, "late", false, false); !errors.Is(err, errAbandoned) {
 		t.Fatalf("late request after its abandonment: %v", err)
 	}
 	if c.Exists(ctx, "tomb").Val() != 0 {
 		t.Fatal("the late request took the lock")
 	}
 	// Request first, then its abandonment: undone.
-	if tok, err := l.node.acquire(ctx, "early"); err != nil || tok == 0 {
+	if tok, _, err := l.node.acquire(ctx, "early", false, false); err != nil || tok == 0 {
 		t.Fatal(tok, err)
 	}
 	if err := l.node.abandon(ctx, "early"); err != nil {

@@ -3,85 +3,74 @@
 // machines share them. (It is not named redis, so that it does not shadow
 // go-redis's package, which its users import beside it.)
 //
-//	NewLock       SET NX PX plus a fencing counter in one script; compare-and-delete release
-//	NewRedlock    Redlock over N independent servers, quorum N/2+1
-//	NewSemaphore  FIFO semaphore in one script on the server's clock, with expiring holders
+//	NewLock       one server: fair (FIFO, handed on at release), fencing tokens
+//	NewRedlock    Redlock over N independent servers, quorum N/2+1; not fair
+//	NewSemaphore  FIFO semaphore in one script on the server's clock, expiring holders
 //	NewBucket     GCRA token bucket in one script on the server's clock, integer arithmetic
 //
-// The flawed designs that articles still teach live in remote/redisnaive,
-// kept as controls; the libraries users would otherwise pick (redsync,
-// bsm/redislock, redis_rate) are adapted in remote/redisref. Both are held
-// to the same tests.
+// The flawed designs that articles still teach are kept as controls in
+// remote/redisnaive; the libraries users would otherwise pick (redsync,
+// bsm/redislock, redis_rate) are adapted in remote/redisref.
+//
+// # Clients
+//
+// Constructors take the caller's go-redis client, with its password, TLS
+// and DB: a *redis.Client (standalone, or Sentinel's failover client), a
+// *redis.ClusterClient or a *redis.Ring, with Options.ContextTimeoutEnabled
+// (without it, go-redis ignores context deadlines on the socket:
+// ErrClientConfig; NewClient makes a suitable client). On a Cluster or a
+// Ring the key needs a hash tag, such as "{orders}", so that the keys
+// derived from it share its slot. Constructors add a hook to the client
+// that counts each implementation's commands (RoundTrips); other commands
+// pass through it untouched.
+//
+// # Errors
+//
+// Acquire retries what may clear by itself (a refused or dropped
+// connection, a timeout, LOADING, BUSY, TRYAGAIN, CLUSTERDOWN, MASTERDOWN,
+// NOREPLICAS, READONLY) until its context ends, and then says what it last
+// ran into. Anything else (WRONGPASS, NOAUTH, NOPERM, WRONGTYPE, OOM, a
+// closed client, an untrusted TLS certificate) is returned at once.
 //
 // # What a network lock can and cannot promise
 //
-// A lease of a Redis lock is valid until its TTL runs out, as the holder's
-// clock sees it (Lease.TTL). A holder that stalls (GC pause, swapped out,
-// SIGSTOP) past that instant keeps running with a lease it no longer holds,
-// and nothing in Redis can stop it. Mutual exclusion of the *work* therefore
-// needs the protected resource to check the fencing token (Lease.Token) and
-// reject writes carrying a token older than one it has seen. Every lock here
-// is "not safe without fencing" in that sense; Redlock is not safe even with
-// it (see Redlock).
-//
-// Lease.TTL is conservative: it is measured on the local monotonic clock
-// from the instant *before* the acquiring request was sent (before the
-// first attempt of an Acquire whose outcome was unknown, if there was one,
-// since the grant may be that attempt's, run late), and subtracts a drift
-// allowance of ttl×1% + 2 ms (Redlock's). It is correct only while the
-// server's clock runs at most that much faster than the holder's over the
-// lease (Redis expires keys on its own clock).
+// A lease is valid until its TTL runs out, as the holder's clock sees it
+// (Lease.TTL): ttl from an instant before the grant, less a drift
+// allowance of ttl×1% + 2 ms; correct while the server's clock runs at most
+// that much faster than the holder's. A holder that stalls past it keeps
+// running with a lease it no longer holds, so mutual exclusion of the work
+// needs the protected resource to reject writes with a fencing token
+// (Lease.Token) older than one it has seen. Tokens keep increasing across a
+// restart that lost them (see nextFenceLua), but without persistence, or
+// across a failover, a server forgets its locks and grants them again.
 //
 // # Retries and idempotency
 //
-// go-redis retries a command up to Options.MaxRetries times (3 by default)
-// after a read timeout, a dropped connection or a dial error, so a write can
-// be applied twice: the first attempt may sit in a stalled server's socket
-// buffer and run after it resumes, next to the retry. This package deals
-// with that as follows:
+// go-redis retries a command after a timeout or a dropped connection, so a
+// write may run twice, the first attempt late. Lock, Redlock and Semaphore
+// writes are idempotent by holder id: a repeated acquire returns the grant
+// it made (same token), and Release and Extend compare the id. A request
+// whose outcome is unknown, or a waiter that gives up, is abandoned: a
+// background clean-up writes a tombstone for its id, so that the request,
+// should it run later, grants nothing, and undoes or passes on what it got;
+// it retries for the tombstone's retention, max(10×ttl, 10 s), and Settle
+// waits for it. A request that runs later still can hold the lock, or a
+// place in the queue, nobody waits on, for one ttl at most. The Bucket's
+// script is sent at most once: a lost reply can waste tokens but never
+// spend them twice.
 //
-//   - Lock, Redlock and Semaphore writes are idempotent by request id: every
-//     acquisition carries a random holder id, and a repeated acquire script
-//     with the same id returns the grant it made before (same fencing token)
-//     instead of granting again. Release and Extend compare the id, so a
-//     repeat can never free or extend someone else's hold (a repeated
-//     Release whose first attempt succeeded reports ErrNotHeld: the hold is
-//     gone either way).
-//   - A request whose outcome is unknown (it timed out, or its context ended
-//     while it was in flight) is abandoned: a background clean-up writes a
-//     tombstone for its id, so that the request, should it still run later,
-//     grants nothing, and frees what it granted if it ran already. The
-//     clean-up retries until it reaches the server or its window (the
-//     tombstone's retention, max(10×ttl, 10 s)) runs out; Settle waits for
-//     it. A request that runs after its tombstone expired can still grant a
-//     hold nobody knows of, which then lasts one ttl.
-//   - The Bucket disables go-redis's retries for its script instead (the
-//     command is marked NoRetry): a decision is sent at most once, so tokens
-//     are never taken twice; a decision whose reply is lost counts as a
-//     refusal (fail closed), and may have taken tokens that nobody uses.
-//   - The naive controls use plain commands and inherit every retry hazard;
-//     that is part of what they demonstrate.
+// # Fairness
 //
-// # Client requirements
-//
-// Constructors reject a client without Options.ContextTimeoutEnabled:
-// without it go-redis ignores context deadlines on the socket and a call to
-// a stalled server blocks for ReadTimeout (5 s by default) per attempt,
-// breaking every "bounded by ctx" promise here. NewClient returns a client
-// configured as this package expects.
-//
-// # Round trips
-//
-// Every implementation counts the commands it sends (RoundTrips), with a
-// go-redis hook installed on its client that increments the counter of the
-// implementation named in the command's context. The hook sits above
-// go-redis's retry loop, so a command retried by go-redis counts once; a
-// script that has to be loaded after NOSCRIPT counts twice, and so does a
-// command that needed a new connection (its HELLO counts).
-//
-// Keys: every implementation derives its keys from the key it is given by
-// appending suffixes (":fence", ":holders", ...). They are not in one hash
-// slot, so none of this is meant for Redis Cluster.
+// Lock serves waiters in the order they queued, so its tail Acquire latency
+// stays close to its median, where a polling lock's can be orders of
+// magnitude above it (BenchmarkLockHandoff; lock.go has the design). Redlock's
+// contenders race on every server and back off, with no order between them.
+// A fair Redlock would need the servers to agree on who is next: a queue on
+// each, a ticket order shared by a quorum (a bakery algorithm over quorums),
+// a wake-up from each server, and a rule for a waiter that is first on some
+// servers and not others. That is a consensus protocol's work: a lock that
+// must be fair and survive a server's loss is better built on one
+// (ZooKeeper, etcd).
 package redislab
 
 import (
@@ -92,13 +81,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/contend-lab/contend"
 	"github.com/contend-lab/contend/internal/redisx"
 
 	"github.com/redis/go-redis/v9"
 )
 
 // ErrClientConfig is returned (wrapped) by the constructors for a client
-// that cannot honour context deadlines (Options.ContextTimeoutEnabled false).
+// that cannot honour context deadlines (Options.ContextTimeoutEnabled
+// false), or whose options cannot be read.
 var ErrClientConfig = redisx.ErrClientConfig
 
 // ErrBadTTL is returned (wrapped) for a ttl that is not positive, or below a
@@ -108,16 +99,22 @@ var ErrBadTTL = redisx.ErrBadTTL
 // NewClient returns a go-redis client for addr configured as this package
 // expects: context deadlines enforced on the socket
 // (ContextTimeoutEnabled), 500 ms read and write timeouts, 250 ms to dial
-// with no dial retries, go-redis's default command retries (MaxRetries 3;
-// see the package doc for why they are safe here), no CLIENT SETINFO and no
-// maintenance notifications, so that connecting costs one HELLO.
+// with no dial retries, go-redis's default command retries, no CLIENT
+// SETINFO and no maintenance notifications, so that connecting costs one
+// HELLO.
 func NewClient(addr string) *redis.Client { return redisx.NewClient(addr) }
 
-func checkClient(op string, c *redis.Client) error {
-	if err := redisx.CheckClient(c); err != nil {
-		return fmt.Errorf("redislab: %s: %w", op, err)
+// checkClient checks a client and key for op, and instruments the client.
+func checkClient(op, of string, c redis.UniversalClient, key string) (redisx.Settings, error) {
+	s, err := redisx.CheckClient(c)
+	if err != nil {
+		return s, fmt.Errorf("redislab: %s: %w", op, err)
 	}
-	return nil
+	if err := redisx.CheckKey(s, of, key); err != nil {
+		return s, err
+	}
+	redisx.Instrument(c)
+	return s, nil
 }
 
 func checkTTL(op string, ttl time.Duration) error {
@@ -127,12 +124,20 @@ func checkTTL(op string, ttl time.Duration) error {
 	return nil
 }
 
+// notConstructed is the error of a method called on a zero value.
+func notConstructed(op string) error {
+	return fmt.Errorf("redislab: %s: %w", op, contend.ErrNotConstructed)
+}
+
 // roundTrips counts the commands one implementation sends; embedding it
 // gives the implementation its RoundTrips method.
 type roundTrips struct{ rt redisx.Counter }
 
 // RoundTrips returns how many commands (round trips to Redis) the
-// implementation has sent so far; see the package doc.
+// implementation has sent so far, counted above go-redis's retry loop: a
+// retried command counts once; a script loaded after NOSCRIPT, or a
+// command that needed a new connection (its HELLO), counts twice. A Lock's
+// count includes its wake-up listener's BLPOPs.
 func (r *roundTrips) RoundTrips() int64 { return r.rt.RoundTrips() }
 
 func (r *roundTrips) with(ctx context.Context) context.Context { return r.rt.With(ctx) }
@@ -157,7 +162,7 @@ type noRetryCmd struct{ *redis.Cmd }
 func (noRetryCmd) NoRetry() bool { return true }
 
 // run runs s on c; with noRetry the command is sent at most once.
-func (s *script) run(ctx context.Context, c *redis.Client, noRetry bool, keys []string, args ...any) *redis.Cmd {
+func (s *script) run(ctx context.Context, c redis.UniversalClient, noRetry bool, keys []string, args ...any) *redis.Cmd {
 	cmd := s.cmd(ctx, c, noRetry, "evalsha", s.sha, keys, args)
 	if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 		cmd = s.cmd(ctx, c, noRetry, "eval", s.src, keys, args)
@@ -165,7 +170,7 @@ func (s *script) run(ctx context.Context, c *redis.Client, noRetry bool, keys []
 	return cmd
 }
 
-func (s *script) cmd(ctx context.Context, c *redis.Client, noRetry bool, verb, body string, keys []string, args []any) *redis.Cmd {
+func (s *script) cmd(ctx context.Context, c redis.UniversalClient, noRetry bool, verb, body string, keys []string, args []any) *redis.Cmd {
 	a := make([]any, 0, 3+len(keys)+len(args))
 	a = append(a, verb, body, len(keys))
 	for _, k := range keys {
@@ -203,10 +208,14 @@ local function servertime()
 end
 `
 
-// ---- ids, backoff, leases ----
+// ---- ids, clean-up ----
 
 // newID returns a random holder id (26 base32 characters, 130 bits).
 func newID() string { return crand.Text() }
+
+// errAbandoned is an acquire script's answer for an id that was abandoned:
+// only a request that runs after its own Acquire gave up gets it.
+var errAbandoned = errors.New("request was abandoned")
 
 // cleaner runs clean-ups of abandoned requests in the background.
 type cleaner struct {
@@ -218,9 +227,9 @@ type cleaner struct {
 // trying to write it: max(10×ttl, 10 s).
 func retention(ttl time.Duration) time.Duration { return max(10*ttl, 10*time.Second) }
 
-// abandon runs fn (a clean-up script) until it succeeds, the window runs
-// out or the client is closed, each attempt bounded by 250 ms, with backoff
-// from 5 to 200 ms.
+// abandon runs fn (a clean-up script) until it succeeds, fails for good,
+// the window runs out or the client is closed, each attempt bounded by
+// 250 ms, with backoff from 5 to 200 ms.
 func (c *cleaner) abandon(fn func(ctx context.Context) error) {
 	c.wg.Add(1)
 	go func() {
@@ -231,7 +240,7 @@ func (c *cleaner) abandon(fn func(ctx context.Context) error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
 			err := fn(ctx)
 			cancel()
-			if err == nil || errors.Is(err, redis.ErrClosed) || time.Now().After(deadline) {
+			if err == nil || !redisx.Transient(err) || time.Now().After(deadline) {
 				return
 			}
 			time.Sleep(b.Next())
@@ -240,8 +249,10 @@ func (c *cleaner) abandon(fn func(ctx context.Context) error) {
 }
 
 // Settle waits until every clean-up of an abandoned request has reached the
-// server (or given up after its window), or until ctx is done. Tests call
-// it before comparing the server's state with what the clients hold.
+// server (or given up after its window), or until ctx is done. Call it
+// before closing the client, so that no abandoned request is left to
+// expire on its own; tests call it before comparing the server's state
+// with what the clients hold.
 func (c *cleaner) Settle(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() { c.wg.Wait(); close(done) }()
@@ -251,4 +262,12 @@ func (c *cleaner) Settle(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("redislab: Settle: %w", ctx.Err())
 	}
+}
+
+// earliest returns since if it is set, else start.
+func earliest(since, start time.Time) time.Time {
+	if since.IsZero() {
+		return start
+	}
+	return since
 }

@@ -14,47 +14,36 @@ import (
 )
 
 // ErrNoQuorum is returned (wrapped) by Redlock when too few servers could
-// be reached to form a quorum, as opposed to ErrHeld (reachable servers
-// said someone else holds the lock).
-var ErrNoQuorum = errors.New("redislab: Redlock: too few servers reachable for a quorum")
+// be reached, or too few accept the request at all, to form a quorum; as
+// opposed to ErrHeld (reachable servers said someone else holds the lock).
+var ErrNoQuorum = errors.New("too few servers to form a quorum")
 
 // Redlock is the Redlock algorithm over N independent Redis servers (no
-// replication between them): an acquisition runs Lock's acquire script on
-// every server at once, each bounded by a short per-node timeout, and
-// succeeds if a quorum of N/2+1 servers granted it and validity remains:
+// replication between them): an attempt runs Lock's acquire script on every
+// server at once, each bounded by a short per-node timeout, and succeeds if
+// a quorum of N/2+1 granted it with validity left,
 //
-//	validity = ttl − elapsed − drift,  drift = ttl×1% + 2 ms
+//	validity = ttl − elapsed − drift,  drift = ttl×1% + 2 ms,
 //
-// where elapsed runs from before the first request to the last reply.
-// Otherwise it releases (abandons, with a tombstone) the key on every
-// server, so that a partial grant is undone, and reports ErrHeld or
-// ErrNoQuorum.
+// elapsed running from before the first request to the last reply;
+// otherwise it undoes the attempt on every server. An attempt costs N
+// round trips in parallel, and a failed one N more.
 //
-// Guarantees:
-//   - Liveness with a minority of servers down or stalled: each node's
-//     answer is awaited at most the per-node timeout.
-//   - At most one holder at a time, in Redlock's model: servers that do not
-//     lose data (a server restarted without persistence forgets its grants,
-//     so restart it only after ttl, as the Redlock paper asks) and bounded
-//     clock drift, bounded pauses and bounded network delay — the holder
-//     must finish before Lease.TTL runs out and must not stall meanwhile.
+// At most one holder in Redlock's model: servers that keep their data (a
+// restarted one must stay down for a ttl), bounded clock drift, pauses and
+// network delays. A pause, delay or clock jump past the margin lets two
+// clients hold it at once (Kleppmann, "How to do distributed locking"), and
+// Lease.Token (the maximum of the per-server counters of the servers that
+// granted) cannot fence that case off: use it as a hint; for fencing, use
+// Lock or a consensus system. Waiters back off and retry, with no order
+// between them (see the package doc on fairness).
 //
-// Not guaranteed, and why it matters (Kleppmann, "How to do distributed
-// locking"): a process pause, a network delay or a clock jump on a server
-// longer than the margin lets two clients hold the lock at once, and
-// Redlock has no fencing token that can save the resource then. Lease.Token
-// here is the maximum of the per-node fencing counters over the nodes that
-// granted: it increases strictly from one grant to the next as long as some
-// node of every quorum has seen every earlier grant (any two quorums of the
-// same N overlap in one node, and that node's counter only increases), so
-// it does order successive grants of an intact set of servers. It does not
-// order two grants that overlap because of the failures above, and it does
-// not survive a node that restarts without its data and joins a quorum with
-// nodes that missed earlier grants: that is precisely the unsafe case. Use
-// it as a hint, not as a safety mechanism; for safe fencing use Lock (one
-// server, no failover) or a consensus system.
+// A server that refuses for good (WRONGPASS, WRONGTYPE...) counts as one
+// that never grants: Redlock works on without it while a quorum is left,
+// and fails at once (ErrNoQuorum, with the servers' errors) when not.
 //
-// Fairness: waiters poll with backoff, as Lock's do; none is guaranteed.
+// The zero value refuses every call (contend.ErrNotConstructed): use
+// NewRedlock.
 type Redlock struct {
 	roundTrips
 	cleaner
@@ -76,8 +65,9 @@ func WithNodeTimeout(d time.Duration) RedlockOption {
 
 // NewRedlock returns a Redlock on key over clients, one per independent
 // server; at least 1 (3 or 5 in practice; an even N tolerates no more
-// failures than N−1). ttl must be at least 1 ms. Every client must have
-// ContextTimeoutEnabled (see NewClient) and gets a round-trip counting hook.
+// failures than N−1). Each is a *redis.Client: a Redlock server is one
+// server, not a cluster. ttl must be at least 1 ms. Every client must have
+// ContextTimeoutEnabled (see NewClient).
 func NewRedlock(clients []*redis.Client, key string, ttl time.Duration, opts ...RedlockOption) (*Redlock, error) {
 	if len(clients) == 0 {
 		return nil, errors.New("redislab: NewRedlock: no servers")
@@ -88,13 +78,17 @@ func NewRedlock(clients []*redis.Client, key string, ttl time.Duration, opts ...
 	r := &Redlock{ttl: ttl, quorum: len(clients)/2 + 1}
 	r.nodeTimeout = min(max(ttl/20, 5*time.Millisecond), 50*time.Millisecond)
 	for _, o := range opts {
-		o(r)
+		if o != nil {
+			o(r)
+		}
+	}
+	if r.nodeTimeout <= 0 {
+		return nil, fmt.Errorf("redislab: NewRedlock: node timeout %v: must be positive", r.nodeTimeout)
 	}
 	for i, c := range clients {
-		if err := checkClient(fmt.Sprintf("NewRedlock (server %d)", i), c); err != nil {
+		if _, err := checkClient(fmt.Sprintf("NewRedlock (server %d)", i), "Redlock", c, key); err != nil {
 			return nil, err
 		}
-		redisx.Instrument(c)
 		r.nodes = append(r.nodes, newLockNode(c, key, ttl))
 	}
 	r.window = retention(ttl)
@@ -104,84 +98,141 @@ func NewRedlock(clients []*redis.Client, key string, ttl time.Duration, opts ...
 // Quorum returns N/2+1, the number of servers that must grant.
 func (r *Redlock) Quorum() int { return r.quorum }
 
-// Acquire retries attempts (see TryAcquire) with backoff with jitter (1 ms
-// doubling to 32 ms) until one succeeds or ctx is done; it then returns
-// ctx.Err() wrapped together with the last attempt's error (ErrHeld or
-// ErrNoQuorum). Each attempt uses a new holder id; a failed attempt is
-// undone on every server first.
+// Acquire makes attempts (see TryAcquire), with backoff with jitter (1 ms
+// doubling to 32 ms) between them, until one succeeds, too few servers
+// accept requests at all (returned at once), or ctx is done: then it
+// returns ctx.Err() wrapped with what the last attempt ran into (ErrHeld,
+// or ErrNoQuorum with the servers' errors).
 func (r *Redlock) Acquire(ctx context.Context) (contend.Lease, error) {
+	if len(r.nodes) == 0 {
+		return nil, notConstructed("Redlock.Acquire")
+	}
 	b := redisx.Backoff{D: time.Millisecond, Max: 32 * time.Millisecond}
-	var last error
+	var at redisx.Attempts
 	for ctx.Err() == nil {
-		l, err := r.TryAcquire(ctx)
-		if err == nil {
-			return l, nil
+		a := r.attempt(ctx)
+		if a.lease != nil {
+			return a.lease, nil
 		}
-		last = err
+		switch {
+		case a.refused > len(r.nodes)-r.quorum:
+			return nil, fmt.Errorf("redislab: Redlock.Acquire: %w", a.reason())
+		case a.held():
+			at.Held()
+		default:
+			at.Failed(ctx, a.reason())
+		}
 		if redisx.SleepCtx(ctx, b.Next()) != nil {
 			break
 		}
 	}
-	return nil, redisx.CtxErr("redislab: Redlock.Acquire", ctx, last)
+	return nil, at.Err("redislab: Redlock.Acquire", ctx)
 }
 
 // TryAcquire makes one Redlock attempt: the lease if a quorum granted it
 // with validity left; otherwise contend.ErrHeld (wrapped) when enough
 // servers answered but too few granted, or ErrNoQuorum (wrapped, with each
-// server's error) when too few answered. A failed attempt is undone on
-// every server before TryAcquire returns (bounded by the per-node timeout);
-// a server that could not be reached then is cleaned up in the background
-// (see Settle).
+// server's error) when too few answered or accept requests. A failed
+// attempt is undone on every server before TryAcquire returns (bounded by
+// the per-node timeout); a server that could not be reached then is cleaned
+// up in the background (see Settle).
 func (r *Redlock) TryAcquire(ctx context.Context) (contend.Lease, error) {
+	if len(r.nodes) == 0 {
+		return nil, notConstructed("Redlock.TryAcquire")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("redislab: Redlock.TryAcquire: %w", err)
+	}
+	a := r.attempt(ctx)
+	if a.lease != nil {
+		return a.lease, nil
+	}
+	return nil, fmt.Errorf("redislab: Redlock.TryAcquire: %w", a.reason())
+}
+
+// redlockAttempt is what one attempt found on the servers.
+type redlockAttempt struct {
+	r        *Redlock
+	ctx      context.Context
+	lease    *redlockLease
+	errs     []error
+	granted  int
+	answered int // replies, grants and refusals
+	refused  int // errors that will not clear
+	elapsed  time.Duration
+}
+
+// held reports whether enough servers answered, but too few granted.
+func (a *redlockAttempt) held() bool { return a.answered-a.refused >= a.r.quorum }
+
+// reason says why the attempt failed, without a package prefix.
+func (a *redlockAttempt) reason() error {
+	r := a.r
+	switch {
+	case a.refused > len(r.nodes)-r.quorum:
+		return fmt.Errorf("%w (%d of %d servers refuse requests, quorum %d): %w",
+			ErrNoQuorum, a.refused, len(r.nodes), r.quorum, errors.Join(a.errs...))
+	case !a.held() && a.ctx.Err() != nil:
+		return fmt.Errorf("%w (%w)", a.ctx.Err(), errors.Join(a.errs...))
+	case !a.held():
+		return fmt.Errorf("%w (%d of %d answered, quorum %d): %w",
+			ErrNoQuorum, a.answered-a.refused, len(r.nodes), r.quorum, errors.Join(a.errs...))
+	case a.granted >= r.quorum:
+		return fmt.Errorf("%w (quorum granted, but the %v it took left no validity)", contend.ErrHeld, a.elapsed)
+	}
+	return fmt.Errorf("%w (%d of %d granted, quorum %d)", contend.ErrHeld, a.granted, len(r.nodes), r.quorum)
+}
+
+// attempt runs one Redlock attempt, and undoes it unless it succeeded.
+func (r *Redlock) attempt(ctx context.Context) *redlockAttempt {
 	ctx = r.with(ctx)
 	id := newID()
 	start := time.Now()
 	tokens := make([]uint64, len(r.nodes))
 	errs := make([]error, len(r.nodes))
-	r.each(func(i int, n lockNode) {
+	r.each(func(i int, n *lockNode) {
 		nctx, cancel := context.WithTimeout(ctx, r.nodeTimeout)
 		defer cancel()
-		tokens[i], errs[i] = n.acquire(nctx, id)
+		var err error
+		// Sent once: Redlock retries whole attempts, and go-redis's retries
+		// would outlast the node timeout and hide their error behind it.
+		if tokens[i], _, err = n.acquire(nctx, id, false, true); err != nil {
+			errs[i] = fmt.Errorf("server %d: %w", i, err)
+		}
 	})
-	elapsed := time.Since(start)
-	granted, answered := 0, 0
+	a := &redlockAttempt{r: r, ctx: ctx, errs: errs, elapsed: time.Since(start)}
 	var maxTok uint64
-	for i := range r.nodes {
-		if errs[i] == nil {
-			answered++
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			a.answered++
 			if tokens[i] > 0 {
-				granted++
+				a.granted++
 				maxTok = max(maxTok, tokens[i])
 			}
+		case !redisx.Transient(err):
+			a.answered++
+			a.refused++
 		}
 	}
-	if granted >= r.quorum && r.ttl-elapsed-redisx.DriftFor(r.ttl) > 0 {
+	if a.granted >= r.quorum && r.ttl-a.elapsed-redisx.DriftFor(r.ttl) > 0 {
 		uncertain := make([]bool, len(r.nodes))
 		for i, err := range errs {
 			uncertain[i] = err != nil && !redisx.Definitive(err)
 		}
-		s := &redlockLease{r: r, id: id, token: maxTok, tokens: tokens, uncertain: uncertain}
-		s.v.Set(start, r.ttl)
-		return s, nil
+		a.lease = &redlockLease{r: r, id: id, token: maxTok, tokens: tokens, uncertain: uncertain}
+		a.lease.v.Set(start, r.ttl)
+		return a
 	}
 	r.undo(ctx, id)
-	switch {
-	case answered < r.quorum:
-		return nil, fmt.Errorf("redislab: Redlock.TryAcquire: %w (%d of %d answered, quorum %d): %w",
-			ErrNoQuorum, answered, len(r.nodes), r.quorum, errors.Join(errs...))
-	case ctx.Err() != nil:
-		return nil, redisx.CtxErr("redislab: Redlock.TryAcquire", ctx, errors.Join(errs...))
-	case granted >= r.quorum:
-		return nil, fmt.Errorf("redislab: Redlock.TryAcquire: %w (quorum granted, but the %v it took left no validity)", contend.ErrHeld, elapsed)
-	}
-	return nil, fmt.Errorf("redislab: Redlock.TryAcquire: %w (%d of %d granted, quorum %d)", contend.ErrHeld, granted, len(r.nodes), r.quorum)
+	return a
 }
 
 // undo abandons id on every server, in parallel; servers that do not answer
 // within the per-node timeout are retried in the background.
 func (r *Redlock) undo(ctx context.Context, id string) {
 	ctx = context.WithoutCancel(ctx)
-	r.each(func(_ int, n lockNode) {
+	r.each(func(_ int, n *lockNode) {
 		nctx, cancel := context.WithTimeout(ctx, r.nodeTimeout)
 		err := n.abandon(nctx, id)
 		cancel()
@@ -192,10 +243,10 @@ func (r *Redlock) undo(ctx context.Context, id string) {
 }
 
 // each runs fn on every node at once and waits for all.
-func (r *Redlock) each(fn func(i int, n lockNode)) {
+func (r *Redlock) each(fn func(i int, n *lockNode)) {
 	var wg sync.WaitGroup
-	for i, n := range r.nodes {
-		wg.Go(func() { fn(i, n) })
+	for i := range r.nodes {
+		wg.Go(func() { fn(i, &r.nodes[i]) })
 	}
 	wg.Wait()
 }
@@ -238,13 +289,13 @@ func (s *redlockLease) Release(ctx context.Context) error {
 		valid := s.v.Remaining() > 0
 		var mu sync.Mutex
 		released, unreached := 0, 0
-		r.each(func(i int, n lockNode) {
+		r.each(func(i int, n *lockNode) {
 			nctx, cancel := context.WithTimeout(ctx, r.nodeTimeout)
 			defer cancel()
 			var ok bool
 			var err error
 			if v := s.nodeValue(i); v != "" {
-				ok, err = n.release(nctx, v)
+				ok, _, err = n.release(nctx, v, "")
 				if err != nil {
 					mu.Lock()
 					unreached++
@@ -289,7 +340,7 @@ func (s *redlockLease) Extend(ctx context.Context, ttl time.Duration) error {
 	start := time.Now()
 	var mu sync.Mutex
 	extended := 0
-	r.each(func(i int, n lockNode) {
+	r.each(func(i int, n *lockNode) {
 		v := s.nodeValue(i)
 		if v == "" {
 			return

@@ -745,8 +745,8 @@ func TestBucketRequestsAndConfigs(t *testing.T) {
 	if pttl := c.PTTL(ctx, "small").Val(); pttl <= 2*time.Second || pttl > 3100*time.Millisecond {
 		t.Fatalf("state expires in %v, want when the bucket is full again (3 s)", pttl)
 	}
-	if b.Interval() != time.Second {
-		t.Fatalf("interval %v", b.Interval())
+	if b.interval != int64(time.Second) {
+		t.Fatalf("interval %v", time.Duration(b.interval))
 	}
 
 	for _, tc := range []struct {

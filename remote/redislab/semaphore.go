@@ -2,7 +2,6 @@ package redislab
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -119,71 +118,54 @@ redis.call('HINCRBY', KEYS[3], 'used', -tonumber(string.match(v, '^(%d+):')))
 return 1
 `)
 
-// Semaphore is a contend.Semaphore of n permits on one Redis server, every
-// operation one Lua script on the server's clock (TIME): holders live in a
-// sorted set scored by their expiry and are removed, permits and all, by
-// the next script that finds them expired; the permits each holder took
-// are kept in a hash, and their sum in a counter.
+// Semaphore is a contend.Semaphore of n permits on one Redis server, FIFO
+// among waiters, with expiring holders: every operation is one Lua script
+// on the server's clock (TIME), so an uncontended Acquire or Release costs
+// one round trip; waiters poll (1 ms doubling to 16 ms) rather than being
+// woken, so permits may sit free for up to a poll interval.
 //
-// Guarantees, while the server runs and keeps its data:
-//   - Never more than n permits held at once, as the server sees it:
-//     admission is decided inside one script against the live sum.
-//   - Release frees only the releasing lease's own permits (by holder id);
-//     releasing an id that is gone (expired, released) returns ErrNotHeld
-//     and frees nothing.
-//   - Retries and abandoned requests neither leak nor duplicate permits:
-//     acquisition is idempotent by holder id, and a request whose outcome is
-//     unknown is tombstoned and undone (see the package doc and Settle).
-//   - A crashed holder's permits come back after ttl.
-//   - Fencing tokens strictly increase from one grant to the next.
-//   - FIFO among waiting Acquires: a waiter takes a ticket from a counter
-//     on its first attempt and is admitted only at the head of the queue,
-//     when its n permits are free (so a large request blocks smaller ones
-//     behind it, as in x/sync/semaphore). TryAcquire never overtakes: it
-//     fails while anyone waits. A waiter that stops polling for 1 s
-//     (crashed, or stalled) loses its place; so does every waiter when the
-//     server itself stalls for longer than that, after which they requeue
-//     in the order of their next polls.
+// Never more than n permits held at once as the server sees it, while it
+// keeps its data: admission is decided in one script against the live sum.
+// Release frees only its own lease's permits; a crashed holder's come back
+// after ttl; fencing tokens strictly increase; retries and abandoned
+// requests neither leak nor duplicate permits (see the package doc). A
+// waiter takes a ticket on its first attempt and is admitted only at the
+// head of the queue, when its n permits are free (a large request blocks
+// smaller ones behind it, as in x/sync/semaphore); TryAcquire never
+// overtakes a waiter. A waiter that stops polling for 1 s (crashed, stalled,
+// or the server stalled) loses its place. Not guaranteed: exclusion of the
+// work past the TTL (fence it), or the TTL when the server's clock steps
+// (TIME is its wall clock).
 //
-// Not guaranteed:
-//   - Exclusion of the work past the lease's TTL (not safe without fencing),
-//     correctness after a restart or failover that loses data (the permits
-//     are forgotten; tokens still increase, see nextFenceLua), or the TTL
-//     when the server's clock runs faster than the drift allowance, or
-//     steps (the server's TIME is its wall clock).
-//   - Prompt hand-over: waiters poll (1 ms doubling to 16 ms, with
-//     jitter) rather than being woken, so permits may sit free for up to a
-//     poll interval.
-//
-// Every Semaphore on one key must use the same n and ttl.
+// Every Semaphore on one key must use the same n and ttl. The zero value
+// refuses every call (contend.ErrNotConstructed): use NewSemaphore.
 type Semaphore struct {
 	roundTrips
 	cleaner
-	c    *redis.Client
+	c    redis.UniversalClient
 	keys [5]string // holders, permits, meta, queue, qexp
 	base string
 	n    int64
 	ttl  time.Duration
 }
 
-// waiterStale is how long a waiter may go without polling before it loses
-// its place in the queue.
-const waiterStale = time.Second
+// maxPermits is the largest capacity the scripts' arithmetic (Lua doubles)
+// holds exactly.
+const maxPermits = 1 << 53
 
 // NewSemaphore returns a Semaphore of n permits on key, with leases of ttl
-// (at least 1 ms). client must have ContextTimeoutEnabled (see NewClient);
-// NewSemaphore installs a round-trip counting hook on it.
-func NewSemaphore(client *redis.Client, key string, n int64, ttl time.Duration) (*Semaphore, error) {
-	if err := checkClient("NewSemaphore", client); err != nil {
+// (at least 1 ms), on the caller's client (see the package doc). n < 1 is a
+// *contend.ConfigError.
+func NewSemaphore(client redis.UniversalClient, key string, n int64, ttl time.Duration) (*Semaphore, error) {
+	if err := contend.CheckSemaphoreCapacity(n, maxPermits); err != nil {
+		return nil, err
+	}
+	if _, err := checkClient("NewSemaphore", "Semaphore", client, key); err != nil {
 		return nil, err
 	}
 	if err := checkTTL("NewSemaphore", ttl); err != nil {
 		return nil, err
 	}
-	if n < 1 {
-		return nil, fmt.Errorf("redislab: NewSemaphore: %d permits: must be at least 1", n)
-	}
-	redisx.Instrument(client)
 	s := &Semaphore{c: client, base: key, n: n, ttl: ttl,
 		keys: [5]string{key + ":holders", key + ":permits", key + ":meta", key + ":queue", key + ":qexp"}}
 	s.window = retention(ttl)
@@ -196,6 +178,9 @@ func (s *Semaphore) Capacity() int64 { return s.n }
 // Held returns the number of permits held now, as the server counts them
 // (expired holders removed first): for tests and monitoring.
 func (s *Semaphore) Held(ctx context.Context) (int64, error) {
+	if s.c == nil {
+		return 0, notConstructed("Semaphore.Held")
+	}
 	v, err := semHeldScript.run(s.with(ctx), s.c, false, s.keys[:]).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("redislab: Semaphore.Held: %w", err)
@@ -209,13 +194,14 @@ func (s *Semaphore) acquireOnce(ctx context.Context, id string, n int64, wait bo
 		w = "1"
 	}
 	keys := append(s.keys[:], s.base+":fence", s.base+":abandoned:"+id)
-	vals, err := semAcquireScript.run(ctx, s.c, false, keys,
+	// A waiting Acquire retries in its own loop (see lockNode.acquire).
+	vals, err := semAcquireScript.run(ctx, s.c, wait, keys,
 		id, n, s.n, s.ttl.Microseconds(), w, waiterStale.Microseconds()).Int64Slice()
 	if err != nil {
 		return 0, false, err
 	}
 	if len(vals) != 2 {
-		return 0, false, fmt.Errorf("redislab: Semaphore: acquire script returned %v", vals)
+		return 0, false, fmt.Errorf("acquire script returned %v", vals)
 	}
 	switch vals[0] {
 	case 1:
@@ -235,33 +221,38 @@ func (s *Semaphore) abandonID(id string) {
 
 // Acquire joins the FIFO queue and polls (1 ms doubling to 16 ms, with
 // jitter) until it is at the head and n permits are free, or until ctx is
-// done; then it returns ctx.Err() (wrapped, with the last error from Redis
-// if any) and leaves the queue in the background (see Settle), holding
-// nothing. n outside [1, Capacity] is a *contend.PermitError at once.
-// Network errors do not end the wait before ctx does.
+// done; then it returns ctx.Err() (wrapped, with what it last ran into) and
+// leaves the queue in the background (see Settle), holding nothing. n
+// outside [1, Capacity] is a *contend.PermitError at once. Errors that may
+// clear are retried; others are returned at once (see the package doc).
 func (s *Semaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error) {
+	if s.c == nil {
+		return nil, notConstructed("Semaphore.Acquire")
+	}
 	if n < 1 || n > s.n {
 		return nil, &contend.PermitError{N: n, Capacity: s.n}
 	}
 	ctx = s.with(ctx)
 	id := newID()
 	b := redisx.Backoff{D: time.Millisecond, Max: 16 * time.Millisecond}
-	var last error
+	var at redisx.Attempts
 	var since time.Time // start of the first attempt whose outcome is unknown
 	sent := false
 	for ctx.Err() == nil {
 		start := time.Now()
 		sent = true
 		tok, ok, err := s.acquireOnce(ctx, id, n, true)
-		if ok {
+		switch {
+		case ok:
 			// The grant may be an earlier attempt's, run late.
 			return s.lease(id, n, tok, earliest(since, start)), nil
-		}
-		if err != nil {
-			if errors.Is(err, errAbandoned) {
-				return nil, fmt.Errorf("redislab: Semaphore.Acquire: %w", err) // unreachable
-			}
-			last = err
+		case err == nil:
+			at.Held()
+		case !redisx.Transient(err):
+			s.abandonID(id) // leave the queue
+			return nil, fmt.Errorf("redislab: Semaphore.Acquire: %w", err)
+		default:
+			at.Failed(ctx, err)
 			if !redisx.Definitive(err) && since.IsZero() {
 				since = start
 			}
@@ -273,7 +264,7 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error)
 	if sent {
 		s.abandonID(id) // leave the queue; undo a grant we did not hear of
 	}
-	return nil, redisx.CtxErr("redislab: Semaphore.Acquire", ctx, last)
+	return nil, at.Err("redislab: Semaphore.Acquire", ctx)
 }
 
 // TryAcquire takes n permits if they are free and nobody is queued, or
@@ -281,6 +272,9 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error)
 // *contend.PermitError. After an error whose outcome is unknown, the
 // request is abandoned in the background.
 func (s *Semaphore) TryAcquire(ctx context.Context, n int64) (contend.Lease, error) {
+	if s.c == nil {
+		return nil, notConstructed("Semaphore.TryAcquire")
+	}
 	if n < 1 || n > s.n {
 		return nil, &contend.PermitError{N: n, Capacity: s.n}
 	}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -43,10 +44,11 @@ import (
 //     first attempt succeeded reports the lock held — by itself).
 //
 // What does hold: while nothing crashes, expires or retries, SETNX admits
-// one holder at a time.
+// one holder at a time. The zero value refuses every call
+// (contend.ErrNotConstructed).
 type NaiveLock struct {
 	roundTrips
-	c        *redis.Client
+	c        redis.UniversalClient
 	key      string
 	ttl      time.Duration
 	poll     time.Duration
@@ -73,17 +75,18 @@ func WithPollInterval(d time.Duration) NaiveOption {
 // NewNaiveLock returns a NaiveLock on key with an expiry of ttl (whole
 // seconds are not required: EXPIRE is sent as PEXPIRE). It uses key and
 // key+":fence". client must have ContextTimeoutEnabled.
-func NewNaiveLock(client *redis.Client, key string, ttl time.Duration, opts ...NaiveOption) (*NaiveLock, error) {
+func NewNaiveLock(client redis.UniversalClient, key string, ttl time.Duration, opts ...NaiveOption) (*NaiveLock, error) {
 	if err := checkClient("NewNaiveLock", client); err != nil {
 		return nil, err
 	}
 	if err := checkTTL("NewNaiveLock", ttl); err != nil {
 		return nil, err
 	}
-	redisx.Instrument(client)
 	l := &NaiveLock{c: client, key: key, ttl: ttl, poll: 10 * time.Millisecond}
 	for _, o := range opts {
-		o(l)
+		if o != nil {
+			o(l)
+		}
 	}
 	return l, nil
 }
@@ -92,6 +95,9 @@ func NewNaiveLock(client *redis.Client, key string, ttl time.Duration, opts ...N
 // between attempts, until it succeeds, fails with an error other than
 // ErrHeld, or ctx is done (checked between sleeps only).
 func (l *NaiveLock) Acquire(ctx context.Context) (contend.Lease, error) {
+	if l.c == nil {
+		return nil, notConstructed("NaiveLock.Acquire")
+	}
 	for {
 		s, err := l.TryAcquire(ctx)
 		if !errors.Is(err, contend.ErrHeld) {
@@ -107,6 +113,9 @@ func (l *NaiveLock) Acquire(ctx context.Context) (contend.Lease, error) {
 // TryAcquire sends SETNX, then (unless the test hook crashes it) PEXPIRE,
 // then INCR for the token: three round trips, not atomic.
 func (l *NaiveLock) TryAcquire(ctx context.Context) (contend.Lease, error) {
+	if l.c == nil {
+		return nil, notConstructed("NaiveLock.TryAcquire")
+	}
 	ctx = l.with(ctx)
 	ok, err := l.c.SetNX(ctx, l.key, "locked", 0).Result()
 	if err != nil {
@@ -204,10 +213,11 @@ func (s *naiveLease) TTL() (time.Duration, bool) {
 // retries can apply DECRBY or INCRBY twice, leaking or minting permits.
 // The token is a separate INCR: no safe fencing.
 //
-// What does hold: with one client at a time, it counts correctly.
+// What does hold: with one client at a time, it counts correctly. The zero
+// value refuses every call (contend.ErrNotConstructed).
 type NaiveSemaphore struct {
 	roundTrips
-	c    *redis.Client
+	c    redis.UniversalClient
 	key  string
 	n    int64
 	poll time.Duration
@@ -216,14 +226,13 @@ type NaiveSemaphore struct {
 // NewNaiveSemaphore returns a NaiveSemaphore of n permits on key (the free
 // count) and key+":fence". The free count is created with SETNX on first
 // use. client must have ContextTimeoutEnabled.
-func NewNaiveSemaphore(client *redis.Client, key string, n int64) (*NaiveSemaphore, error) {
+func NewNaiveSemaphore(client redis.UniversalClient, key string, n int64) (*NaiveSemaphore, error) {
 	if err := checkClient("NewNaiveSemaphore", client); err != nil {
 		return nil, err
 	}
-	if n < 1 {
-		return nil, fmt.Errorf("redisnaive: NewNaiveSemaphore: %d permits: must be at least 1", n)
+	if err := contend.CheckSemaphoreCapacity(n, math.MaxInt64); err != nil {
+		return nil, err
 	}
-	redisx.Instrument(client)
 	return &NaiveSemaphore{c: client, key: key, n: n, poll: 10 * time.Millisecond}, nil
 }
 
@@ -233,6 +242,9 @@ func (s *NaiveSemaphore) Capacity() int64 { return s.n }
 // Acquire polls TryAcquire every 10 ms (time.Sleep) until it succeeds,
 // fails otherwise, or ctx is done (checked between sleeps).
 func (s *NaiveSemaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error) {
+	if s.c == nil {
+		return nil, notConstructed("NaiveSemaphore.Acquire")
+	}
 	for {
 		l, err := s.TryAcquire(ctx, n)
 		if !errors.Is(err, contend.ErrHeld) {
@@ -249,6 +261,9 @@ func (s *NaiveSemaphore) Acquire(ctx context.Context, n int64) (contend.Lease, e
 // with DECRBY: two round trips with a race between them, then INCR for
 // the token.
 func (s *NaiveSemaphore) TryAcquire(ctx context.Context, n int64) (contend.Lease, error) {
+	if s.c == nil {
+		return nil, notConstructed("NaiveSemaphore.TryAcquire")
+	}
 	if n < 1 || n > s.n {
 		return nil, &contend.PermitError{N: n, Capacity: s.n}
 	}
@@ -316,11 +331,17 @@ func (l *naiveSemLease) Extend(_ context.Context, ttl time.Duration) error {
 // TTL reports no expiry: a crashed holder's permits are never returned.
 func (l *naiveSemLease) TTL() (time.Duration, bool) { return 0, false }
 
-func checkClient(op string, c *redis.Client) error {
-	if err := redisx.CheckClient(c); err != nil {
+// checkClient checks c for op and instruments it.
+func checkClient(op string, c redis.UniversalClient) error {
+	if _, err := redisx.CheckClient(c); err != nil {
 		return fmt.Errorf("redisnaive: %s: %w", op, err)
 	}
+	redisx.Instrument(c)
 	return nil
+}
+
+func notConstructed(op string) error {
+	return fmt.Errorf("redisnaive: %s: %w", op, contend.ErrNotConstructed)
 }
 
 func checkTTL(op string, ttl time.Duration) error {

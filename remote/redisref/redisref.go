@@ -26,23 +26,35 @@ import (
 
 // ErrFixedTTL is returned (wrapped) by a RedsyncLock lease's Extend for a
 // ttl other than the lock's own: redsync extends by the mutex's expiry only.
-var ErrFixedTTL = errors.New("redisref: redsync extends by the lock's own ttl only")
+var ErrFixedTTL = errors.New("redsync extends by the lock's own ttl only")
+
+// backoff is the waiting policy the references get: the lab's Redlock's,
+// 1 ms doubling to 32 ms with jitter, so that they wait as the lab's
+// polling lock does. (The lab's single-server Lock does not poll: it
+// queues and is woken; no reference can be given that.)
+func backoff() *redisx.Backoff {
+	return &redisx.Backoff{D: time.Millisecond, Max: 32 * time.Millisecond}
+}
 
 // RedsyncLock is github.com/go-redsync/redsync/v4 (Redlock over N servers)
 // adapted to contend.Lock: one redsync.Mutex per acquisition, with its
 // defaults (drift factor 1%, per-node timeout 5% of ttl) but unlimited
-// tries, so that Acquire waits until ctx is done, with backoff with jitter
-// (1 ms doubling to 32 ms, like Redlock's here, instead of redsync's 50 to
-// 250 ms).
+// tries, so that Acquire waits until ctx is done, and the lab's Redlock's
+// waiting policy between them (1 ms doubling to 32 ms with jitter, where
+// redsync's default is 50 to 250 ms).
 //
 // Deviations from contend.Lock, pinned by tests:
 //   - Token is always 0: redsync has no fencing token. Not safe without a
 //     fence of your own.
 //   - Extend accepts only the lock's own ttl (ErrFixedTTL otherwise).
+//   - Acquire retries every error until ctx ends, a wrong password too
+//     (redsync does not tell them apart).
 //
-// Guarantees and limits are otherwise Redlock's (see Redlock). go-redis's
-// retries are not guarded against: a retried acquire of redsync's script
-// finds its own value and fails, leaving a key that expires after ttl.
+// Guarantees and limits are otherwise Redlock's (see redislab.Redlock).
+// go-redis's retries are not guarded against: a retried acquire of
+// redsync's script finds its own value and fails, leaving a key that
+// expires after ttl. The zero value refuses every call
+// (contend.ErrNotConstructed).
 type RedsyncLock struct {
 	roundTrips
 	rs  *redsync.Redsync
@@ -64,7 +76,6 @@ func NewRedsyncLock(clients []*redis.Client, key string, ttl time.Duration) (*Re
 		if err := checkClient(fmt.Sprintf("NewRedsyncLock (server %d)", i), c); err != nil {
 			return nil, err
 		}
-		redisx.Instrument(c)
 		pools = append(pools, redsyncgoredis.NewPool(c))
 	}
 	return &RedsyncLock{key: key, ttl: ttl, rs: redsync.New(pools...)}, nil
@@ -85,14 +96,16 @@ func (l *RedsyncLock) mutex(tries int) *redsync.Mutex {
 		redsync.WithExpiry(l.ttl),
 		redsync.WithTries(tries),
 		redsync.WithRetryDelayFunc(func(try int) time.Duration {
-			b := redisx.Backoff{D: time.Millisecond << min(try, 5), Max: 32 * time.Millisecond}
-			return b.Next()
+			return redisx.Jitter(min(time.Millisecond<<min(try, 5), 32*time.Millisecond))
 		}),
 	)
 }
 
 // Acquire tries until it holds the lock or ctx is done.
 func (l *RedsyncLock) Acquire(ctx context.Context) (contend.Lease, error) {
+	if l.rs == nil {
+		return nil, notConstructed("RedsyncLock.Acquire")
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("redisref: RedsyncLock.Acquire: %w", err)
 	}
@@ -109,6 +122,9 @@ func (l *RedsyncLock) Acquire(ctx context.Context) (contend.Lease, error) {
 // TryAcquire makes one redsync attempt; contend.ErrHeld (wrapped) if it
 // did not get a quorum.
 func (l *RedsyncLock) TryAcquire(ctx context.Context) (contend.Lease, error) {
+	if l.rs == nil {
+		return nil, notConstructed("RedsyncLock.TryAcquire")
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("redisref: RedsyncLock.TryAcquire: %w", err)
 	}
@@ -165,9 +181,12 @@ func (s *redsyncLease) TTL() (time.Duration, bool) {
 }
 
 // RedisLockRef is github.com/bsm/redislock (SET NX PX with a random token,
-// compare-and-delete, compare-and-PEXPIRE) adapted to contend.Lock: Acquire
-// retries with redislock's ExponentialBackoff(1 ms, 32 ms) until ctx is
-// done; TryAcquire does not retry.
+// compare-and-delete, compare-and-PEXPIRE) adapted to contend.Lock.
+// Acquire polls with the lab's Redlock's waiting policy (1 ms doubling to
+// 32 ms with jitter; WithRetryStrategy sets another, e.g. redislock's
+// documented ExponentialBackoff(16 ms, ...)) until ctx is done; TryAcquire
+// makes one attempt. Errors other than "held" end both at once, as
+// redislock does.
 //
 // Deviations from contend.Lock, pinned by tests:
 //   - Token is always 0: redislock has no fencing token. Not safe without
@@ -175,29 +194,58 @@ func (s *redsyncLease) TTL() (time.Duration, bool) {
 //   - Acquire with a ctx without deadline gives up after ttl (redislock
 //     bounds its retries so) and returns ErrNotObtained.
 //
-// TTL is measured locally, as for Lock (redislock's own TTL is a round
-// trip).
+// TTL is measured locally, as for redislab.Lock (redislock's own TTL is a
+// round trip). The zero value refuses every call
+// (contend.ErrNotConstructed).
 type RedisLockRef struct {
 	roundTrips
-	c   *redislock.Client
-	key string
-	ttl time.Duration
+	c     *redislock.Client
+	key   string
+	ttl   time.Duration
+	retry func() redislock.RetryStrategy
 }
 
-// NewRedisLockRef returns a RedisLockRef on key with leases of ttl. client
-// must have ContextTimeoutEnabled.
-func NewRedisLockRef(client *redis.Client, key string, ttl time.Duration) (*RedisLockRef, error) {
+// RedisLockOption configures NewRedisLockRef.
+type RedisLockOption func(*RedisLockRef)
+
+// WithRetryStrategy sets the waiting policy of Acquire: newStrategy is
+// called once per Acquire (redislock's strategies keep state).
+func WithRetryStrategy(newStrategy func() redislock.RetryStrategy) RedisLockOption {
+	return func(l *RedisLockRef) { l.retry = newStrategy }
+}
+
+// labBackoff is the lab's Redlock's waiting policy as a redislock
+// RetryStrategy.
+type labBackoff struct{ b *redisx.Backoff }
+
+func (s labBackoff) NextBackoff() time.Duration { return s.b.Next() }
+
+// NewRedisLockRef returns a RedisLockRef on key with leases of ttl, on the
+// caller's client, which must have ContextTimeoutEnabled.
+func NewRedisLockRef(client redis.UniversalClient, key string, ttl time.Duration, opts ...RedisLockOption) (*RedisLockRef, error) {
 	if err := checkClient("NewRedisLockRef", client); err != nil {
 		return nil, err
 	}
 	if err := checkTTL("NewRedisLockRef", ttl); err != nil {
 		return nil, err
 	}
-	redisx.Instrument(client)
-	return &RedisLockRef{c: redislock.New(client), key: key, ttl: ttl}, nil
+	l := &RedisLockRef{c: redislock.New(client), key: key, ttl: ttl,
+		retry: func() redislock.RetryStrategy { return labBackoff{backoff()} }}
+	for _, o := range opts {
+		if o != nil {
+			o(l)
+		}
+	}
+	if l.retry == nil {
+		return nil, errors.New("redisref: NewRedisLockRef: nil retry strategy")
+	}
+	return l, nil
 }
 
 func (l *RedisLockRef) obtain(ctx context.Context, retry redislock.RetryStrategy, op string) (contend.Lease, error) {
+	if l.c == nil {
+		return nil, notConstructed("RedisLockRef." + op)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("redisref: RedisLockRef.%s: %w", op, err)
 	}
@@ -216,7 +264,10 @@ func (l *RedisLockRef) obtain(ctx context.Context, retry redislock.RetryStrategy
 
 // Acquire retries until it holds the lock or ctx is done.
 func (l *RedisLockRef) Acquire(ctx context.Context) (contend.Lease, error) {
-	return l.obtain(ctx, redislock.ExponentialBackoff(time.Millisecond, 32*time.Millisecond), "Acquire")
+	if l.retry == nil {
+		return nil, notConstructed("RedisLockRef.Acquire")
+	}
+	return l.obtain(ctx, l.retry(), "Acquire")
 }
 
 // TryAcquire makes one attempt.
@@ -275,6 +326,8 @@ func (s *redisLockRefLease) TTL() (time.Duration, bool) { return s.v.Remaining()
 // server's clock, and its script is retried by go-redis, so a retried
 // decision can take tokens twice (under-grant). Whether it ever grants
 // more than Capacity + Rate × elapsed is measured by TestReferenceBucketBound.
+// The zero value refuses every request (TryTake false, LastError wraps
+// contend.ErrNotConstructed).
 type RedisRateBucket struct {
 	roundTrips
 	l     *redis_rate.Limiter
@@ -284,8 +337,9 @@ type RedisRateBucket struct {
 }
 
 // NewRedisRateBucket returns a RedisRateBucket on key (redis_rate prefixes
-// it with "rate:"). client must have ContextTimeoutEnabled.
-func NewRedisRateBucket(client *redis.Client, key string, cfg contend.BucketConfig) (*RedisRateBucket, error) {
+// it with "rate:"), on the caller's client, which must have
+// ContextTimeoutEnabled.
+func NewRedisRateBucket(client redis.UniversalClient, key string, cfg contend.BucketConfig) (*RedisRateBucket, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -296,7 +350,6 @@ func NewRedisRateBucket(client *redis.Client, key string, cfg contend.BucketConf
 	if err := checkClient("NewRedisRateBucket", client); err != nil {
 		return nil, err
 	}
-	redisx.Instrument(client)
 	return &RedisRateBucket{
 		l: redis_rate.NewLimiter(client), key: key,
 		limit: redis_rate.Limit{Rate: int(cfg.Rate), Burst: int(cfg.Capacity), Period: time.Second},
@@ -305,6 +358,9 @@ func NewRedisRateBucket(client *redis.Client, key string, cfg contend.BucketConf
 
 // TryTakeContext asks redis_rate's AllowN for n tokens.
 func (b *RedisRateBucket) TryTakeContext(ctx context.Context, n int64) (bool, error) {
+	if b.l == nil {
+		return false, notConstructed("RedisRateBucket.TryTake")
+	}
 	if n <= 0 || n > int64(b.limit.Burst) {
 		return false, nil
 	}
@@ -323,11 +379,17 @@ func (b *RedisRateBucket) TryTake(n int64) bool { return b.fc.Take(b, redisx.Def
 // none has.
 func (b *RedisRateBucket) LastError() error { return b.fc.LastError() }
 
-func checkClient(op string, c *redis.Client) error {
-	if err := redisx.CheckClient(c); err != nil {
+// checkClient checks c for op and instruments it.
+func checkClient(op string, c redis.UniversalClient) error {
+	if _, err := redisx.CheckClient(c); err != nil {
 		return fmt.Errorf("redisref: %s: %w", op, err)
 	}
+	redisx.Instrument(c)
 	return nil
+}
+
+func notConstructed(op string) error {
+	return fmt.Errorf("redisref: %s: %w", op, contend.ErrNotConstructed)
 }
 
 func checkTTL(op string, ttl time.Duration) error {
