@@ -10,7 +10,13 @@ require (
 	gonum.org/v1/plot v0.17.0
 )
 
-require github.com/anishathalye/porcupine v1.3.1
+require (
+	github.com/anishathalye/porcupine v1.3.1
+	github.com/sethvargo/go-limiter v0.7.1
+	go.uber.org/ratelimit v0.3.1
+)
+
+require github.com/benbjohnson/clock v1.3.0 // indirect
 
 require github.com/go-zookeeper/zk v1.0.4
 
