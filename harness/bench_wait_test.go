@@ -54,7 +54,10 @@ func BenchmarkWait(b *testing.B) {
 				}
 				b.Run("impl="+impl.name, func(b *testing.B) {
 					for _, g := range benchGoroutines() {
-						b.Run(goroutinesName(g), func(b *testing.B) {
+						// paced runs at -benchtime 1x: set the first -cpu
+						// value's GOMAXPROCS before b.Run's probe, which is
+						// kept as its first sample.
+						runFirstCPU(b, goroutinesName(g), func(b *testing.B) {
 							benchWait(b, impl, w == "paced", resolveGoroutines(g))
 						})
 					}

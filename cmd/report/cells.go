@@ -333,7 +333,7 @@ func goroutinesRank(g string) float64 {
 	return float64(n)
 }
 
-var workloadOrder = []string{"add-only", "read-mostly", "always-grant", "mostly-deny", "near-limit", "zipf", "empty", "work", "local-increment", "atomic-add", "clock-read"}
+var workloadOrder = []string{"add-only", "read-mostly", "always-grant", "mostly-deny", "near-limit", "unblocked", "paced", "zipf", "zipf-string", "empty", "work", "local-increment", "atomic-add", "clock-read"}
 
 func workloadRank(w string) int { return rank(workloadOrder, w) }
 
