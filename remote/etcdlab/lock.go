@@ -1,0 +1,341 @@
+package etcdlab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/contend-lab/contend"
+)
+
+// queue is the key space of one lock or semaphore: acquisitions' keys
+// base/<id>, tombstones of abandoned ones base!abandoned/<id>, and a
+// semaphore's capacity at base!capacity. Only base/ is the queue, so the
+// other keys never count as waiters.
+type queue struct {
+	c    *Client
+	base string
+	own  bool // made by NewLockAt or NewSemaphoreAt: Close closes c
+}
+
+func newQueue(op string, c *Client, prefix string) (queue, error) {
+	if c == nil {
+		return queue{}, fmt.Errorf("etcdlab: %s: nil client", op)
+	}
+	if err := c.check(op); err != nil {
+		return queue{}, err
+	}
+	if prefix == "" {
+		return queue{}, fmt.Errorf("etcdlab: %s: empty prefix", op)
+	}
+	return queue{c: c, base: prefix}, nil
+}
+
+func (q *queue) check(op string) error {
+	if q.c == nil {
+		return fmt.Errorf("etcdlab: %s: %w", op, contend.ErrNotConstructed)
+	}
+	return q.c.check(op)
+}
+
+func (q *queue) dir() string           { return q.base + "/" }
+func (q *queue) key(id string) string  { return q.base + "/" + id }
+func (q *queue) tomb(id string) string { return q.base + "!abandoned/" + id }
+func (q *queue) lease(s *session, key string, rev int64, what string) *Lease {
+	return &Lease{c: q.c, s: s, key: key, rev: rev, base: q.base, what: what}
+}
+
+func (q *queue) close(op string) error {
+	if q.c == nil {
+		return fmt.Errorf("etcdlab: %s: %w", op, contend.ErrNotConstructed)
+	}
+	if q.own {
+		return q.c.Close()
+	}
+	return nil
+}
+
+// absent is true if key does not exist.
+func absent(key string) clientv3.Cmp {
+	return clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
+}
+
+// empty is true if no key starts with prefix (etcd compares every key in
+// the range, and an empty range compares as one absent key).
+func empty(prefix string) clientv3.Cmp {
+	return clientv3.Compare(clientv3.CreateRevision(prefix), "=", 0).WithPrefix()
+}
+
+// Lock is a contend.Lock on etcd: the lab's queue recipe (see the package
+// doc). Acquire creates a key under the prefix on the client's lease and
+// waits, watching only the key ahead, until it is the oldest; TryAcquire
+// creates its key only if no other key is there. Release deletes the key.
+//
+// Guarantees, while a quorum of the cluster serves:
+//   - One holder at a time as etcd sees it; fencing tokens (the keys'
+//     create revisions) strictly increase from one holder to the next.
+//   - FIFO: holders follow the order in which Acquires queued.
+//   - A crashed or stalled holder's lock comes back a lease TTL after its
+//     client's last refresh; FencedPut lets etcd refuse its writes after.
+//   - Contexts as contend.Lock says, with the hand-off deviation: the
+//     oldest key is the lock's whether its Acquire has noticed yet or not,
+//     so a waiter whose ctx ends just as its turn comes holds the lock
+//     (TryAcquire sees ErrHeld) until it notices and deletes its key.
+//
+// Not guaranteed: exclusion of the work by a holder that outlives its lease
+// without knowing it (not safe without fencing: use FencedPut, or check the
+// token at the resource).
+//
+// Cost: an uncontended Acquire is one transaction (create the key, read the
+// key ahead), Release one; a waiter adds a watch, and one read per key
+// ahead of it that leaves. See BenchmarkLock.
+type Lock struct{ q queue }
+
+var _ contend.Lock = (*Lock)(nil)
+
+// NewLock returns a Lock whose keys are prefix+"/<id>" (and prefix+"!..."
+// for tombstones), on c's lease. Every Lock on the same prefix, on any
+// client, is the same lock.
+func NewLock(c *Client, prefix string) (*Lock, error) {
+	q, err := newQueue("NewLock", c, prefix)
+	if err != nil {
+		return nil, err
+	}
+	return &Lock{q: q}, nil
+}
+
+// NewLockAt returns a Lock named key (its prefix) on a Client of its own
+// for endpoints, with leases of ttl (see NewClient); Close closes that
+// client.
+func NewLockAt(endpoints []string, key string, ttl time.Duration) (*Lock, error) {
+	c, err := NewClient(endpoints, ttl)
+	if err != nil {
+		return nil, err
+	}
+	l, err := NewLock(c, key)
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	l.q.own = true
+	return l, nil
+}
+
+// Client returns the client the lock's keys are attached to.
+func (l *Lock) Client() *Client { return l.q.c }
+
+// RoundTrips returns how many requests the lock's client has sent.
+func (l *Lock) RoundTrips() int64 { return l.q.c.RoundTrips() }
+
+// Close closes the lock's client if NewLockAt made it, and does nothing
+// otherwise (the client's owner closes it).
+func (l *Lock) Close() error { return l.q.close("Lock.Close") }
+
+// Acquire queues a key and waits until it is the oldest under the prefix,
+// or returns ctx.Err() (wrapped, with the last error from etcd if any) once
+// ctx is done, deleting its key in the background. Errors from etcd do not
+// end the wait before ctx does: the cluster may come back. A key lost with
+// its lease while waiting is queued again, at the back.
+func (l *Lock) Acquire(ctx context.Context) (contend.Lease, error) {
+	const op = "Lock.Acquire"
+	if err := l.q.check(op); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("etcdlab: %s: %w", op, err)
+	}
+	c := l.q.c
+	b := backoff{d: 5 * time.Millisecond}
+	var last error
+	for {
+		h, pred, rev, err := l.enqueue(ctx)
+		if err == nil {
+			if err = l.wait(ctx, h, pred, rev); err == nil {
+				return h, nil
+			}
+			if !errors.Is(err, errSessionLost) {
+				c.abandon(h.s, h.key, "", false)
+			}
+		}
+		switch {
+		case ctx.Err() != nil || errors.Is(err, ErrClosed):
+			return nil, failure(op, ctx, c, last)
+		case errors.Is(err, errSessionLost):
+			last = err
+			continue // at once, on a new lease
+		}
+		last = err
+		if c.sleep(ctx, &b) != nil {
+			return nil, failure(op, ctx, c, last)
+		}
+	}
+}
+
+// enqueue creates an acquisition's key and returns its lease-to-be, the key
+// ahead of it ("" if none) and the revision of that answer.
+func (l *Lock) enqueue(ctx context.Context) (*Lease, string, int64, error) {
+	c := l.q.c
+	s, err := c.session(ctx)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	id := newID()
+	key, tomb := l.q.key(id), l.q.tomb(id)
+	cctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	resp, err := c.cli.Txn(cctx).
+		If(absent(key), absent(tomb)).
+		Then(clientv3.OpPut(key, "", clientv3.WithLease(s.id)),
+			// The two newest keys: this one and the one ahead of it.
+			clientv3.OpGet(l.q.dir(), clientv3.WithPrefix(), clientv3.WithKeysOnly(),
+				clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(2))).
+		Commit()
+	cancel()
+	switch {
+	case leaseGone(err):
+		s.markLost(errSessionLost)
+		return nil, "", 0, errSessionLost
+	case err != nil:
+		c.abandon(s, key, tomb, true) // the reply was lost: the key may exist, or come to
+		return nil, "", 0, err
+	case !resp.Succeeded:
+		return nil, "", 0, fmt.Errorf("etcdlab: key %q or its tombstone existed before it was created", key)
+	}
+	rev := resp.Header.Revision
+	kvs := resp.Responses[1].GetResponseRange().Kvs
+	if len(kvs) == 0 || string(kvs[0].Key) != key {
+		c.abandon(s, key, "", false)
+		return nil, "", 0, fmt.Errorf("etcdlab: key %q is not the newest right after its creation", key)
+	}
+	pred := ""
+	if len(kvs) == 2 {
+		pred = string(kvs[1].Key)
+	}
+	return l.q.lease(s, key, rev, "Lock"), pred, rev, nil
+}
+
+// wait returns nil once h's key is the oldest and ctx is not done; else
+// ctx.Err(), ErrClosed, or errSessionLost if h's key is gone.
+func (l *Lock) wait(ctx context.Context, h *Lease, pred string, rev int64) error {
+	c := l.q.c
+	for pred != "" {
+		if err := c.watchDelete(ctx, h.s, pred, rev); err != nil {
+			return err
+		}
+		// The key ahead is gone, or the watch was silent for too long: look
+		// again, since the key ahead may have been a waiter that left.
+		b := backoff{d: 5 * time.Millisecond}
+		for {
+			var err error
+			if pred, rev, err = l.ahead(ctx, h); err == nil {
+				break
+			}
+			if errors.Is(err, errSessionLost) {
+				return err
+			}
+			if err := c.sleep(ctx, &b); err != nil {
+				return err
+			}
+		}
+	}
+	// ctx done before this key's turn came (or as it came): fail, and the
+	// caller's clean-up passes the turn on.
+	return ctx.Err()
+}
+
+// ahead reads, in one linearizable read, whether h's key still exists and
+// which key is just ahead of it.
+func (l *Lock) ahead(ctx context.Context, h *Lease) (string, int64, error) {
+	cctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	resp, err := l.q.c.cli.Txn(cctx).Then(
+		clientv3.OpGet(h.key, clientv3.WithKeysOnly()),
+		clientv3.OpGet(l.q.dir(), clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithMaxCreateRev(h.rev-1),
+			clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(1)),
+	).Commit()
+	if err != nil {
+		return "", 0, err
+	}
+	if len(resp.Responses[0].GetResponseRange().Kvs) == 0 {
+		return "", 0, errSessionLost
+	}
+	pred := ""
+	if kvs := resp.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 {
+		pred = string(kvs[0].Key)
+	}
+	return pred, resp.Header.Revision, nil
+}
+
+// watchDelete returns nil when key is deleted after revision rev, or when
+// its watch fails or stays silent for recheckEvery (the caller reads
+// again); ctx.Err() once ctx is done; errSessionLost if s is lost;
+// ErrClosed if the client closes.
+func (c *Client) watchDelete(ctx context.Context, s *session, key string, rev int64) error {
+	// WithRequireLeader: a member that loses its leader ends the watch
+	// instead of keeping it open and silent.
+	wctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), recheckEvery)
+	defer cancel()
+	wch := c.cli.Watch(wctx, key, clientv3.WithRev(rev+1), clientv3.WithFilterPut())
+	for {
+		select {
+		case wr, ok := <-wch:
+			if !ok || wr.Err() != nil {
+				return ctx.Err()
+			}
+			for _, ev := range wr.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					return nil
+				}
+			}
+		case <-s.lost:
+			return errSessionLost
+		case <-c.done:
+			return ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// TryAcquire creates its key only if no key is under the prefix, in one
+// transaction: the lease, or contend.ErrHeld (wrapped) if any key was there
+// (a holder, or a waiter that will hold). A request whose reply is lost is
+// abandoned (see the package doc) and its error returned.
+func (l *Lock) TryAcquire(ctx context.Context) (contend.Lease, error) {
+	const op = "Lock.TryAcquire"
+	if err := l.q.check(op); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("etcdlab: %s: %w", op, err)
+	}
+	c := l.q.c
+	for range 3 { // a lease found gone is replaced, at most twice
+		s, err := c.session(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("etcdlab: %s: %w", op, err)
+		}
+		id := newID()
+		key, tomb := l.q.key(id), l.q.tomb(id)
+		cctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		resp, err := c.cli.Txn(cctx).
+			If(empty(l.q.dir()), absent(tomb)).
+			Then(clientv3.OpPut(key, "", clientv3.WithLease(s.id))).
+			Commit()
+		cancel()
+		switch {
+		case leaseGone(err):
+			s.markLost(errSessionLost)
+			continue
+		case err != nil:
+			c.abandon(s, key, tomb, true)
+			return nil, fmt.Errorf("etcdlab: %s: %w", op, err)
+		case !resp.Succeeded:
+			return nil, fmt.Errorf("etcdlab: %s: %w", op, contend.ErrHeld)
+		}
+		return l.q.lease(s, key, resp.Header.Revision, "Lock"), nil
+	}
+	return nil, fmt.Errorf("etcdlab: %s: %w", op, errSessionLost)
+}
