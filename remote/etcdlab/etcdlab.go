@@ -78,11 +78,12 @@ var errSessionLost = errors.New("etcdlab: the client's lease expired or was revo
 // Timing of the requests, and of the waiters' fallback re-read.
 const (
 	// requestTimeout bounds each request; an operation retries after it
-	// (or returns, once its ctx is done). A second is far above a request's
-	// latency on loopback, even under -race, and near a leader election's
-	// length: a request to a member without a leader fails and is retried
-	// rather than hanging.
-	requestTimeout = time.Second
+	// (or returns, once its ctx is done). It is far above a request's
+	// latency on loopback, even under -race, and short because a request
+	// can hang for good: one sent to a paused member, or to a member
+	// without a leader, waits out the timeout before the retry goes to
+	// another member.
+	requestTimeout = 500 * time.Millisecond
 	// recheckEvery is how long a waiter trusts a silent watch before it
 	// reads the queue again.
 	recheckEvery = time.Second
@@ -326,9 +327,9 @@ func (s *session) refreshed(start time.Time, ttlSec int64) {
 
 // keepAlive refreshes the lease every third of its TTL, and retries a
 // failed refresh every tenth, until the lease is found gone, its validity
-// runs out without a refresh (then it counts as lost: etcd may have revoked
-// it), the client closes, or it is orphaned (then it waits out the validity
-// and counts as lost).
+// runs out without a refresh (then it counts as lost, and is revoked), the
+// client closes, or it is orphaned (then it waits out the validity and
+// counts as lost, and is left to expire).
 func (s *session) keepAlive() {
 	defer s.c.loops.Done()
 	t := time.NewTimer(s.ttl / 3)
@@ -350,7 +351,15 @@ func (s *session) keepAlive() {
 		}
 		left := s.remaining()
 		if left <= 0 {
+			// No refresh got through within the TTL: etcd may have revoked
+			// the lease, or (after a leader change, which extends leases)
+			// may keep it a while longer. Either way it is no longer
+			// trusted here; revoke it, so that its keys do not hold up the
+			// others until etcd expires it.
 			s.markLost(errSessionLost)
+			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+			_, _ = s.c.cli.Revoke(ctx, s.id)
+			cancel()
 			return
 		}
 		start := time.Now()

@@ -68,7 +68,9 @@ func (h *Lease) owner() clientv3.Cmp {
 // expired or was revoked, or the lease was released already), and without
 // a request if the client already knows its lease is gone. A request that
 // fails is retried until ctx is done; then Release returns the error and
-// the lease is as it was, so Release may be called again.
+// the lease is as it was, so Release may be called again. If a retry finds
+// the key gone, Release asks whether the client's etcd lease still lives:
+// if so the key was deleted by the earlier attempt, and Release succeeds.
 func (h *Lease) Release(ctx context.Context) error {
 	if err := h.check("Release"); err != nil {
 		return err
@@ -80,7 +82,7 @@ func (h *Lease) Release(ctx context.Context) error {
 		return fmt.Errorf("etcdlab: %s: %w", op, contend.ErrNotHeld)
 	}
 	b := backoff{d: 5 * time.Millisecond}
-	var last error
+	var last error // the last failed attempt's error: it may have been applied
 	for {
 		if h.s.isLost() {
 			h.released = true
@@ -91,7 +93,7 @@ func (h *Lease) Release(ctx context.Context) error {
 		cancel()
 		if err == nil {
 			h.released = true
-			if !resp.Succeeded {
+			if !resp.Succeeded && !(last != nil && h.leaseAlive(ctx)) {
 				return fmt.Errorf("etcdlab: %s: %w (its key is gone)", op, contend.ErrNotHeld)
 			}
 			return nil
@@ -101,6 +103,18 @@ func (h *Lease) Release(ctx context.Context) error {
 			return failure(op, ctx, h.c, last)
 		}
 	}
+}
+
+// leaseAlive reports whether etcd still has the client's lease that h's
+// key is on. A key gone while its lease lives was deleted, not expired: by
+// an earlier attempt of Release whose reply was lost. An error counts as
+// not alive, which makes Release report ErrNotHeld: the conservative
+// answer.
+func (h *Lease) leaseAlive(ctx context.Context) bool {
+	cctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	resp, err := h.c.cli.TimeToLive(cctx, h.s.id)
+	return err == nil && resp.TTL > 0
 }
 
 // Extend refreshes the client's etcd lease now, which moves its expiry, and
