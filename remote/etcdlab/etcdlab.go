@@ -15,12 +15,17 @@
 // Every acquisition creates one key under the lock's prefix, attached to
 // the client's etcd lease, in a transaction that creates it only if absent.
 // The keys' create revisions order the queue: the key with the lowest holds
-// the lock. A waiter watches only the key just ahead of it (the highest
-// create revision below its own; no herd) and, when that key is deleted,
-// reads the queue again before it believes it holds, since the key ahead
-// may have been a waiter that left. The holder's create revision is its
-// fencing token: revisions only grow, and a holder's key is created after
-// every earlier holder's, so tokens strictly increase across holders.
+// the lock. A waiter waits only for the deletion of the key just ahead of
+// it (the highest create revision below its own; no herd) and then reads
+// the queue again before it believes it holds, since the key ahead may have
+// been a waiter that left. The holder's create revision is its fencing
+// token: revisions only grow, and a holder's key is created after every
+// earlier holder's, so tokens strictly increase across holders.
+//
+// The deletions reach the waiters through one etcd watch of the prefix per
+// lock and client, not one watch per waiter: see deletions for why. Every
+// client with waiters therefore receives every release's event (one small
+// message), and wakes only the waiter behind the deleted key.
 //
 // A holder's key lives as long as the client's lease. The client refreshes
 // the lease in the background every third of its TTL; if it cannot (the
@@ -35,10 +40,11 @@
 //
 // # Faults and clean-up
 //
-// Each request is bounded by a second (and by the caller's ctx); a
-// waiter re-reads the queue at least once a second even when its watch is
-// silent, because a watch stream to a member that was paused stalls
-// without an error. An acquisition whose context ends, or whose creating
+// Each request is bounded by 500 ms (and by the caller's ctx); a waiter
+// re-reads the queue at least once a second even when the watch is silent,
+// because a watch stream to a member that was paused stalls without an
+// error, and if it finds that the watch missed a deletion it replaces the
+// watch. An acquisition whose context ends, or whose creating
 // request's reply was lost, is abandoned: its key is deleted in the
 // background, and in the lost-reply case a tombstone is written first (on
 // the same lease), which the creating transaction checks, so that the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -18,7 +19,8 @@ import (
 type queue struct {
 	c    *Client
 	base string
-	own  bool // made by NewLockAt or NewSemaphoreAt: Close closes c
+	d    *deletions // the waiters' watch of base/
+	own  bool       // made by NewLockAt or NewSemaphoreAt: Close closes c
 }
 
 func newQueue(op string, c *Client, prefix string) (queue, error) {
@@ -31,7 +33,7 @@ func newQueue(op string, c *Client, prefix string) (queue, error) {
 	if prefix == "" {
 		return queue{}, fmt.Errorf("etcdlab: %s: empty prefix", op)
 	}
-	return queue{c: c, base: prefix}, nil
+	return queue{c: c, base: prefix, d: newDeletions(c, prefix+"/")}, nil
 }
 
 func (q *queue) check(op string) error {
@@ -90,8 +92,9 @@ func empty(prefix string) clientv3.Cmp {
 // token at the resource).
 //
 // Cost: an uncontended Acquire is one transaction (create the key, read the
-// key ahead), Release one; a waiter adds a watch, and one read per key
-// ahead of it that leaves. See BenchmarkLock.
+// key ahead), Release one; a waiter adds one read per key ahead of it that
+// leaves (the watch it waits on is shared; see the package doc). See
+// BenchmarkLock.
 type Lock struct{ q queue }
 
 var _ contend.Lock = (*Lock)(nil)
@@ -219,16 +222,31 @@ func (l *Lock) enqueue(ctx context.Context) (*Lease, string, int64, error) {
 // wait returns nil once h's key is the oldest and ctx is not done; else
 // ctx.Err(), ErrClosed, or errSessionLost if h's key is gone.
 func (l *Lock) wait(ctx context.Context, h *Lease, pred string, rev int64) error {
-	c := l.q.c
+	c, d := l.q.c, l.q.d
+	staleWait := backoff{d: 5 * time.Millisecond}
 	for pred != "" {
-		if err := c.watchDelete(ctx, h.s, pred, rev); err != nil {
+		s := d.subscribe(rev, pred, h.key)
+		woken, err := d.await(ctx, s, h.s)
+		hit, stale := d.take(s)
+		d.unsubscribe(s)
+		switch {
+		case err != nil:
 			return err
+		case slices.Contains(hit, h.key):
+			return errSessionLost
+		case stale && len(hit) == 0:
+			// The watch failed (a member without a leader ends it at
+			// once): do not spin on reads and new watches.
+			if err := c.sleep(ctx, &staleWait); err != nil {
+				return err
+			}
 		}
-		// The key ahead is gone, or the watch was silent for too long: look
-		// again, since the key ahead may have been a waiter that left.
+		// The key ahead is gone, or the watch lost track of the queue, or
+		// said nothing for recheckEvery: look again. The key ahead may
+		// have been a waiter that left while the holder still holds.
+		old := pred
 		b := backoff{d: 5 * time.Millisecond}
 		for {
-			var err error
 			if pred, rev, err = l.ahead(ctx, h); err == nil {
 				break
 			}
@@ -238,6 +256,9 @@ func (l *Lock) wait(ctx context.Context, h *Lease, pred string, rev int64) error
 			if err := c.sleep(ctx, &b); err != nil {
 				return err
 			}
+		}
+		if !woken && pred != old {
+			d.restart() // the key ahead went and the watch did not say
 		}
 	}
 	// ctx done before this key's turn came (or as it came): fail, and the
@@ -266,37 +287,6 @@ func (l *Lock) ahead(ctx context.Context, h *Lease) (string, int64, error) {
 		pred = string(kvs[0].Key)
 	}
 	return pred, resp.Header.Revision, nil
-}
-
-// watchDelete returns nil when key is deleted after revision rev, or when
-// its watch fails or stays silent for recheckEvery (the caller reads
-// again); ctx.Err() once ctx is done; errSessionLost if s is lost;
-// ErrClosed if the client closes.
-func (c *Client) watchDelete(ctx context.Context, s *session, key string, rev int64) error {
-	// WithRequireLeader: a member that loses its leader ends the watch
-	// instead of keeping it open and silent.
-	wctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), recheckEvery)
-	defer cancel()
-	wch := c.cli.Watch(wctx, key, clientv3.WithRev(rev+1), clientv3.WithFilterPut())
-	for {
-		select {
-		case wr, ok := <-wch:
-			if !ok || wr.Err() != nil {
-				return ctx.Err()
-			}
-			for _, ev := range wr.Events {
-				if ev.Type == clientv3.EventTypeDelete {
-					return nil
-				}
-			}
-		case <-s.lost:
-			return errSessionLost
-		case <-c.done:
-			return ErrClosed
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
 }
 
 // TryAcquire creates its key only if no key is under the prefix, in one

@@ -294,19 +294,38 @@ func (s *Semaphore) enqueue(ctx context.Context, n int64) (*Lease, *waiter, erro
 // not done; else ctx.Err(), ErrClosed, errSessionLost, or a malformed
 // queue's error.
 func (s *Semaphore) wait(ctx context.Context, h *Lease, w *waiter) error {
-	c := s.q.c
+	c, d := s.q.c, s.q.d
+	staleWait := backoff{d: 5 * time.Millisecond}
 	for !w.fits(s.capacity) {
-		if err := s.follow(ctx, h, w); err != nil {
+		keys := make([]string, 0, len(w.ahead)+1)
+		keys = append(keys, h.key)
+		for k := range w.ahead {
+			keys = append(keys, k)
+		}
+		sb := d.subscribe(w.rev, keys...)
+		woken, err := s.follow(ctx, h, w, sb)
+		_, stale := d.take(sb)
+		d.unsubscribe(sb)
+		if err != nil {
 			return err
 		}
 		if w.fits(s.capacity) {
 			break
 		}
-		// The watch was silent for too long, or failed: read again.
+		if stale { // see Lock.wait
+			if err := c.sleep(ctx, &staleWait); err != nil {
+				return err
+			}
+		}
+		// The watch lost track of the queue, or said nothing for
+		// recheckEvery: read again.
 		b := backoff{d: 5 * time.Millisecond}
 		for {
 			nw, err := s.reread(ctx, h, w.n)
 			if err == nil {
+				if !woken && len(nw.ahead) < len(w.ahead) {
+					d.restart() // keys ahead went and the watch did not say
+				}
 				w = nw
 				break
 			}
@@ -321,42 +340,31 @@ func (s *Semaphore) wait(ctx context.Context, h *Lease, w *waiter) error {
 	return ctx.Err()
 }
 
-// follow watches the queue after w.rev and takes the permits of the keys
-// ahead off w.before as they are deleted, until they fit (nil), the watch
-// fails or stays silent for recheckEvery (nil, w unchanged in fit), h's own
-// key is deleted (errSessionLost), ctx is done or the client closes.
-func (s *Semaphore) follow(ctx context.Context, h *Lease, w *waiter) error {
-	c := s.q.c
-	wctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), recheckEvery)
-	defer cancel()
-	wch := c.cli.Watch(wctx, s.q.dir(), clientv3.WithPrefix(), clientv3.WithRev(w.rev+1),
-		clientv3.WithFilterPut(), clientv3.WithPrevKV())
+// follow takes the permits of the keys ahead off w.before as sb reports
+// them deleted, until they fit or sb goes stale (nil, and whether sb woke
+// at all), sb stays silent for recheckEvery (nil, false), h's own key is
+// deleted (errSessionLost), ctx is done or the client closes.
+func (s *Semaphore) follow(ctx context.Context, h *Lease, w *waiter, sb *sub) (bool, error) {
+	d := s.q.d
+	woken := false
 	for {
-		select {
-		case wr, ok := <-wch:
-			if !ok || wr.Err() != nil {
-				return ctx.Err()
+		ok, err := d.await(ctx, sb, h.s)
+		if err != nil || !ok {
+			return woken, err
+		}
+		woken = true
+		hit, stale := d.take(sb)
+		for _, k := range hit {
+			if k == h.key {
+				return true, errSessionLost
 			}
-			for _, ev := range wr.Events {
-				k := string(ev.Kv.Key)
-				if k == h.key {
-					return errSessionLost
-				}
-				if p, ok := w.ahead[k]; ok {
-					delete(w.ahead, k)
-					w.before.sub(p)
-				}
-				w.rev = ev.Kv.ModRevision
+			if p, ok := w.ahead[k]; ok {
+				delete(w.ahead, k)
+				w.before.sub(p)
 			}
-			if w.fits(s.capacity) {
-				return nil
-			}
-		case <-h.s.lost:
-			return errSessionLost
-		case <-c.done:
-			return ErrClosed
-		case <-ctx.Done():
-			return ctx.Err()
+		}
+		if stale || w.fits(s.capacity) {
+			return true, nil
 		}
 	}
 }
