@@ -2,6 +2,7 @@ package etcdlab
 
 import (
 	"context"
+	"reflect"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -245,11 +246,14 @@ func (f *lostReply) intercept(ctx context.Context, method string, req, reply any
 	if method != "/etcdserverpb.KV/Txn" || f.armed.Add(-1) < 0 {
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
+	// The late request has a reply and call options of its own: the
+	// caller's (the etcd client's grpc.Peer among them) are the caller's.
+	late := reflect.New(reflect.TypeOf(reply).Elem()).Interface()
 	go func() {
 		time.Sleep(f.delay)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		f.late <- invoker(ctx, method, req, reply, cc, opts...)
+		f.late <- invoker(ctx, method, req, late, cc)
 	}()
 	return status.Error(codes.Unavailable, "test: reply lost")
 }
@@ -279,6 +283,15 @@ func TestLockLostReply(t *testing.T) {
 			settle(t, c)
 			assert.Equal(t, []string{lease.(*Lease).Key()}, queued(t, raw, t.Name()), "the abandoned request left a key")
 			require.NoError(t, lease.Release(bg))
+			assert.Empty(t, queued(t, raw, t.Name()))
+
+			// Release's reply lost: its retry finds the key gone, while the
+			// lease lives, so the first attempt deleted it.
+			lease, err = l.Acquire(bg)
+			require.NoError(t, err)
+			f.armed.Store(1)
+			require.NoError(t, lease.Release(bg), "a Release whose reply was lost")
+			require.NoError(t, <-f.late)
 			assert.Empty(t, queued(t, raw, t.Name()))
 
 			f.armed.Store(1)

@@ -1,0 +1,88 @@
+package etcdlab
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestDeletions checks the shared watch's promises to its subscribers
+// directly: a deletion after the subscription's revision wakes it at once
+// (not after recheckEvery), also when the watch saw the deletion before the
+// subscription arrived, and a revision older than the watch can vouch for
+// makes the subscription stale.
+func TestDeletions(t *testing.T) {
+	cl := startSingle(t)
+	raw := rawClient(t, cl.Endpoints())
+	c := newTestClient(t, cl.Endpoints(), 2*time.Second)
+	d := newDeletions(c, "del/")
+	put := func(key string) int64 {
+		resp, err := raw.Put(bg, key, "")
+		require.NoError(t, err)
+		return resp.Header.Revision
+	}
+	del := func(key string) int64 {
+		resp, err := raw.Delete(bg, key)
+		require.NoError(t, err)
+		return resp.Header.Revision
+	}
+	woken := func(s *sub) bool {
+		select {
+		case <-s.wake:
+			return true
+		case <-time.After(recheckEvery / 2):
+			return false
+		}
+	}
+
+	put("del/a")
+	put("del/b")
+	rev := put("del/c")
+	keeper := d.subscribe(rev, "del/c") // keeps the watch running
+	s := d.subscribe(rev, "del/a", "del/x")
+	del("del/b") // not of interest
+	assert.False(t, woken(s), "woken by the deletion of a key it does not wait for")
+	del("del/a")
+	require.True(t, woken(s), "not woken by the deletion it waits for")
+	hit, stale := d.take(s)
+	assert.Equal(t, []string{"del/a"}, hit)
+	assert.False(t, stale)
+	d.unsubscribe(s)
+
+	// A subscriber whose read predates a deletion the watch has already
+	// seen learns of it at once.
+	put("del/d")
+	rev = put("del/e")
+	del("del/d")
+	require.Eventually(t, func() bool { d.mu.Lock(); defer d.mu.Unlock(); _, ok := d.gone["del/d"]; return ok },
+		2*time.Second, 5*time.Millisecond, "the watch never saw the deletion")
+	s = d.subscribe(rev, "del/d")
+	require.True(t, woken(s), "a deletion seen before the subscription was missed")
+	hit, _ = d.take(s)
+	assert.Equal(t, []string{"del/d"}, hit)
+	d.unsubscribe(s)
+
+	// Older than the watch can vouch for: stale.
+	d.mu.Lock()
+	from := d.from
+	d.mu.Unlock()
+	s = d.subscribe(from-1, "del/e")
+	require.True(t, woken(s))
+	_, stale = d.take(s)
+	assert.True(t, stale, "a revision before the watch's history is not stale")
+	d.unsubscribe(s)
+
+	// The last subscriber stops the watch; the next one starts it again.
+	d.unsubscribe(keeper)
+	d.mu.Lock()
+	assert.Nil(t, d.cancel, "the watch runs with no subscriber")
+	assert.Zero(t, d.nsubs)
+	d.mu.Unlock()
+	rev = put("del/f")
+	s = d.subscribe(rev, "del/f")
+	del("del/f")
+	require.True(t, woken(s), "the restarted watch missed a deletion")
+	d.unsubscribe(s)
+}
