@@ -16,6 +16,10 @@ import (
 
 var bg = context.Background()
 
+// waitLimit bounds the tests' Acquires, so that a broken lock fails the test
+// instead of hanging it.
+const waitLimit = 10 * time.Second
+
 // startSingle starts one etcd member for t, stopped when t ends.
 func startSingle(t *testing.T) *etcdserver.Cluster {
 	t.Helper()

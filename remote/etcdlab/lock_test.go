@@ -35,7 +35,7 @@ func TestLock(t *testing.T) {
 		l := newLock(t, c)
 		var last uint64
 		for i := range 3 {
-			lease, err := l.Acquire(bg)
+			lease, err := l.Acquire(ctxFor(t, waitLimit))
 			require.NoError(t, err)
 			assert.Greater(t, lease.Token(), last, "token %d of holder %d", lease.Token(), i)
 			last = lease.Token()
@@ -85,7 +85,7 @@ func TestLock(t *testing.T) {
 
 	t.Run("cancelled-waiter-cleaned-up", func(t *testing.T) {
 		l := newLock(t, c)
-		held, err := l.Acquire(bg)
+		held, err := l.Acquire(ctxFor(t, waitLimit))
 		require.NoError(t, err)
 		start := time.Now()
 		_, err = NewLockOrFail(t, other, t.Name()).Acquire(ctxFor(t, 300*time.Millisecond))
@@ -102,12 +102,12 @@ func TestLock(t *testing.T) {
 		// watch fires, but A still holds, so C must look again rather than
 		// take the lock. Then A releases and C holds.
 		l := newLock(t, c)
-		a, err := l.Acquire(bg)
+		a, err := l.Acquire(ctxFor(t, waitLimit))
 		require.NoError(t, err)
 		bctx, cancelB := context.WithCancel(bg)
 		b := lockAsync(bctx, l)
 		waitQueued(t, raw, t.Name(), 2)
-		cc := lockAsync(bg, NewLockOrFail(t, other, t.Name()))
+		cc := lockAsync(ctxFor(t, waitLimit), NewLockOrFail(t, other, t.Name()))
 		waitQueued(t, raw, t.Name(), 3)
 		cancelB()
 		assert.ErrorIs(t, within(t, b, 2*time.Second, "the cancelled B").err, context.Canceled)
@@ -124,12 +124,12 @@ func TestLock(t *testing.T) {
 
 	t.Run("fifo-order", func(t *testing.T) {
 		l := newLock(t, c)
-		head, err := l.Acquire(bg)
+		head, err := l.Acquire(ctxFor(t, waitLimit))
 		require.NoError(t, err)
 		const n = 5
 		var order [n]<-chan result
 		for i := range n {
-			order[i] = lockAsync(bg, l)
+			order[i] = lockAsync(ctxFor(t, waitLimit), l)
 			waitQueued(t, raw, t.Name(), i+2)
 		}
 		require.NoError(t, head.Release(bg))
@@ -149,10 +149,10 @@ func TestLock(t *testing.T) {
 		// and the stale holder's fenced write is refused by etcd.
 		stale := newTestClient(t, eps, time.Second)
 		l := NewLockOrFail(t, stale, t.Name())
-		old, err := l.Acquire(bg)
+		old, err := l.Acquire(ctxFor(t, waitLimit))
 		require.NoError(t, err)
 		require.NoError(t, old.(*Lease).FencedPut(bg, t.Name()+"-resource", "old holder, in time"))
-		next := lockAsync(bg, NewLockOrFail(t, c, t.Name()))
+		next := lockAsync(ctxFor(t, waitLimit), NewLockOrFail(t, c, t.Name()))
 		pending(t, next, 200*time.Millisecond, "the next holder while the lease is refreshed")
 		stale.Orphan()
 		start := time.Now()
@@ -178,7 +178,7 @@ func TestLock(t *testing.T) {
 		require.NoError(t, r.lease.Release(bg))
 
 		// The orphaning client takes a new lease for its next acquisition.
-		again, err := l.Acquire(bg)
+		again, err := l.Acquire(ctxFor(t, waitLimit))
 		require.NoError(t, err)
 		require.NoError(t, again.(*Lease).FencedPut(bg, t.Name()+"-resource", "old client, new lease"))
 		require.NoError(t, again.Release(bg))
@@ -186,7 +186,7 @@ func TestLock(t *testing.T) {
 
 	t.Run("fenced-write-after-revoke", func(t *testing.T) {
 		victim := newTestClient(t, eps, 2*time.Second)
-		old, err := NewLockOrFail(t, victim, t.Name()).Acquire(bg)
+		old, err := NewLockOrFail(t, victim, t.Name()).Acquire(ctxFor(t, waitLimit))
 		require.NoError(t, err)
 		_, err = raw.Revoke(bg, old.(*Lease).s.id)
 		require.NoError(t, err)
@@ -207,7 +207,7 @@ func TestLock(t *testing.T) {
 		// lock free.
 		l := newLock(t, c)
 		for range 5 {
-			held, err := l.Acquire(bg)
+			held, err := l.Acquire(ctxFor(t, waitLimit))
 			require.NoError(t, err)
 			ctx, cancel := context.WithCancel(bg)
 			w := lockAsync(ctx, l)
@@ -287,7 +287,7 @@ func TestLockLostReply(t *testing.T) {
 
 			// Release's reply lost: its retry finds the key gone, while the
 			// lease lives, so the first attempt deleted it.
-			lease, err = l.Acquire(bg)
+			lease, err = l.Acquire(ctxFor(t, waitLimit))
 			require.NoError(t, err)
 			f.armed.Store(1)
 			require.NoError(t, lease.Release(bg), "a Release whose reply was lost")
@@ -347,7 +347,7 @@ func TestBadInput(t *testing.T) {
 	require.NoError(t, err)
 	var pe *contend.PermitError
 	for _, n := range []int64{0, -1, 3} {
-		_, err = s.Acquire(bg, n)
+		_, err = s.Acquire(ctxFor(t, waitLimit), n)
 		assert.ErrorAs(t, err, &pe, "Acquire(%d)", n)
 		_, err = s.TryAcquire(bg, n)
 		assert.ErrorAs(t, err, &pe, "TryAcquire(%d)", n)
@@ -355,11 +355,11 @@ func TestBadInput(t *testing.T) {
 
 	require.NoError(t, c.Close())
 	assert.NoError(t, c.Close(), "Close twice")
-	_, err = l.Acquire(bg)
+	_, err = l.Acquire(ctxFor(t, waitLimit))
 	assert.ErrorIs(t, err, ErrClosed)
 	_, err = l.TryAcquire(bg)
 	assert.ErrorIs(t, err, ErrClosed)
-	_, err = s.Acquire(bg, 1)
+	_, err = s.Acquire(ctxFor(t, waitLimit), 1)
 	assert.ErrorIs(t, err, ErrClosed)
 	_, err = s.TryAcquire(bg, 1)
 	assert.ErrorIs(t, err, ErrClosed)
@@ -383,14 +383,14 @@ func TestZeroValues(t *testing.T) {
 	_, err := NewLock(&c, "k")
 	assert.ErrorIs(t, err, contend.ErrNotConstructed)
 
-	_, err = l.Acquire(bg)
+	_, err = l.Acquire(ctxFor(t, waitLimit))
 	assert.ErrorIs(t, err, contend.ErrNotConstructed)
 	_, err = l.TryAcquire(bg)
 	assert.ErrorIs(t, err, contend.ErrNotConstructed)
 	assert.ErrorIs(t, l.Close(), contend.ErrNotConstructed)
 	assert.Zero(t, l.RoundTrips())
 
-	_, err = s.Acquire(bg, 1)
+	_, err = s.Acquire(ctxFor(t, waitLimit), 1)
 	assert.ErrorIs(t, err, contend.ErrNotConstructed)
 	_, err = s.TryAcquire(bg, 1)
 	assert.ErrorIs(t, err, contend.ErrNotConstructed)

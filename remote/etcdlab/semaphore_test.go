@@ -38,7 +38,7 @@ func TestSemaphore(t *testing.T) {
 	t.Run("basics", func(t *testing.T) {
 		s := newSem(t, c, 3)
 		assert.Equal(t, int64(3), s.Capacity())
-		a, err := s.Acquire(bg, 2)
+		a, err := s.Acquire(ctxFor(t, waitLimit), 2)
 		require.NoError(t, err)
 		b, err := newSem(t, other, 3).TryAcquire(bg, 1)
 		require.NoError(t, err, "1 of 3 permits is free")
@@ -63,13 +63,13 @@ func TestSemaphore(t *testing.T) {
 		// but a smaller request may not overtake it, neither TryAcquire nor
 		// Acquire. When the 2 are released, both fit (2 + 1 <= 3).
 		s := newSem(t, c, 3)
-		a, err := s.Acquire(bg, 2)
+		a, err := s.Acquire(ctxFor(t, waitLimit), 2)
 		require.NoError(t, err)
-		big := semAsync(bg, s, 2)
+		big := semAsync(ctxFor(t, waitLimit), s, 2)
 		waitQueued(t, raw, t.Name(), 2)
 		_, err = s.TryAcquire(bg, 1)
 		assert.ErrorIs(t, err, contend.ErrHeld, "TryAcquire overtook a waiter")
-		small := semAsync(bg, newSem(t, other, 3), 1)
+		small := semAsync(ctxFor(t, waitLimit), newSem(t, other, 3), 1)
 		waitQueued(t, raw, t.Name(), 3)
 		pending(t, small, 200*time.Millisecond, "the small request behind a large one")
 		pending(t, big, 0, "the large request")
@@ -89,7 +89,7 @@ func TestSemaphore(t *testing.T) {
 		// Acquire must fail and leave both permits free.
 		s := newSem(t, c, 2)
 		for range 5 {
-			held, err := s.Acquire(bg, 1)
+			held, err := s.Acquire(ctxFor(t, waitLimit), 1)
 			require.NoError(t, err)
 			ctx, cancel := context.WithCancel(bg)
 			w := semAsync(ctx, s, 2)
@@ -116,12 +116,12 @@ func TestSemaphore(t *testing.T) {
 		// count of permits ahead drops to 2, which still does not fit.
 		// When A releases, C holds.
 		s := newSem(t, c, 2)
-		a, err := s.Acquire(bg, 2)
+		a, err := s.Acquire(ctxFor(t, waitLimit), 2)
 		require.NoError(t, err)
 		bctx, cancelB := context.WithCancel(bg)
 		b := semAsync(bctx, s, 1)
 		waitQueued(t, raw, t.Name(), 2)
-		cc := semAsync(bg, newSem(t, other, 2), 2)
+		cc := semAsync(ctxFor(t, waitLimit), newSem(t, other, 2), 2)
 		waitQueued(t, raw, t.Name(), 3)
 		cancelB()
 		assert.ErrorIs(t, within(t, b, 3*time.Second, "B").err, context.Canceled)
@@ -159,9 +159,9 @@ func TestSemaphore(t *testing.T) {
 
 	t.Run("expiry-returns-permits", func(t *testing.T) {
 		stale := newTestClient(t, eps, time.Second)
-		old, err := newSem(t, stale, 2).Acquire(bg, 2)
+		old, err := newSem(t, stale, 2).Acquire(ctxFor(t, waitLimit), 2)
 		require.NoError(t, err)
-		w := semAsync(bg, newSem(t, c, 2), 1)
+		w := semAsync(ctxFor(t, waitLimit), newSem(t, c, 2), 1)
 		pending(t, w, 200*time.Millisecond, "a waiter while the lease is refreshed")
 		stale.Orphan()
 		r := within(t, w, 5*time.Second, "the waiter after the holder's lease expired")

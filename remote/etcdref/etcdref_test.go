@@ -22,6 +22,10 @@ import (
 
 var bg = context.Background()
 
+// waitLimit bounds the tests' Acquires, so that a broken lock fails the test
+// instead of hanging it.
+const waitLimit = 10 * time.Second
+
 func ctxFor(t *testing.T, d time.Duration) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(bg, d)
@@ -93,7 +97,7 @@ func TestLock(t *testing.T) {
 		other := newTestLock(t, eps, t.Name(), 2*time.Second)
 		var last uint64
 		for range 3 {
-			lease, err := l.Acquire(bg)
+			lease, err := l.Acquire(ctxFor(t, waitLimit))
 			require.NoError(t, err)
 			assert.Greater(t, lease.Token(), last)
 			last = lease.Token()
@@ -131,7 +135,7 @@ func TestLock(t *testing.T) {
 
 	t.Run("cancelled-waiter-cleaned-up", func(t *testing.T) {
 		l := newTestLock(t, eps, t.Name(), 2*time.Second)
-		held, err := l.Acquire(bg)
+		held, err := l.Acquire(ctxFor(t, waitLimit))
 		require.NoError(t, err)
 		start := time.Now()
 		_, err = l.Acquire(ctxFor(t, 300*time.Millisecond))
@@ -147,12 +151,12 @@ func TestLock(t *testing.T) {
 		// after its wait, not its key's create revision; it still exceeds
 		// the previous holder's.
 		l := newTestLock(t, eps, t.Name(), 2*time.Second)
-		a, err := l.Acquire(bg)
+		a, err := l.Acquire(ctxFor(t, waitLimit))
 		require.NoError(t, err)
 		q := queued(t, raw, t.Name())
 		require.Len(t, q, 1)
 		assert.Equal(t, uint64(q[0].Rev), a.Token(), "uncontended: the token is the key's create revision")
-		b := async(func() (contend.Lease, error) { return l.Acquire(bg) })
+		b := async(func() (contend.Lease, error) { return l.Acquire(ctxFor(t, waitLimit)) })
 		waitQueued(t, raw, t.Name(), 2)
 		bRev := queued(t, raw, t.Name())[1].Rev
 		require.NoError(t, a.Release(bg))
@@ -165,7 +169,7 @@ func TestLock(t *testing.T) {
 
 	t.Run("expired-session", func(t *testing.T) {
 		l := newTestLock(t, eps, t.Name(), 2*time.Second)
-		old, err := l.Acquire(bg)
+		old, err := l.Acquire(ctxFor(t, waitLimit))
 		require.NoError(t, err)
 		_, err = raw.Revoke(bg, old.(*lease).s.Lease())
 		require.NoError(t, err)
@@ -181,7 +185,7 @@ func TestLock(t *testing.T) {
 func TestTTLIsTheSessionsTTL(t *testing.T) {
 	cl := servertest.Start(t, etcdserver.Backend, etcdserver.Single)
 	l := newTestLock(t, cl.Endpoints(), "ttl", 2*time.Second)
-	lease, err := l.Acquire(bg)
+	lease, err := l.Acquire(ctxFor(t, waitLimit))
 	require.NoError(t, err)
 	time.Sleep(1100 * time.Millisecond)
 	ttl, expires := lease.TTL()
@@ -220,7 +224,7 @@ func TestTryLockTransientKey(t *testing.T) {
 	x := newTestLock(t, eps, "transient", 2*time.Second, grpc.WithChainUnaryInterceptor(b.intercept))
 	y := newTestLock(t, eps, "transient", 2*time.Second)
 
-	held, err := h.Acquire(bg)
+	held, err := h.Acquire(ctxFor(t, waitLimit))
 	require.NoError(t, err)
 	b.armed.Store(true)
 	xr := async(func() (contend.Lease, error) { return x.TryAcquire(bg) })
@@ -296,7 +300,7 @@ func TestBadInputAndZeroValue(t *testing.T) {
 	assert.ErrorIs(t, err, ErrBadTTL)
 
 	var z Lock
-	_, err = z.Acquire(bg)
+	_, err = z.Acquire(ctxFor(t, waitLimit))
 	assert.ErrorIs(t, err, contend.ErrNotConstructed)
 	_, err = z.TryAcquire(bg)
 	assert.ErrorIs(t, err, contend.ErrNotConstructed)
@@ -307,7 +311,7 @@ func TestBadInputAndZeroValue(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, l.Close())
 	require.NoError(t, l.Close(), "Close twice")
-	_, err = l.Acquire(bg)
+	_, err = l.Acquire(ctxFor(t, waitLimit))
 	assert.ErrorIs(t, err, ErrClosed)
 	_, err = l.TryAcquire(bg)
 	assert.ErrorIs(t, err, ErrClosed)
