@@ -101,9 +101,10 @@ const (
 // concurrent use. The zero value refuses every operation with
 // contend.ErrNotConstructed; make one with NewClient.
 type Client struct {
-	cli    *clientv3.Client
-	cnt    *etcdclient.Counter
-	ttlSec int64
+	cli     *clientv3.Client
+	cnt     *etcdclient.Counter
+	ttlSec  int64
+	recheck time.Duration // recheckEvery; tests that check wake-ups by watch turn it off
 
 	grant chan struct{} // holds one token while a lease is being granted
 
@@ -138,7 +139,7 @@ func newClient(endpoints []string, ttl time.Duration, extra ...grpc.DialOption) 
 	if err != nil {
 		return nil, fmt.Errorf("etcdlab: NewClient: %w", err)
 	}
-	return &Client{cli: cli, cnt: cnt, ttlSec: sec, grant: make(chan struct{}, 1), done: make(chan struct{})}, nil
+	return &Client{cli: cli, cnt: cnt, ttlSec: sec, recheck: recheckEvery, grant: make(chan struct{}, 1), done: make(chan struct{})}, nil
 }
 
 func (c *Client) check(op string) error {

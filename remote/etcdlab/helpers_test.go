@@ -36,6 +36,14 @@ func newTestClient(t *testing.T, eps []string, ttl time.Duration, extra ...grpc.
 	return c
 }
 
+// watchOnly turns c's fallback re-read off, so that a waiter is woken only
+// by the watch: tests of wake-ups use it, or a missed wake-up would pass as
+// a slow one.
+func watchOnly(c *Client) *Client {
+	c.recheck = time.Hour
+	return c
+}
+
 // rawClient returns a plain etcd client of eps for the test to look at and
 // tamper with the keys, closed when t ends.
 func rawClient(t *testing.T, eps []string) *clientv3.Client {

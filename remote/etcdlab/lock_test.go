@@ -22,8 +22,8 @@ func TestLock(t *testing.T) {
 	cl := startSingle(t)
 	eps := cl.Endpoints()
 	raw := rawClient(t, eps)
-	c := newTestClient(t, eps, 2*time.Second)
-	other := newTestClient(t, eps, 2*time.Second) // a second process, as etcd sees it
+	c := watchOnly(newTestClient(t, eps, 2*time.Second))
+	other := watchOnly(newTestClient(t, eps, 2*time.Second)) // a second process, as etcd sees it
 
 	newLock := func(t *testing.T, c *Client) *Lock {
 		l, err := NewLock(c, t.Name())

@@ -17,8 +17,8 @@ func TestSemaphore(t *testing.T) {
 	cl := startSingle(t)
 	eps := cl.Endpoints()
 	raw := rawClient(t, eps)
-	c := newTestClient(t, eps, 2*time.Second)
-	other := newTestClient(t, eps, 2*time.Second)
+	c := watchOnly(newTestClient(t, eps, 2*time.Second))
+	other := watchOnly(newTestClient(t, eps, 2*time.Second))
 
 	newSem := func(t *testing.T, c *Client, capacity int64) *Semaphore {
 		s, err := NewSemaphore(c, t.Name(), capacity)

@@ -248,7 +248,7 @@ func (d *deletions) lost(gen int) {
 // and the caller reads again), ctx's end, the lease's loss, or the client's
 // Close.
 func (d *deletions) await(ctx context.Context, s *sub, lease *session) (bool, error) {
-	t := time.NewTimer(recheckEvery)
+	t := time.NewTimer(d.c.recheck)
 	defer t.Stop()
 	select {
 	case <-s.wake:

@@ -1,11 +1,14 @@
 package etcdlab
 
 import (
+	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
 )
 
 // TestDeletions checks the shared watch's promises to its subscribers
@@ -85,4 +88,82 @@ func TestDeletions(t *testing.T) {
 	del("del/f")
 	require.True(t, woken(s), "the restarted watch missed a deletion")
 	d.unsubscribe(s)
+}
+
+// stallWatch is a gRPC stream interceptor that makes the first watch
+// stream opened once armed deliver nothing, as a stream to a paused member
+// does.
+type stallWatch struct{ armed atomic.Bool }
+
+func (s *stallWatch) intercept(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	cs, err := streamer(ctx, desc, cc, method, opts...)
+	if err == nil && method == "/etcdserverpb.Watch/Watch" && s.armed.CompareAndSwap(true, false) {
+		return stalledStream{cs}, nil
+	}
+	return cs, err
+}
+
+type stalledStream struct{ grpc.ClientStream }
+
+func (s stalledStream) RecvMsg(any) error {
+	<-s.Context().Done()
+	return s.Context().Err()
+}
+
+// TestWatchStallRestart: the queue's watch stalls under two waiters; the
+// first one's fallback re-read finds the key(s) ahead gone, takes the lock
+// (or the permit), and replaces the watch, which the second is still
+// subscribed to.
+func TestWatchStallRestart(t *testing.T) {
+	cl := startSingle(t)
+	raw := rawClient(t, cl.Endpoints())
+	for _, kind := range []string{"lock", "semaphore"} {
+		t.Run(kind, func(t *testing.T) {
+			stall := &stallWatch{}
+			c := newTestClient(t, cl.Endpoints(), 2*time.Second, grpc.WithChainStreamInterceptor(stall.intercept))
+			c.recheck = 300 * time.Millisecond
+			var acquire func(context.Context) (*Lease, error)
+			var d *deletions
+			if kind == "lock" {
+				l := NewLockOrFail(t, c, t.Name())
+				d = l.q.d
+				acquire = func(ctx context.Context) (*Lease, error) {
+					h, err := l.Acquire(ctx)
+					if err != nil {
+						return nil, err
+					}
+					return h.(*Lease), nil
+				}
+			} else {
+				s, err := NewSemaphore(c, t.Name(), 1)
+				require.NoError(t, err)
+				d = s.q.d
+				acquire = func(ctx context.Context) (*Lease, error) {
+					h, err := s.Acquire(ctx, 1)
+					if err != nil {
+						return nil, err
+					}
+					return h.(*Lease), nil
+				}
+			}
+			a, err := acquire(ctxFor(t, waitLimit))
+			require.NoError(t, err)
+			stall.armed.Store(true)
+			b := acquireAsync(func() (*Lease, error) { return acquire(ctxFor(t, waitLimit)) })
+			waitQueued(t, raw, t.Name(), 2)
+			cc := acquireAsync(func() (*Lease, error) { return acquire(ctxFor(t, waitLimit)) })
+			waitQueued(t, raw, t.Name(), 3)
+			require.NoError(t, a.Release(bg))
+			rb := within(t, b, 3*time.Second, "B, by its fallback re-read")
+			require.NoError(t, rb.err)
+			d.mu.Lock()
+			gen := d.gen
+			d.mu.Unlock()
+			assert.Equal(t, 2, gen, "the stalled watch was not replaced")
+			require.NoError(t, rb.lease.Release(bg))
+			rc := within(t, cc, 3*time.Second, "C")
+			require.NoError(t, rc.err)
+			require.NoError(t, rc.lease.Release(bg))
+		})
+	}
 }
