@@ -13,6 +13,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/contend-lab/contend"
 	"github.com/contend-lab/contend/internal/etcdclient"
@@ -179,6 +181,37 @@ func TestLock(t *testing.T) {
 		assert.ErrorIs(t, old.Release(bg), contend.ErrNotHeld)
 		require.NoError(t, next.Release(bg))
 	})
+}
+
+// failDelete is a unary interceptor that fails the first DeleteRange once
+// armed, without sending it.
+type failDelete struct{ armed atomic.Bool }
+
+func (f *failDelete) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if method == "/etcdserverpb.KV/DeleteRange" && f.armed.CompareAndSwap(true, false) {
+		return status.Error(codes.Unavailable, "test: delete failed")
+	}
+	return invoker(ctx, method, req, reply, cc, opts...)
+}
+
+// TestCancelledWaiterFailedCleanup: Mutex.Lock's own clean-up of a waiter
+// whose ctx ended fails; the adapter's revoke of its session still takes
+// the key out of the queue.
+func TestCancelledWaiterFailedCleanup(t *testing.T) {
+	cl := servertest.Start(t, etcdserver.Backend, etcdserver.Single)
+	eps := cl.Endpoints()
+	raw := rawClient(t, eps)
+	f := &failDelete{}
+	h := newTestLock(t, eps, "cleanup", 2*time.Second)
+	w := newTestLock(t, eps, "cleanup", 2*time.Second, grpc.WithChainUnaryInterceptor(f.intercept))
+	held, err := h.Acquire(ctxFor(t, waitLimit))
+	require.NoError(t, err)
+	f.armed.Store(true)
+	_, err = w.Acquire(ctxFor(t, 300*time.Millisecond))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	waitQueued(t, raw, "cleanup", 1)
+	assert.False(t, f.armed.Load(), "Mutex.Lock did not try to delete its key")
+	require.NoError(t, held.Release(bg))
 }
 
 // TestTTLIsTheSessionsTTL pins a deviation: TTL does not count down.
