@@ -75,6 +75,13 @@ const (
 	ElectionTimeout   = 500 * time.Millisecond
 )
 
+// ShortLease is the lease the fault scenarios give etcd locks: etcd
+// leases are whole seconds, and one of 2 s, refreshed every third of it,
+// still has a refresh get through during a leader election here (0.5 to
+// 1.2 s; see TestClusterLeaderKillAndPausedStop), so a live client keeps
+// its lease across one.
+const ShortLease = 2 * time.Second
+
 // Backend is the etcd backend of the remote tier.
 var Backend = remote.Backend{
 	Name:             "etcd",
@@ -83,6 +90,7 @@ var Backend = remote.Backend{
 	SkipEnv:          SkipEnv,
 	Deployments:      []remote.Deployment{Single, Cluster3},
 	RestartKeepsData: true,
+	ShortLease:       ShortLease,
 	Version:          func() (string, error) { return Version(Options{}) },
 	Start: func(ctx context.Context, d remote.Deployment) (remote.Cluster, error) {
 		return Start(ctx, d, Options{})
