@@ -25,7 +25,9 @@
 // The deletions reach the waiters through one etcd watch of the prefix per
 // lock and client, not one watch per waiter: see deletions for why. Every
 // client with waiters therefore receives every release's event (one small
-// message), and wakes only the waiter behind the deleted key.
+// message), and wakes only the waiter behind the deleted key. The waiter's
+// read is serializable (any member answers from what it has applied): see
+// readFrom for why a stale answer can delay a waiter but never admit it.
 //
 // A holder's key lives as long as the client's lease. The client refreshes
 // the lease in the background every third of its TTL; if it cannot (the
@@ -37,6 +39,14 @@
 // Lease.FencedPut is the fence etcd makes possible: the write is a
 // transaction conditional on the holder's key still existing with the
 // holder's create revision, so a stale holder's write fails on the server.
+//
+// Lease.TTL is the holder's own view, and errs short: the lease's TTL from
+// the instant before the last refresh that succeeded was sent (etcd counts
+// from when it received it). When no refresh gets through for a whole TTL,
+// the client gives the lease up: it stops refreshing it, revokes it if it
+// can, and every hold on it reports ErrNotHeld, even though etcd might
+// have kept it a little longer (it extends every lease when a new leader
+// is elected). The next acquisition gets a new lease.
 //
 // # Faults and clean-up
 //

@@ -266,16 +266,23 @@ func (l *Lock) wait(ctx context.Context, h *Lease, pred string, rev int64) error
 	return ctx.Err()
 }
 
-// ahead reads, in one linearizable read, whether h's key still exists and
-// which key is just ahead of it.
+// ahead reads, in one read, whether h's key still exists and which key is
+// just ahead of it. See serializable for why the read need not go through
+// the leader.
 func (l *Lock) ahead(ctx context.Context, h *Lease) (string, int64, error) {
-	cctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	resp, err := l.q.c.cli.Txn(cctx).Then(
-		clientv3.OpGet(h.key, clientv3.WithKeysOnly()),
-		clientv3.OpGet(l.q.dir(), clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithMaxCreateRev(h.rev-1),
-			clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(1)),
-	).Commit()
+	var resp *clientv3.TxnResponse
+	err := readFrom(ctx, h.rev, func(ctx context.Context, opts ...clientv3.OpOption) (int64, error) {
+		var err error
+		resp, err = l.q.c.cli.Txn(ctx).Then(
+			clientv3.OpGet(h.key, append(opts, clientv3.WithKeysOnly())...),
+			clientv3.OpGet(l.q.dir(), append(opts, clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithMaxCreateRev(h.rev-1),
+				clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(1))...),
+		).Commit()
+		if err != nil {
+			return 0, err
+		}
+		return resp.Header.Revision, nil
+	})
 	if err != nil {
 		return "", 0, err
 	}
@@ -287,6 +294,31 @@ func (l *Lock) ahead(ctx context.Context, h *Lease) (string, int64, error) {
 		pred = string(kvs[0].Key)
 	}
 	return pred, resp.Header.Revision, nil
+}
+
+// readFrom runs read, bounded by requestTimeout, first as a serializable
+// read (served by whichever member the request reaches, from what it has
+// applied, without asking the leader), and again as a linearizable one if
+// that member had not yet applied revision rev, the waiter's own key's.
+//
+// A waiter may read serializably because what it looks for only goes one
+// way: the keys ahead of its own were all created before it, so none can
+// appear after its key has, and they can only be deleted. A member's state
+// at a revision R >= rev is the cluster's at R (it applies only committed
+// entries): if it shows no key ahead (or enough permits free ahead), that
+// was true at R and stays true; if it shows one that is gone by now, the
+// waiter waits for its deletion, which the watch from R reports at once.
+// So a stale answer can delay a waiter, never admit it early, and it saves
+// the leader's round of a linearizable read on every hand-off.
+func readFrom(ctx context.Context, rev int64, read func(context.Context, ...clientv3.OpOption) (int64, error)) error {
+	cctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	at, err := read(cctx, clientv3.WithSerializable())
+	if err != nil || at >= rev {
+		return err
+	}
+	_, err = read(cctx)
+	return err
 }
 
 // TryAcquire creates its key only if no key is under the prefix, in one

@@ -369,11 +369,17 @@ func (s *Semaphore) follow(ctx context.Context, h *Lease, w *waiter, sb *sub) (b
 	}
 }
 
-// reread reads the queue up to h's key in one linearizable read.
+// reread reads the queue up to h's key in one read (see readFrom).
 func (s *Semaphore) reread(ctx context.Context, h *Lease, n int64) (*waiter, error) {
-	cctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	resp, err := s.q.c.cli.Get(cctx, s.q.dir(), clientv3.WithPrefix(), clientv3.WithMaxCreateRev(h.rev))
+	var resp *clientv3.GetResponse
+	err := readFrom(ctx, h.rev, func(ctx context.Context, opts ...clientv3.OpOption) (int64, error) {
+		var err error
+		resp, err = s.q.c.cli.Get(ctx, s.q.dir(), append(opts, clientv3.WithPrefix(), clientv3.WithMaxCreateRev(h.rev))...)
+		if err != nil {
+			return 0, err
+		}
+		return resp.Header.Revision, nil
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -24,21 +24,30 @@ import (
 // every deletion under the prefix once, one small message, and wakes only
 // the waiters whose keys of interest were deleted: no herd of requests.
 //
-// The watch runs while anyone is subscribed. It remembers the deletions it
-// has seen (a bounded number), so that a waiter that subscribes with a
-// revision the watch has already passed learns of a deletion it would
-// otherwise have missed; a waiter whose revision is older than what the
-// watch knows is told to read again (stale).
+// The watch starts at the current revision, not at a waiter's: etcd
+// catches a watch that starts in the past up with the present in a loop
+// that runs every 100 ms, which made the first hand-off after every start
+// wait tens of milliseconds. It tells which revision it started at, and a
+// waiter that subscribed with an older revision is told to read again
+// (stale), as is one whose revision is older than the deletions the watch
+// remembers (a bounded number, so that a waiter whose read predates a
+// deletion the watch has already seen learns of it at once). The watch
+// runs while anyone is subscribed, and for watchLinger after the last
+// subscriber leaves, so that a queue that is empty for a moment (two
+// contenders taking turns) does not start a watch per hand-off.
 type deletions struct {
 	c      *Client
-	prefix string // the queue's keys' prefix, with its "/"
+	prefix string        // the queue's keys' prefix, with its "/"
+	linger time.Duration // watchLinger; tests shorten it
 
 	mu       sync.Mutex
 	subs     map[string]map[*sub]struct{} // key of interest -> subscribers
-	nsubs    int
-	cancel   context.CancelFunc // of the running watch; nil if none
-	gen      int                // incarnation of the watch, for its gRPC stream's metadata
-	from     int64              // deletions are known for the revisions after from, up to seen
+	all      map[*sub]struct{}            // every registered subscriber
+	idle     *time.Timer                  // stops the watch after linger without subscribers
+	cancel   context.CancelFunc           // of the running watch; nil if none
+	gen      int                          // incarnation of the watch, for its gRPC stream's metadata
+	ready    bool                         // the running watch has said where it starts
+	from     int64                        // deletions are known for the revisions after from, up to seen
 	seen     int64
 	gone     map[string]int64 // deleted key -> revision, for revisions after from
 	goneFIFO []string         // gone's keys in revision order, for pruning
@@ -47,34 +56,50 @@ type deletions struct {
 // maxGone bounds the deletions remembered; pruning moves from forward.
 const maxGone = 4096
 
+// watchLinger is how long a queue's watch outlives its last subscriber.
+const watchLinger = 5 * time.Second
+
 func newDeletions(c *Client, prefix string) *deletions {
-	return &deletions{c: c, prefix: prefix, subs: map[string]map[*sub]struct{}{}, gone: map[string]int64{}}
+	return &deletions{c: c, prefix: prefix, linger: watchLinger,
+		subs: map[string]map[*sub]struct{}{}, all: map[*sub]struct{}{}, gone: map[string]int64{}}
 }
 
 // sub is one waiter's subscription to the deletion of some keys.
 type sub struct {
 	keys []string
+	rev  int64         // the keys existed at this revision
 	wake chan struct{} // a token when hit or stale
 
 	// under deletions.mu:
-	hit        []string // keys of interest deleted, not yet taken
-	stale      bool     // the watch lost track: read again
-	registered bool     // counted in nsubs
+	hit   []string // keys of interest deleted, not yet taken
+	stale bool     // the watch cannot vouch for rev: read again
+}
+
+func (s *sub) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
 }
 
 // subscribe registers interest in the deletion of keys, which all existed
 // at revision rev. A key already known deleted is a hit at once; a rev the
-// watch cannot vouch for makes the subscription stale at once.
+// watch cannot vouch for makes the subscription stale, at once or when the
+// watch has started.
 func (d *deletions) subscribe(rev int64, keys ...string) *sub {
-	s := &sub{keys: keys, wake: make(chan struct{}, 1)}
+	s := &sub{keys: keys, rev: rev, wake: make(chan struct{}, 1)}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.cancel == nil {
-		d.start(rev)
+	if d.idle != nil {
+		d.idle.Stop()
+		d.idle = nil
 	}
-	if rev < d.from {
+	if d.cancel == nil {
+		d.start()
+	}
+	if d.ready && rev < d.from {
 		s.stale = true
-		s.wake <- struct{}{}
+		s.signal()
 		return s
 	}
 	for _, k := range keys {
@@ -89,22 +114,22 @@ func (d *deletions) subscribe(rev int64, keys ...string) *sub {
 		}
 		m[s] = struct{}{}
 	}
-	s.registered = true
-	d.nsubs++
+	d.all[s] = struct{}{}
 	if len(s.hit) > 0 {
-		s.wake <- struct{}{}
+		s.signal()
 	}
 	return s
 }
 
-// unsubscribe ends s, and the watch with the last subscription.
+// unsubscribe ends s; the last subscription leaving starts the watch's
+// linger.
 func (d *deletions) unsubscribe(s *sub) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if !s.registered {
+	if _, ok := d.all[s]; !ok {
 		return // made stale at subscribe
 	}
-	s.registered = false
+	delete(d.all, s)
 	for _, k := range s.keys {
 		if m := d.subs[k]; m != nil {
 			delete(m, s)
@@ -113,11 +138,9 @@ func (d *deletions) unsubscribe(s *sub) {
 			}
 		}
 	}
-	d.nsubs--
-	if d.nsubs == 0 && d.cancel != nil {
-		d.cancel()
-		d.cancel = nil
-		d.from = max(d.from, d.seen) // nothing is followed after seen from now on
+	if len(d.all) == 0 && d.cancel != nil {
+		gen := d.gen
+		d.idle = time.AfterFunc(d.linger, func() { d.stop(gen) })
 	}
 }
 
@@ -131,66 +154,107 @@ func (d *deletions) take(s *sub) ([]string, bool) {
 	return hit, s.stale
 }
 
-// start starts a watch of the prefix from after revision rev; d.mu held.
-// Each incarnation has gRPC metadata of its own, so that it gets a gRPC
-// stream of its own rather than one stalled by a paused member.
-func (d *deletions) start(rev int64) {
-	if rev > d.seen {
-		d.from = max(d.from, rev)
-		d.seen = rev
-	}
+// start starts a new incarnation of the watch; d.mu held. Each incarnation
+// has gRPC metadata of its own, so that it gets a gRPC stream of its own
+// rather than one stalled on a paused member.
+func (d *deletions) start() {
 	d.gen++
+	d.ready = false
 	ctx := metadata.AppendToOutgoingContext(clientv3.WithRequireLeader(context.Background()),
 		"contend-queue", fmt.Sprintf("%s#%d", d.prefix, d.gen))
 	ctx, d.cancel = context.WithCancel(ctx)
 	d.c.loops.Add(1)
-	go d.follow(ctx, d.cancel, d.gen, d.seen+1)
+	go d.follow(ctx, d.cancel, d.gen)
 }
 
-// restart replaces the running watch with a new one from where it got to:
-// a waiter's timer found a deletion the watch did not report (its stream
-// stalls on a paused member, say).
+// stop stops watch incarnation gen if it still runs without subscribers.
+func (d *deletions) stop(gen int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if gen != d.gen || len(d.all) > 0 || d.cancel == nil {
+		return
+	}
+	d.halt()
+}
+
+// halt stops the running watch; d.mu held. Nothing is followed after seen.
+func (d *deletions) halt() {
+	d.cancel()
+	d.cancel = nil
+	d.ready = false
+	d.from = max(d.from, d.seen)
+}
+
+// restart replaces the running watch with a new one: a waiter's timer found
+// a deletion the watch did not report (its stream stalls on a paused
+// member, say).
 func (d *deletions) restart() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.cancel == nil {
 		return
 	}
-	d.cancel()
-	d.start(d.seen)
+	d.halt()
+	d.start()
+	for s := range d.all { // the new watch may start after their revisions
+		s.stale = true
+		s.signal()
+	}
 }
 
-// follow creates the watch from revision from and dispatches its
-// deletions until it ends; if it ends while it is still the running one (an
-// error, not a cancel), every subscriber goes stale and the next
-// subscription starts a new watch. The watch is created here, not under
-// d.mu: the etcd client's Watch blocks until its gRPC stream takes the
-// request, which a stream to a paused member never does.
-func (d *deletions) follow(ctx context.Context, cancel context.CancelFunc, gen int, from int64) {
+// follow creates watch incarnation gen and dispatches its deletions until
+// it ends; if it ends while it is still the running one (an error, not a
+// stop), every subscriber goes stale and the next subscription starts a new
+// watch. The watch is created here, not under d.mu: the etcd client's Watch
+// blocks until its gRPC stream takes the request, which a stream to a
+// paused member never does.
+func (d *deletions) follow(ctx context.Context, cancel context.CancelFunc, gen int) {
 	defer d.c.loops.Done()
-	wch := d.c.cli.Watch(ctx, d.prefix, clientv3.WithPrefix(), clientv3.WithRev(from), clientv3.WithFilterPut())
+	defer cancel()
+	wch := d.c.cli.Watch(ctx, d.prefix, clientv3.WithPrefix(), clientv3.WithFilterPut(), clientv3.WithCreatedNotify())
 	for {
 		var wr clientv3.WatchResponse
 		var ok bool
 		select {
 		case wr, ok = <-wch:
 		case <-d.c.done:
-			cancel()
 			return
 		}
 		if !ok || wr.Err() != nil {
-			cancel()
 			d.lost(gen)
 			return
 		}
 		d.mu.Lock()
+		if wr.Created {
+			d.started(gen, wr.Header.Revision)
+		}
 		for _, ev := range wr.Events {
 			d.deleted(string(ev.Kv.Key), ev.Kv.ModRevision)
 		}
-		if wr.Header.Revision > d.seen && ctx.Err() == nil {
+		if gen == d.gen && wr.Header.Revision > d.seen {
 			d.seen = wr.Header.Revision
 		}
 		d.mu.Unlock()
+	}
+}
+
+// started records that incarnation gen reports every deletion after
+// revision at; d.mu held. Deletions between what was seen before and at
+// are unknown: subscribers with an older revision go stale.
+func (d *deletions) started(gen int, at int64) {
+	if gen != d.gen {
+		return
+	}
+	d.ready = true
+	if at > d.seen {
+		d.from = max(d.from, at)
+		d.seen = at
+	}
+	for s := range d.all {
+		if s.rev < d.from {
+			s.stale = true
+			s.signal()
+		}
 	}
 }
 
@@ -210,10 +274,7 @@ func (d *deletions) deleted(key string, rev int64) {
 	}
 	for s := range d.subs[key] {
 		s.hit = append(s.hit, key)
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
+		s.signal()
 	}
 	delete(d.subs, key)
 	if rev > d.seen {
@@ -231,22 +292,16 @@ func (d *deletions) lost(gen int) {
 	if gen != d.gen || d.cancel == nil {
 		return
 	}
-	d.cancel = nil
-	d.from = max(d.from, d.seen)
-	for _, m := range d.subs {
-		for s := range m {
-			s.stale = true
-			select {
-			case s.wake <- struct{}{}:
-			default:
-			}
-		}
+	d.halt()
+	for s := range d.all {
+		s.stale = true
+		s.signal()
 	}
 }
 
-// await waits for s to be woken, for recheckEvery (then it returns false
-// and the caller reads again), ctx's end, the lease's loss, or the client's
-// Close.
+// await waits for s to be woken (true), for the client's recheck interval
+// (false: the caller reads again), ctx's end, the lease's loss, or the
+// client's Close.
 func (d *deletions) await(ctx context.Context, s *sub, lease *session) (bool, error) {
 	t := time.NewTimer(d.c.recheck)
 	defer t.Stop()

@@ -21,6 +21,7 @@ func TestDeletions(t *testing.T) {
 	raw := rawClient(t, cl.Endpoints())
 	c := newTestClient(t, cl.Endpoints(), 2*time.Second)
 	d := newDeletions(c, "del/")
+	d.linger = 0 // stop the watch as soon as the last subscriber leaves
 	put := func(key string) int64 {
 		resp, err := raw.Put(bg, key, "")
 		require.NoError(t, err)
@@ -44,8 +45,15 @@ func TestDeletions(t *testing.T) {
 	put("del/b")
 	rev := put("del/c")
 	keeper := d.subscribe(rev, "del/c") // keeps the watch running
+	ready := func() {
+		t.Helper()
+		require.Eventually(t, func() bool { d.mu.Lock(); defer d.mu.Unlock(); return d.ready },
+			2*time.Second, 5*time.Millisecond, "the watch never started")
+	}
+	ready() // a deletion before the watch starts would make the subscribers stale
 	s := d.subscribe(rev, "del/a", "del/x")
 	del("del/b") // not of interest
+
 	assert.False(t, woken(s), "woken by the deletion of a key it does not wait for")
 	del("del/a")
 	require.True(t, woken(s), "not woken by the deletion it waits for")
@@ -77,16 +85,34 @@ func TestDeletions(t *testing.T) {
 	assert.True(t, stale, "a revision before the watch's history is not stale")
 	d.unsubscribe(s)
 
-	// The last subscriber stops the watch; the next one starts it again.
+	// The last subscriber stops the watch (after linger); the next one
+	// starts it again.
 	d.unsubscribe(keeper)
+	require.Eventually(t, func() bool { d.mu.Lock(); defer d.mu.Unlock(); return d.cancel == nil },
+		time.Second, 5*time.Millisecond, "the watch runs with no subscriber")
 	d.mu.Lock()
-	assert.Nil(t, d.cancel, "the watch runs with no subscriber")
-	assert.Zero(t, d.nsubs)
+	assert.Empty(t, d.all)
 	d.mu.Unlock()
 	rev = put("del/f")
 	s = d.subscribe(rev, "del/f")
+	ready()
 	del("del/f")
 	require.True(t, woken(s), "the restarted watch missed a deletion")
+	hit, stale = d.take(s)
+	assert.Equal(t, []string{"del/f"}, hit)
+	assert.False(t, stale)
+	d.unsubscribe(s)
+
+	// A watch that starts after a subscriber's revision cannot vouch for
+	// what happened in between: the subscriber goes stale when it starts.
+	require.Eventually(t, func() bool { d.mu.Lock(); defer d.mu.Unlock(); return d.cancel == nil },
+		time.Second, 5*time.Millisecond, "the watch runs with no subscriber")
+	rev = put("del/g")
+	put("del/h") // the watch will start after this
+	s = d.subscribe(rev, "del/g")
+	require.True(t, woken(s))
+	_, stale = d.take(s)
+	assert.True(t, stale, "a subscriber older than the watch's start was not told to read again")
 	d.unsubscribe(s)
 }
 
