@@ -41,6 +41,13 @@ func TestDeletions(t *testing.T) {
 		}
 	}
 
+	// The watch outlives its last subscriber by watchLinger.
+	lingering := newDeletions(c, "linger/")
+	lingering.unsubscribe(lingering.subscribe(put("linger/x"), "linger/x"))
+	lingering.mu.Lock()
+	assert.NotNil(t, lingering.cancel, "the watch stopped with its last subscriber")
+	lingering.mu.Unlock()
+
 	put("del/a")
 	put("del/b")
 	rev := put("del/c")
