@@ -13,12 +13,12 @@ import (
 )
 
 // BenchmarkLock measures Acquire+Release on one etcd member, uncontended
-// (one goroutine) and with 10 goroutines on one Lock (one client), and
-// reports the requests sent per acquisition (roundtrips/op; the lease's
-// keep-alives included).
+// (one goroutine), two goroutines taking turns, and 10 goroutines, on one
+// Lock (one client), and reports the requests sent per acquisition
+// (roundtrips/op; the lease's keep-alives included).
 func BenchmarkLock(b *testing.B) {
 	cl := servertest.Start(b, etcdserver.Backend, etcdserver.Single)
-	for _, g := range []int{1, 10} {
+	for _, g := range []int{1, 2, 10} {
 		b.Run(fmt.Sprintf("goroutines=%d", g), func(b *testing.B) {
 			l, err := NewLockAt(cl.Endpoints(), b.Name(), 5*time.Second)
 			if err != nil {
@@ -34,7 +34,7 @@ func BenchmarkLock(b *testing.B) {
 // Acquire taking one.
 func BenchmarkSemaphore(b *testing.B) {
 	cl := servertest.Start(b, etcdserver.Backend, etcdserver.Single)
-	for _, g := range []int{1, 10} {
+	for _, g := range []int{1, 2, 10} {
 		b.Run(fmt.Sprintf("goroutines=%d", g), func(b *testing.B) {
 			s, err := NewSemaphoreAt(cl.Endpoints(), b.Name(), 3, 5*time.Second)
 			if err != nil {

@@ -64,7 +64,6 @@ package etcdlab
 
 import (
 	"context"
-	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -402,37 +401,6 @@ func leaseGone(err error) bool {
 	return errors.Is(err, rpctypes.ErrLeaseNotFound)
 }
 
-// abandon deletes key, an acquisition's key on s, in the background; if the
-// request that creates it may still be applied later (its reply was lost),
-// it first writes tomb on the same lease, which the creating transaction
-// checks. It gives up when the lease is gone (and the key with it) or the
-// client closes.
-func (c *Client) abandon(s *session, key, tomb string, replyLost bool) {
-	c.cleanups.add()
-	go func() {
-		defer c.cleanups.done()
-		b := backoff{d: 5 * time.Millisecond}
-		for !s.isLost() && !c.closed() {
-			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-			var err error
-			if replyLost {
-				_, err = c.cli.Txn(ctx).Then(clientv3.OpPut(tomb, "", clientv3.WithLease(s.id)), clientv3.OpDelete(key)).Commit()
-			} else {
-				_, err = c.cli.Delete(ctx, key)
-			}
-			cancel()
-			if err == nil || leaseGone(err) {
-				return
-			}
-			select {
-			case <-time.After(b.next()):
-			case <-s.lost:
-			case <-c.done:
-			}
-		}
-	}()
-}
-
 // tracker counts work in flight and lets callers wait until there is none.
 // Unlike a WaitGroup it may be waited on while work is being added.
 type tracker struct {
@@ -498,11 +466,6 @@ func (c *Client) sleep(ctx context.Context, b *backoff) error {
 		return ErrClosed
 	}
 }
-
-// newID returns a random id for an acquisition's key (26 base32 characters,
-// 130 bits): keys of different acquisitions never collide, so a create
-// transaction cannot find its key present unless it created it.
-func newID() string { return crand.Text() }
 
 // failure wraps the error an operation ends with: ctx.Err() once ctx is
 // done (with the last error from etcd, if any), ErrClosed once the client

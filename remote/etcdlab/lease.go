@@ -20,6 +20,7 @@ import (
 // use. The zero value refuses every operation with contend.ErrNotConstructed.
 type Lease struct {
 	c    *Client
+	a    *attempt
 	s    *session
 	key  string
 	rev  int64  // the key's create revision
@@ -93,6 +94,7 @@ func (h *Lease) Release(ctx context.Context) error {
 		cancel()
 		if err == nil {
 			h.released = true
+			h.a.free() // the key is gone, by this request or before it
 			if !resp.Succeeded && !(last != nil && h.leaseAlive(ctx)) {
 				return fmt.Errorf("etcdlab: %s: %w (its key is gone)", op, contend.ErrNotHeld)
 			}

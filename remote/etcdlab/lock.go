@@ -12,54 +12,6 @@ import (
 	"github.com/contend-lab/contend"
 )
 
-// queue is the key space of one lock or semaphore: acquisitions' keys
-// base/<id>, tombstones of abandoned ones base!abandoned/<id>, and a
-// semaphore's capacity at base!capacity. Only base/ is the queue, so the
-// other keys never count as waiters.
-type queue struct {
-	c    *Client
-	base string
-	d    *deletions // the waiters' watch of base/
-	own  bool       // made by NewLockAt or NewSemaphoreAt: Close closes c
-}
-
-func newQueue(op string, c *Client, prefix string) (queue, error) {
-	if c == nil {
-		return queue{}, fmt.Errorf("etcdlab: %s: nil client", op)
-	}
-	if err := c.check(op); err != nil {
-		return queue{}, err
-	}
-	if prefix == "" {
-		return queue{}, fmt.Errorf("etcdlab: %s: empty prefix", op)
-	}
-	return queue{c: c, base: prefix, d: newDeletions(c, prefix+"/")}, nil
-}
-
-func (q *queue) check(op string) error {
-	if q.c == nil {
-		return fmt.Errorf("etcdlab: %s: %w", op, contend.ErrNotConstructed)
-	}
-	return q.c.check(op)
-}
-
-func (q *queue) dir() string           { return q.base + "/" }
-func (q *queue) key(id string) string  { return q.base + "/" + id }
-func (q *queue) tomb(id string) string { return q.base + "!abandoned/" + id }
-func (q *queue) lease(s *session, key string, rev int64, what string) *Lease {
-	return &Lease{c: q.c, s: s, key: key, rev: rev, base: q.base, what: what}
-}
-
-func (q *queue) close(op string) error {
-	if q.c == nil {
-		return fmt.Errorf("etcdlab: %s: %w", op, contend.ErrNotConstructed)
-	}
-	if q.own {
-		return q.c.Close()
-	}
-	return nil
-}
-
 // absent is true if key does not exist.
 func absent(key string) clientv3.Cmp {
 	return clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
@@ -160,7 +112,7 @@ func (l *Lock) Acquire(ctx context.Context) (contend.Lease, error) {
 				return h, nil
 			}
 			if !errors.Is(err, errSessionLost) {
-				c.abandon(h.s, h.key, "", false)
+				h.a.abandon(false)
 			}
 		}
 		switch {
@@ -185,12 +137,12 @@ func (l *Lock) enqueue(ctx context.Context) (*Lease, string, int64, error) {
 	if err != nil {
 		return nil, "", 0, err
 	}
-	id := newID()
-	key, tomb := l.q.key(id), l.q.tomb(id)
+	a := l.q.attempt(s)
+	free, noTomb, put := a.create(0)
 	cctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	resp, err := c.cli.Txn(cctx).
-		If(absent(key), absent(tomb)).
-		Then(clientv3.OpPut(key, "", clientv3.WithLease(s.id)),
+		If(free, noTomb).
+		Then(put,
 			// The two newest keys: this one and the one ahead of it.
 			clientv3.OpGet(l.q.dir(), clientv3.WithPrefix(), clientv3.WithKeysOnly(),
 				clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(2))).
@@ -201,22 +153,24 @@ func (l *Lock) enqueue(ctx context.Context) (*Lease, string, int64, error) {
 		s.markLost(errSessionLost)
 		return nil, "", 0, errSessionLost
 	case err != nil:
-		c.abandon(s, key, tomb, true) // the reply was lost: the key may exist, or come to
+		a.abandon(true) // the reply was lost: the key may exist, or come to
 		return nil, "", 0, err
 	case !resp.Succeeded:
-		return nil, "", 0, fmt.Errorf("etcdlab: key %q or its tombstone existed before it was created", key)
+		// The slot's key is still there: a clean-up not yet done. Leave
+		// the slot to it.
+		return nil, "", 0, fmt.Errorf("etcdlab: key %q existed before it was created", a.key)
 	}
 	rev := resp.Header.Revision
 	kvs := resp.Responses[1].GetResponseRange().Kvs
-	if len(kvs) == 0 || string(kvs[0].Key) != key {
-		c.abandon(s, key, "", false)
-		return nil, "", 0, fmt.Errorf("etcdlab: key %q is not the newest right after its creation", key)
+	if len(kvs) == 0 || kvs[0].CreateRevision != rev {
+		a.abandon(false)
+		return nil, "", 0, fmt.Errorf("etcdlab: key %q is not the newest right after its creation", a.key)
 	}
 	pred := ""
 	if len(kvs) == 2 {
 		pred = string(kvs[1].Key)
 	}
-	return l.q.lease(s, key, rev, "Lock"), pred, rev, nil
+	return a.lease(rev, "Lock"), pred, rev, nil
 }
 
 // wait returns nil once h's key is the oldest and ctx is not done; else
@@ -286,7 +240,7 @@ func (l *Lock) ahead(ctx context.Context, h *Lease) (string, int64, error) {
 	if err != nil {
 		return "", 0, err
 	}
-	if len(resp.Responses[0].GetResponseRange().Kvs) == 0 {
+	if mine := resp.Responses[0].GetResponseRange().Kvs; len(mine) == 0 || mine[0].CreateRevision != h.rev {
 		return "", 0, errSessionLost
 	}
 	pred := ""
@@ -339,25 +293,23 @@ func (l *Lock) TryAcquire(ctx context.Context) (contend.Lease, error) {
 		if err != nil {
 			return nil, fmt.Errorf("etcdlab: %s: %w", op, err)
 		}
-		id := newID()
-		key, tomb := l.q.key(id), l.q.tomb(id)
+		a := l.q.attempt(s)
+		_, noTomb, put := a.create(0)
 		cctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		resp, err := c.cli.Txn(cctx).
-			If(empty(l.q.dir()), absent(tomb)).
-			Then(clientv3.OpPut(key, "", clientv3.WithLease(s.id))).
-			Commit()
+		resp, err := c.cli.Txn(cctx).If(empty(l.q.dir()), noTomb).Then(put).Commit()
 		cancel()
 		switch {
 		case leaseGone(err):
 			s.markLost(errSessionLost)
 			continue
 		case err != nil:
-			c.abandon(s, key, tomb, true)
+			a.abandon(true)
 			return nil, fmt.Errorf("etcdlab: %s: %w", op, err)
 		case !resp.Succeeded:
+			a.free() // nothing was written
 			return nil, fmt.Errorf("etcdlab: %s: %w", op, contend.ErrHeld)
 		}
-		return l.q.lease(s, key, resp.Header.Revision, "Lock"), nil
+		return a.lease(resp.Header.Revision, "Lock"), nil
 	}
 	return nil, fmt.Errorf("etcdlab: %s: %w", op, errSessionLost)
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/bits"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -99,6 +100,11 @@ func (s *Semaphore) Close() error { return s.q.close("Semaphore.Close") }
 
 func (s *Semaphore) meta() string { return s.q.base + "!capacity" }
 
+// sameCapacity is true if the recorded capacity is this Semaphore's.
+func (s *Semaphore) sameCapacity() clientv3.Cmp {
+	return clientv3.Compare(clientv3.Value(s.meta()), "=", s.capStr)
+}
+
 func (s *Semaphore) check(op string, n int64) error {
 	if err := s.q.check(op); err != nil {
 		return err
@@ -130,7 +136,7 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (contend.Lease, error)
 				return h, nil
 			}
 			if !errors.Is(err, errSessionLost) {
-				c.abandon(h.s, h.key, "", false)
+				h.a.abandon(false)
 			}
 		}
 		switch {
@@ -186,7 +192,7 @@ func view(key string, rev, n int64, kvs []*mvccpb.KeyValue, at int64) (*waiter, 
 	mine := false
 	for _, kv := range kvs {
 		switch {
-		case string(kv.Key) == key:
+		case string(kv.Key) == key && kv.CreateRevision == rev:
 			mine = true
 		case kv.CreateRevision < rev:
 			p, err := permits(kv)
@@ -203,8 +209,10 @@ func view(key string, rev, n int64, kvs []*mvccpb.KeyValue, at int64) (*waiter, 
 	return w, nil
 }
 
+// permits reads the permit count of a key's value, "<permits>/<attempt>".
 func permits(kv *mvccpb.KeyValue) (int64, error) {
-	p, err := strconv.ParseInt(string(kv.Value), 10, 64)
+	n, _, _ := strings.Cut(string(kv.Value), "/")
+	p, err := strconv.ParseInt(n, 10, 64)
 	if err != nil || p < 1 {
 		return 0, fmt.Errorf("etcdlab: key %q in a semaphore's queue holds %q, not a permit count", kv.Key, kv.Value)
 	}
@@ -256,14 +264,13 @@ func (s *Semaphore) enqueue(ctx context.Context, n int64) (*Lease, *waiter, erro
 	if err != nil {
 		return nil, nil, err
 	}
+	a := s.q.attempt(ss)
+	free, noTomb, put := a.create(n)
 	for {
-		id := newID()
-		key, tomb := s.q.key(id), s.q.tomb(id)
 		cctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		resp, err := c.cli.Txn(cctx).
-			If(clientv3.Compare(clientv3.Value(s.meta()), "=", s.capStr), absent(key), absent(tomb)).
-			Then(clientv3.OpPut(key, strconv.FormatInt(n, 10), clientv3.WithLease(ss.id)),
-				clientv3.OpGet(s.q.dir(), clientv3.WithPrefix())).
+			If(s.sameCapacity(), free, noTomb).
+			Then(put, clientv3.OpGet(s.q.dir(), clientv3.WithPrefix())).
 			Else(clientv3.OpGet(s.meta())).
 			Commit()
 		cancel()
@@ -272,21 +279,22 @@ func (s *Semaphore) enqueue(ctx context.Context, n int64) (*Lease, *waiter, erro
 			ss.markLost(errSessionLost)
 			return nil, nil, errSessionLost
 		case err != nil:
-			c.abandon(ss, key, tomb, true)
+			a.abandon(true)
 			return nil, nil, err
 		case !resp.Succeeded:
 			if err := s.capacityOK(ctx, (*clientv3.GetResponse)(resp.Responses[0].GetResponseRange())); err != nil {
+				a.free() // nothing was written
 				return nil, nil, err
 			}
 			continue // the record was missing and is there now
 		}
 		rev := resp.Header.Revision
-		w, err := view(key, rev, n, resp.Responses[1].GetResponseRange().Kvs, rev)
+		w, err := view(a.key, rev, n, resp.Responses[1].GetResponseRange().Kvs, rev)
 		if err != nil {
-			c.abandon(ss, key, "", false)
+			a.abandon(false)
 			return nil, nil, err
 		}
-		return s.q.lease(ss, key, rev, "Semaphore"), w, nil
+		return a.lease(rev, "Semaphore"), w, nil
 	}
 }
 
@@ -405,33 +413,34 @@ func (s *Semaphore) TryAcquire(ctx context.Context, n int64) (contend.Lease, err
 	if err != nil {
 		return nil, fmt.Errorf("etcdlab: %s: %w", op, err)
 	}
-	unchanged := empty(s.q.dir()) // first attempt: the queue is empty
-	for attempt := 0; ; attempt++ {
+	unchanged := empty(s.q.dir()) // first try: the queue is empty
+	for try := 0; ; try++ {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("etcdlab: %s: %w", op, err)
 		}
-		id := newID()
-		key, tomb := s.q.key(id), s.q.tomb(id)
+		a := s.q.attempt(ss)
+		_, noTomb, put := a.create(n)
 		cctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		resp, err := c.cli.Txn(cctx).
-			If(clientv3.Compare(clientv3.Value(s.meta()), "=", s.capStr), unchanged, absent(tomb)).
-			Then(clientv3.OpPut(key, strconv.FormatInt(n, 10), clientv3.WithLease(ss.id))).
+			If(s.sameCapacity(), unchanged, noTomb).
+			Then(put).
 			Else(clientv3.OpGet(s.meta()), clientv3.OpGet(s.q.dir(), clientv3.WithPrefix())).
 			Commit()
 		cancel()
 		switch {
-		case leaseGone(err) && attempt < 2:
+		case leaseGone(err) && try < 2:
 			ss.markLost(errSessionLost)
 			if ss, err = c.session(ctx); err != nil {
 				return nil, fmt.Errorf("etcdlab: %s: %w", op, err)
 			}
 			continue
 		case err != nil:
-			c.abandon(ss, key, tomb, true)
+			a.abandon(true)
 			return nil, fmt.Errorf("etcdlab: %s: %w", op, err)
 		case resp.Succeeded:
-			return s.q.lease(ss, key, resp.Header.Revision, "Semaphore"), nil
+			return a.lease(resp.Header.Revision, "Semaphore"), nil
 		}
+		a.free() // nothing was written
 		if err := s.capacityOK(ctx, (*clientv3.GetResponse)(resp.Responses[0].GetResponseRange())); err != nil {
 			return nil, fmt.Errorf("etcdlab: %s: %w", op, err)
 		}

@@ -49,8 +49,14 @@ type deletions struct {
 	ready    bool                         // the running watch has said where it starts
 	from     int64                        // deletions are known for the revisions after from, up to seen
 	seen     int64
-	gone     map[string]int64 // deleted key -> revision, for revisions after from
-	goneFIFO []string         // gone's keys in revision order, for pruning
+	gone     map[string]int64 // deleted key -> revision of its last deletion, for revisions after from
+	goneFIFO []deletion       // the deletions in gone, in revision order, for pruning
+}
+
+// deletion is one key's deletion at a revision.
+type deletion struct {
+	key string
+	rev int64
 }
 
 // maxGone bounds the deletions remembered; pruning moves from forward.
@@ -103,7 +109,7 @@ func (d *deletions) subscribe(rev int64, keys ...string) *sub {
 		return s
 	}
 	for _, k := range keys {
-		if _, ok := d.gone[k]; ok {
+		if r, ok := d.gone[k]; ok && r > rev { // a key name is reused: only a later deletion counts
 			s.hit = append(s.hit, k)
 			continue
 		}
@@ -261,22 +267,29 @@ func (d *deletions) started(gen int, at int64) {
 // deleted records that key was deleted at rev and wakes its subscribers;
 // d.mu held.
 func (d *deletions) deleted(key string, rev int64) {
-	if _, dup := d.gone[key]; dup || rev <= d.from {
-		return
+	if r, dup := d.gone[key]; (dup && rev <= r) || rev <= d.from {
+		return // seen already (a replaced watch's events overlap)
 	}
 	d.gone[key] = rev
-	d.goneFIFO = append(d.goneFIFO, key)
+	d.goneFIFO = append(d.goneFIFO, deletion{key, rev})
 	if len(d.goneFIFO) > maxGone {
 		old := d.goneFIFO[0]
-		d.from = max(d.from, d.gone[old])
-		delete(d.gone, old)
+		d.from = max(d.from, old.rev)
+		if d.gone[old.key] == old.rev {
+			delete(d.gone, old.key)
+		}
 		d.goneFIFO = d.goneFIFO[1:]
 	}
 	for s := range d.subs[key] {
-		s.hit = append(s.hit, key)
-		s.signal()
+		if s.rev < rev { // it waits for a deletion after it saw the key
+			s.hit = append(s.hit, key)
+			s.signal()
+			delete(d.subs[key], s)
+		}
 	}
-	delete(d.subs, key)
+	if len(d.subs[key]) == 0 {
+		delete(d.subs, key)
+	}
 	if rev > d.seen {
 		d.seen = rev
 	}

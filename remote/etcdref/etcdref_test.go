@@ -353,7 +353,7 @@ func TestBadInputAndZeroValue(t *testing.T) {
 // BenchmarkLock is etcdlab's BenchmarkLock for the reference.
 func BenchmarkLock(b *testing.B) {
 	cl := servertest.Start(b, etcdserver.Backend, etcdserver.Single)
-	for _, g := range []int{1, 10} {
+	for _, g := range []int{1, 2, 10} {
 		b.Run(fmt.Sprintf("goroutines=%d", g), func(b *testing.B) {
 			l, err := NewLockAt(cl.Endpoints(), b.Name(), 5*time.Second)
 			if err != nil {
