@@ -101,13 +101,12 @@ func (p *slots) put(s *session, slot int) {
 // permit count) and names its tombstone. The slot is the attempt's until
 // its key is known to be absent (free).
 type attempt struct {
-	q     *queue
-	s     *session
-	slot  int
-	key   string
-	id    string
-	value string // what create writes
-	once  sync.Once
+	q    *queue
+	s    *session
+	slot int
+	key  string
+	id   string
+	once sync.Once
 }
 
 func (q *queue) attempt(s *session) *attempt {
@@ -125,15 +124,12 @@ func (a *attempt) tomb() string { return a.q.base + "!abandoned/" + a.id }
 // tombstoned) and the write that queue the key: a lock's key holds the
 // attempt's id, a semaphore's its permits and the id (permits > 0).
 func (a *attempt) create(permits int64) (clientv3.Cmp, clientv3.Cmp, clientv3.Op) {
-	a.value = a.id
+	value := a.id
 	if permits > 0 {
-		a.value = strconv.FormatInt(permits, 10) + "/" + a.id
+		value = strconv.FormatInt(permits, 10) + "/" + a.id
 	}
-	return absent(a.key), absent(a.tomb()), clientv3.OpPut(a.key, a.value, clientv3.WithLease(a.s.id))
+	return absent(a.key), absent(a.tomb()), clientv3.OpPut(a.key, value, clientv3.WithLease(a.s.id))
 }
-
-// mine is true while the key is this attempt's.
-func (a *attempt) mine() clientv3.Cmp { return clientv3.Compare(clientv3.Value(a.key), "=", a.value) }
 
 // free gives the slot back: the key is known to be absent.
 func (a *attempt) free() { a.once.Do(func() { a.q.slots.put(a.s, a.slot) }) }
@@ -143,11 +139,12 @@ func (a *attempt) lease(rev int64, what string) *Lease {
 	return &Lease{c: a.q.c, a: a, s: a.s, key: a.key, rev: rev, base: a.q.base, what: what}
 }
 
-// abandon deletes the attempt's key (if it is this attempt's) in the
-// background, then frees the slot; if the request that creates it may still
-// be applied later (its reply was lost), it writes the tombstone in the same
-// transaction, on the same lease. It gives up when the lease is gone (and
-// the key with it) or the client closes.
+// abandon deletes the attempt's key in the background, then frees the
+// slot; if the request that creates it may still be applied later (its
+// reply was lost), it writes the tombstone in the same transaction, on the
+// same lease. The key is the attempt's whatever state it is in: its slot
+// is not handed out again until this is done. It gives up when the lease is
+// gone (and the key with it) or the client closes.
 func (a *attempt) abandon(replyLost bool) {
 	c := a.q.c
 	c.cleanups.add()
@@ -156,12 +153,11 @@ func (a *attempt) abandon(replyLost bool) {
 		b := backoff{d: 5 * time.Millisecond}
 		for !a.s.isLost() && !c.closed() {
 			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-			txn := c.cli.Txn(ctx).If(a.mine()).Then(clientv3.OpDelete(a.key))
+			ops := []clientv3.Op{clientv3.OpDelete(a.key)}
 			if replyLost {
-				tomb := clientv3.OpPut(a.tomb(), "", clientv3.WithLease(a.s.id))
-				txn = c.cli.Txn(ctx).If(a.mine()).Then(clientv3.OpDelete(a.key), tomb).Else(tomb)
+				ops = append(ops, clientv3.OpPut(a.tomb(), "", clientv3.WithLease(a.s.id)))
 			}
-			_, err := txn.Commit()
+			_, err := c.cli.Txn(ctx).Then(ops...).Commit()
 			cancel()
 			if err == nil {
 				a.free()
