@@ -25,8 +25,9 @@ func empty(prefix string) clientv3.Cmp {
 
 // Lock is a contend.Lock on etcd: the lab's queue recipe (see the package
 // doc). Acquire creates a key under the prefix on the client's lease and
-// waits, watching only the key ahead, until it is the oldest; TryAcquire
-// creates its key only if no other key is there. Release deletes the key.
+// waits, for the deletion of the key ahead only, until it is the oldest;
+// TryAcquire creates its key only if no other key is there. Release
+// deletes the key.
 //
 // Guarantees, while a quorum of the cluster serves:
 //   - One holder at a time as etcd sees it; fencing tokens (the keys'
@@ -51,9 +52,10 @@ type Lock struct{ q queue }
 
 var _ contend.Lock = (*Lock)(nil)
 
-// NewLock returns a Lock whose keys are prefix+"/<id>" (and prefix+"!..."
-// for tombstones), on c's lease. Every Lock on the same prefix, on any
-// client, is the same lock.
+// NewLock returns a Lock whose keys are prefix+"/<lease>-<slot>" (and
+// prefix+"!..." for tombstones), on c's lease. Every Lock on the same
+// prefix, on any client, is the same lock; a prefix must not be another's
+// prefix followed by "/".
 func NewLock(c *Client, prefix string) (*Lock, error) {
 	q, err := newQueue("NewLock", c, prefix)
 	if err != nil {

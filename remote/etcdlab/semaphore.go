@@ -53,7 +53,8 @@ type Semaphore struct {
 var _ contend.Semaphore = (*Semaphore)(nil)
 
 // NewSemaphore returns a Semaphore of capacity permits whose keys are
-// prefix+"/<id>" on c's lease. capacity < 1 is a *contend.ConfigError.
+// prefix+"/<lease>-<slot>" on c's lease, as for NewLock. capacity < 1 is a
+// *contend.ConfigError.
 func NewSemaphore(c *Client, prefix string, capacity int64) (*Semaphore, error) {
 	if err := contend.CheckSemaphoreCapacity(capacity, math.MaxInt64); err != nil {
 		return nil, fmt.Errorf("etcdlab: NewSemaphore: %w", err)
