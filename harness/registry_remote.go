@@ -6,6 +6,10 @@ import (
 	"io"
 	"time"
 
+	"github.com/contend-lab/contend/internal/etcdserver"
+	"github.com/contend-lab/contend/remote/etcdlab"
+	"github.com/contend-lab/contend/remote/etcdref"
+
 	"github.com/anishathalye/porcupine"
 	"github.com/contend-lab/contend/internal/zkserver"
 	"github.com/contend-lab/contend/linearize"
@@ -36,7 +40,7 @@ import (
 // Backends returns every remote backend, in the order the report lists
 // them.
 func Backends() []remote.Backend {
-	return []remote.Backend{redisserver.Backend, zkserver.Backend}
+	return []remote.Backend{redisserver.Backend, zkserver.Backend, etcdserver.Backend}
 }
 
 // BackendByName returns the backend named name.
@@ -201,6 +205,19 @@ func RemoteLocks() []RemoteLockImpl {
 			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
 				return closing[contend.Lock](zkref.NewLockAt(c.Endpoints(), key, ttl))
 			}},
+
+		{RemoteImpl: RemoteImpl{Name: "etcd", Backend: "etcd", Deployments: []string{"single", "cluster3"}, Guarantee: Exact,
+			Summary: "a queue of keys on the client's lease: the lowest create revision holds, each waiter waits for the key ahead and reads again; token = the key's create revision; fenced writes checked by etcd"},
+			WeakTryAcquire: "hand-off: a waiter whose ctx has ended keeps its turn until it notices, and TryAcquire meanwhile reports ErrHeld",
+			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
+				return closing[contend.Lock](etcdlab.NewLockAt(c.Endpoints(), key, ttl))
+			}},
+		{RemoteImpl: RemoteImpl{Name: "etcd-mutex", Backend: "etcd", Deployments: []string{"single", "cluster3"}, Guarantee: Exact, Reference: true,
+			Summary: "go.etcd.io/etcd/client/v3/concurrency Mutex, a session per Acquire in flight; token = the grant's Header().Revision (strictly increasing, not the key's create revision after a wait)"},
+			WeakTryAcquire: "TryLock writes its key before it looks, so a concurrent TryAcquire can report ErrHeld with no lease live or to come",
+			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
+				return closing[contend.Lock](etcdref.NewLockAt(c.Endpoints(), key, ttl))
+			}},
 	}
 }
 
@@ -232,6 +249,12 @@ func RemoteSemaphores() []RemoteSemaphoreImpl {
 			Summary: "Curator-style: sequential nodes carrying their permits, FIFO, the first whose permits fit hold; token = the node's creation zxid; the lease is the session"},
 			New: func(c remote.Cluster, key string, capacity int64, ttl time.Duration) (Instance[contend.Semaphore], error) {
 				return closing[contend.Semaphore](zklab.NewSemaphoreAt(c.Endpoints(), key, capacity, ttl))
+			}},
+
+		{RemoteImpl: RemoteImpl{Name: "etcd", Backend: "etcd", Deployments: []string{"single", "cluster3"}, Guarantee: Exact,
+			Summary: "a FIFO queue of keys carrying their permits, on the client's lease: a key holds while the permits ahead plus its own fit; token = the key's create revision"},
+			New: func(c remote.Cluster, key string, capacity int64, ttl time.Duration) (Instance[contend.Semaphore], error) {
+				return closing[contend.Semaphore](etcdlab.NewSemaphoreAt(c.Endpoints(), key, capacity, ttl))
 			}},
 	}
 }

@@ -172,7 +172,9 @@ cp "$tmp/exact/textbook.jsonl" "$tmp/exact/stale.jsonl" "$OUT/raw/"
 cp "$tmp/histories.jsonl" "$OUT/raw/histories.jsonl"
 mkdir -p "$OUT/histories"
 cp "$tmp/naive-lock-violation.html" "$OUT/histories/naive-lock-violation.html"
-log "benchmarks took $(($(date +%s) - start)) s; raw results in $OUT/raw/"
+took=$(($(date +%s) - start))
+printf '{"mode": "%s", "seconds": %d}\n' "$mode" "$took" >"$OUT/raw/run.json"
+log "benchmarks took $took s; raw results in $OUT/raw/"
 
 log "writing the report"
 "$GO" run ./cmd/report -raw "$OUT/raw" -out "$OUT"
