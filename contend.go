@@ -1,10 +1,26 @@
 // Package contend holds the contracts of the contend laboratory: the shapes
-// that every synchronisation strategy in impls/ implements, so that one
-// harness (package harness) can test, stress and benchmark them all alike.
+// that every synchronisation strategy implements, so that one harness can
+// test, stress and benchmark them all alike, and so that a user can swap
+// one for another.
 //
-// The package is deliberately small: interfaces, the clock, and the token
-// bucket's configuration. The integer fixed-point arithmetic that the lab's
-// own buckets share lives in package refill.
+// The implementations, and what each guarantees (the report's "What to
+// use" says which to pick, from measurements):
+//
+//	Counter    impls/cas.Counter (exact, wait-free; zero value ready),
+//	           impls/pershard.Counter (no update lost; Load not linearizable)
+//	Limiter    impls/cas.NewBucket (exact textbook token bucket, lock-free),
+//	           impls/mutex.NewBucket, impls/rwmutex.NewBucket (exact, locked);
+//	           impls/pershard.NewBucket is a Bucket, approximate within a stated bound
+//	per key    keyed.New[K] (an exact bucket per key, idle keys forgotten)
+//	Lock       impls/mutex.Lock (zero value ready), impls/channel and
+//	           impls/ticket (FIFO), impls/spin
+//	Semaphore  impls/cas.NewSemaphore, impls/channel.NewSemaphore (FIFO)
+//	remote     remote/redislab, remote/zklab, remote/etcdlab: locks and
+//	           semaphores with fencing tokens; remote/redislab.NewBucket
+//
+// The package itself is small: interfaces, the clock, the token bucket's
+// configuration and the errors. The checks that hold an implementation to
+// these contracts are exported by package contendtest.
 //
 // # Waiting for tokens, and golang.org/x/time/rate
 //
