@@ -32,16 +32,17 @@ var processStart = time.Now()
 // clock_gettime(CLOCK_MONOTONIC), without the wall-clock read that
 // time.Now() adds. Wall-clock steps (NTP, a changed date) never move it.
 //
-// Why time.Since and not something cheaper (make bench-check measures it;
-// BenchmarkFloor/workload=clock-read): here time.Now costs about 60 ns (it
-// reads the wall clock too), runtime.nanotime about 32 ns (the vDSO
-// clock_gettime every monotonic read ends in), and time.Since 33–36 ns:
-// within a few ns of the floor, and unlike runtime.nanotime it follows a
-// synctest bubble's fake time, which the Clock contract requires. A coarse
-// clock (an atomic word a background goroutine refreshes every millisecond)
-// reads in 2 ns but is stale by up to its period, so a bucket on it would
-// under-grant by up to Rate × period, a bound no configuration controls; the
-// lab rejects it.
+// Why time.Since and not something cheaper: it costs little more than
+// runtime.nanotime (the vDSO clock_gettime every monotonic read ends in)
+// and less than time.Now, which reads the wall clock too
+// (BenchmarkFloor/workload=clock-read measures all three, and make
+// bench-check holds Now to no more than time.Now), and unlike
+// runtime.nanotime it follows a synctest bubble's fake time, which the
+// Clock contract requires. A coarse clock (an
+// atomic word a background goroutine refreshes every millisecond) reads
+// faster but is stale by up to its period, so a bucket on it would
+// under-grant by up to Rate × period, a bound no configuration controls;
+// the lab rejects it.
 //
 // Inside a testing/synctest bubble, time.Since follows the bubble's fake
 // clock instead, so a bucket created in a bubble refills as the bubble's
