@@ -88,10 +88,12 @@ func (c *Counter) Load() int64 {
 	return c.n
 }
 
-// Bucket is a contend.Bucket guarded by a sync.Mutex: exact and
+// Bucket is a [contend.Bucket] guarded by a sync.Mutex: exact and
 // linearizable like cas.Bucket (the textbook bucket, within
 // refill.Tolerance), with the clock read under the lock so that decisions
-// take effect in the order of their readings.
+// take effect in the order of their readings. Cost: one lock and unlock, one
+// clock read and a few multiplications per request, and no allocation; under
+// contention requests queue on the lock, clock read included.
 type Bucket struct {
 	p   bucketcore.Params
 	mu  sync.Mutex

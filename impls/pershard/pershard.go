@@ -10,8 +10,8 @@
 //     clock. It never over-grants, and under-grants by a bounded amount.
 //
 // Both pay for their speed in memory (128 bytes per slot) and in what a
-// read costs; where one word is contended little, or read as often as it
-// is written, impls/cas is as fast and exact.
+// read costs: for a word that is rarely contended, or read as often as it
+// is written, impls/cas is the better choice.
 //
 // # Choosing a slot: the P id
 //
@@ -122,10 +122,6 @@
 //     requests to the global word), and every retried CAS failed because
 //     another request changed the word, so some request always completes.
 //   - No overflow for MaxElapsed (about 292 years), as impls/cas.
-//
-// Bucket has no Delay, Reserve or Wait: a booking must be seen by every
-// later grant, and the caches grant without looking at the global word, so
-// a due time could only be a bound.
 //
 // # Padding and layout
 //
