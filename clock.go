@@ -1,7 +1,9 @@
 package contend
 
 import (
+	"context"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -53,9 +55,15 @@ func (MonotonicClock) Now() int64 { return int64(time.Since(processStart)) }
 
 // ManualClock is a Clock that moves only when told to. Tests and users
 // advance it by hand to make a bucket's behaviour deterministic. It is safe
-// for concurrent use. Its zero value reads 0.
+// for concurrent use. Its zero value reads 0. It is a Sleeper: a bucket's
+// Wait on it returns when Advance or Set moves it to the tokens' due time.
 type ManualClock struct {
 	ns atomic.Int64
+	// Sleepers: registered under mu; n counts them (and those about to
+	// register) so that Advance and Set take mu only when someone sleeps.
+	n        atomic.Int64
+	mu       sync.Mutex
+	sleepers map[chan struct{}]int64 // wake-up channel -> reading awaited
 }
 
 // NewManualClock returns a ManualClock that reads start.
@@ -82,6 +90,7 @@ func (c *ManualClock) Advance(d time.Duration) bool {
 			next = math.MaxInt64
 		}
 		if c.ns.CompareAndSwap(old, next) {
+			c.wake()
 			return true
 		}
 	}
@@ -96,7 +105,58 @@ func (c *ManualClock) Set(t int64) bool {
 			return false
 		}
 		if c.ns.CompareAndSwap(old, t) {
+			c.wake()
 			return true
 		}
 	}
+}
+
+// SleepUntil blocks until the clock reads at least t, and returns nil, or
+// until ctx is done, and returns ctx.Err().
+func (c *ManualClock) SleepUntil(ctx context.Context, t int64) error {
+	// Count ourselves before reading the clock, and Advance reads the
+	// count after moving it (both sequentially consistent): either we see
+	// the new reading, or Advance sees us and wakes us.
+	c.n.Add(1)
+	defer c.n.Add(-1)
+	c.mu.Lock()
+	if c.ns.Load() >= t {
+		c.mu.Unlock()
+		return nil
+	}
+	ch := make(chan struct{})
+	if c.sleepers == nil {
+		c.sleepers = make(map[chan struct{}]int64)
+	}
+	c.sleepers[ch] = t
+	c.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		c.mu.Lock()
+		_, asleep := c.sleepers[ch]
+		delete(c.sleepers, ch)
+		c.mu.Unlock()
+		if !asleep { // woken meanwhile: the reading came first
+			return nil
+		}
+		return ctx.Err()
+	}
+}
+
+// wake releases the sleepers whose reading has come.
+func (c *ManualClock) wake() {
+	if c.n.Load() == 0 {
+		return
+	}
+	c.mu.Lock()
+	now := c.ns.Load()
+	for ch, t := range c.sleepers {
+		if now >= t {
+			close(ch)
+			delete(c.sleepers, ch)
+		}
+	}
+	c.mu.Unlock()
 }

@@ -50,13 +50,13 @@ func TestReadmeListsEveryImplementation(t *testing.T) {
 func remoteRows() []string {
 	var rows []string
 	for _, l := range RemoteLocks() {
-		rows = append(rows, readmeRow("redis lock", l.Name, l.Guarantee, l.Reference, l.Summary, l.Flaw))
+		rows = append(rows, readmeRow(l.Backend+" lock", l.Name, l.Guarantee, l.Reference, l.Summary, l.Flaw))
 	}
 	for _, s := range RemoteSemaphores() {
-		rows = append(rows, readmeRow("redis semaphore", s.Name, s.Guarantee, s.Reference, s.Summary, s.Flaw))
+		rows = append(rows, readmeRow(s.Backend+" semaphore", s.Name, s.Guarantee, s.Reference, s.Summary, s.Flaw))
 	}
 	for _, b := range RemoteBuckets() {
-		rows = append(rows, readmeRow("redis bucket", b.Name, b.Guarantee, b.Reference, b.Summary, b.Flaw))
+		rows = append(rows, readmeRow(b.Backend+" bucket", b.Name, b.Guarantee, b.Reference, b.Summary, b.Flaw))
 	}
 	return rows
 }

@@ -6,6 +6,10 @@ import (
 	"io"
 	"time"
 
+	"github.com/contend-lab/contend/internal/etcdserver"
+	"github.com/contend-lab/contend/remote/etcdlab"
+	"github.com/contend-lab/contend/remote/etcdref"
+
 	"github.com/anishathalye/porcupine"
 	"github.com/contend-lab/contend/internal/zkserver"
 	"github.com/contend-lab/contend/linearize"
@@ -36,7 +40,7 @@ import (
 // Backends returns every remote backend, in the order the report lists
 // them.
 func Backends() []remote.Backend {
-	return []remote.Backend{redisserver.Backend, zkserver.Backend}
+	return []remote.Backend{redisserver.Backend, zkserver.Backend, etcdserver.Backend}
 }
 
 // BackendByName returns the backend named name.
@@ -138,7 +142,8 @@ func RemoteLocks() []RemoteLockImpl {
 				})
 			}},
 		{RemoteImpl: RemoteImpl{Name: "redis", Backend: "redis", Deployments: []string{"single"}, Guarantee: Exact,
-			Summary: "SET NX PX and a fencing counter in one Lua script; compare-and-delete release; exclusive while holders finish within the TTL"},
+			Summary: "SET NX PX and a fencing counter in one Lua script, and a FIFO queue: release hands the lock, with a new token, to the next live waiter and wakes it; polling only as a fallback; exclusive while holders finish within the TTL"},
+			WeakTryAcquire: "hand-off: TryAcquire reports ErrHeld while the lock is handed to a waiter that has not yet taken it up",
 			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
 				return onRedis(c, func(cl []*redis.Client) (contend.Lock, error) {
 					return redislab.NewLock(cl[0], key, ttl)
@@ -155,7 +160,7 @@ func RemoteLocks() []RemoteLockImpl {
 				})
 			}},
 		{RemoteImpl: RemoteImpl{Name: "redsync", Backend: "redis", Deployments: []string{"independent3"}, Guarantee: Exact, Reference: true,
-			Summary:    "github.com/go-redsync/redsync/v4 Redlock; no fencing token",
+			Summary:    "github.com/go-redsync/redsync/v4 Redlock, waiting with the lab's jittered backoff (1 to 32 ms); no fencing token",
 			Deviations: map[string]string{"stale-holder": "no fencing token: the resource cannot tell the stale holder's write"}},
 			NoFencing:      true,
 			WeakTryAcquire: "split votes: contenders that each win some servers and none a quorum all report ErrHeld, while nobody holds the lock",
@@ -165,7 +170,7 @@ func RemoteLocks() []RemoteLockImpl {
 				})
 			}},
 		{RemoteImpl: RemoteImpl{Name: "redislock", Backend: "redis", Deployments: []string{"single"}, Guarantee: Exact, Reference: true,
-			Summary:    "github.com/bsm/redislock: SET NX PX with token-checked release; no fencing token",
+			Summary:    "github.com/bsm/redislock: SET NX PX with token-checked release, waiting with jittered backoff (1 to 32 ms); no fencing token",
 			Deviations: map[string]string{"stale-holder": "no fencing token: the resource cannot tell the stale holder's write"}},
 			NoFencing: true,
 			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
@@ -178,7 +183,12 @@ func RemoteLocks() []RemoteLockImpl {
 			Summary: "the article's kazoo recipe: ephemeral sequential nodes, a watch on the predecessor, and the holder is whoever's watch fired",
 			Flaw:    "a waiter that leaves the queue (cancelled, or its session expired) fires its successor's watch, and the successor takes the lock while the holder still holds it",
 			Deviations: map[string]string{
-				"waiter-cut-off": "the waiter behind the one cut off believes its watch: two holders",
+				"waiter-cut-off":     "the waiter behind the one cut off believes its watch: two holders",
+				"partitioned-client": "a create whose reply it never saw leaves a node it does not know is its own at the head of the queue, blocking everyone for as long as its session lives",
+				"slow-client":        "a create whose reply comes too late leaves a node it does not know is its own, blocking the queue while its session lives",
+				"reset-reply":        "a create whose reply was lost leaves a node it does not know is its own, blocking the queue while its session lives",
+				"paused-servers":     "a create sent to the paused server runs at the resume after the client gave up, leaving a node nobody owns at the head of the queue",
+				"killed-servers":     "its create has no context: with the server dead it blocks until its client is closed",
 			}},
 			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
 				return closing[contend.Lock](zknaive.NewLockAt(c.Endpoints(), key, ttl))
@@ -194,6 +204,19 @@ func RemoteLocks() []RemoteLockImpl {
 			NoFencing: true,
 			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
 				return closing[contend.Lock](zkref.NewLockAt(c.Endpoints(), key, ttl))
+			}},
+
+		{RemoteImpl: RemoteImpl{Name: "etcd", Backend: "etcd", Deployments: []string{"single", "cluster3"}, Guarantee: Exact,
+			Summary: "a queue of keys on the client's lease: the lowest create revision holds, each waiter waits for the key ahead and reads again; token = the key's create revision; fenced writes checked by etcd"},
+			WeakTryAcquire: "hand-off: a waiter whose ctx has ended keeps its turn until it notices, and TryAcquire meanwhile reports ErrHeld",
+			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
+				return closing[contend.Lock](etcdlab.NewLockAt(c.Endpoints(), key, ttl))
+			}},
+		{RemoteImpl: RemoteImpl{Name: "etcd-mutex", Backend: "etcd", Deployments: []string{"single", "cluster3"}, Guarantee: Exact, Reference: true,
+			Summary: "go.etcd.io/etcd/client/v3/concurrency Mutex, a session per Acquire in flight; token = the grant's Header().Revision (strictly increasing, not the key's create revision after a wait)"},
+			WeakTryAcquire: "TryLock writes its key before it looks, so a concurrent TryAcquire can report ErrHeld with no lease live or to come",
+			New: func(c remote.Cluster, key string, ttl time.Duration) (Instance[contend.Lock], error) {
+				return closing[contend.Lock](etcdref.NewLockAt(c.Endpoints(), key, ttl))
 			}},
 	}
 }
@@ -226,6 +249,12 @@ func RemoteSemaphores() []RemoteSemaphoreImpl {
 			Summary: "Curator-style: sequential nodes carrying their permits, FIFO, the first whose permits fit hold; token = the node's creation zxid; the lease is the session"},
 			New: func(c remote.Cluster, key string, capacity int64, ttl time.Duration) (Instance[contend.Semaphore], error) {
 				return closing[contend.Semaphore](zklab.NewSemaphoreAt(c.Endpoints(), key, capacity, ttl))
+			}},
+
+		{RemoteImpl: RemoteImpl{Name: "etcd", Backend: "etcd", Deployments: []string{"single", "cluster3"}, Guarantee: Exact,
+			Summary: "a FIFO queue of keys carrying their permits, on the client's lease: a key holds while the permits ahead plus its own fit; token = the key's create revision"},
+			New: func(c remote.Cluster, key string, capacity int64, ttl time.Duration) (Instance[contend.Semaphore], error) {
+				return closing[contend.Semaphore](etcdlab.NewSemaphoreAt(c.Endpoints(), key, capacity, ttl))
 			}},
 	}
 }

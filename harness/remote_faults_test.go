@@ -106,6 +106,47 @@ type faultFixture struct {
 	rec     *linearize.Recorder
 	clients int
 	names   atomic.Uint64 // lease names for a lock without fencing tokens
+
+	// closers close every client the scenario made: at its end, or when
+	// the watchdog finds it hung (a broken design may block past every
+	// deadline; closing its clients makes it return).
+	mu      sync.Mutex
+	closers []func()
+}
+
+func (fx *faultFixture) onClose(f func()) {
+	fx.mu.Lock()
+	defer fx.mu.Unlock()
+	fx.closers = append(fx.closers, f)
+}
+
+// closeClients closes every client made so far.
+func (fx *faultFixture) closeClients() {
+	fx.mu.Lock()
+	cs := fx.closers
+	fx.closers = nil
+	fx.mu.Unlock()
+	for _, c := range cs {
+		c()
+	}
+}
+
+// runWatched runs sc with a watchdog: if it has not returned within
+// limit, its clients are closed, so that whatever blocks returns, and the
+// scenario is failed as hung.
+func (fx *faultFixture) runWatched(t *testing.T, sc faultScenario, limit time.Duration) (bool, string) {
+	var hung atomic.Bool
+	dog := time.AfterFunc(limit, func() {
+		hung.Store(true)
+		fx.closeClients()
+	})
+	survived, evidence := sc.run(t, fx)
+	dog.Stop()
+	fx.closeClients()
+	if hung.Load() {
+		return false, fmt.Sprintf("HUNG: still blocked after %v, its clients were closed; then: %s", limit, evidence)
+	}
+	return survived, evidence
 }
 
 // faultClients is how many clients a scenario may make, the clock
@@ -127,10 +168,15 @@ func (fx *faultFixture) client(t *testing.T) *faultClient {
 	t.Helper()
 	view, ps, err := netfault.Wrap(fx.c)
 	require.NoError(t, err)
-	t.Cleanup(view.Stop)
 	l, closeLock, err := fx.newLock(view, fx.key)
+	if err != nil {
+		view.Stop()
+	}
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = closeLock() })
+	var once sync.Once
+	closeAll := func() { once.Do(func() { _ = closeLock(); view.Stop() }) }
+	fx.onClose(closeAll)
+	t.Cleanup(closeAll)
 	fx.clients++
 	require.Less(t, fx.clients, faultClients, "a scenario makes at most %d clients", faultClients-1)
 	return &faultClient{l: l, net: ps, id: fx.clients, fx: fx}
@@ -316,7 +362,7 @@ func TestRemoteFaults(t *testing.T) {
 						_, err := remote.WaitServing(ctx, c)
 						cancel()
 						require.NoError(t, err)
-						survived, evidence := sc.run(t, fx)
+						survived, evidence := fx.runWatched(t, sc, 2*fx.patience()+10*time.Second)
 						why, fails := s.impl.Deviations[sc.id]
 						if fails {
 							evidence += " (declared: " + why + ")"

@@ -66,12 +66,16 @@ func TestRemoteLocks(t *testing.T) {
 				require.NoError(t, err)
 				l := closeWith(t, inst)
 				run, err := contendtest.RunLock(l, contendtest.StressGoroutines, remoteRun, contendtest.WorkRounds)
-				require.NoError(t, err)
 				t.Logf("%d acquisitions by %d goroutines in %v, %d overlaps, %d token regressions, p99 %v, Jain %.2f",
 					run.Acquisitions, run.Goroutines, run.Elapsed, run.Overlaps, run.TokenRegressions, run.P(0.99), run.JainFairness())
 				if !impl.Guarantee.Correct() {
-					return // a control's failure is a crash or a fault, shown by its own package and the fault scenarios
+					// A control's failure is a crash or a fault, shown by its
+					// own package and the fault scenarios; under 100 pollers
+					// its plain commands may also time out.
+					t.Logf("control: %v", err)
+					return
 				}
+				require.NoError(t, err)
 				if run.Acquisitions == 0 && c.Deployment().Topology == remote.Independent {
 					// Redlock under 100-way contention can split every vote:
 					// each contender wins some nodes, none a quorum, all back

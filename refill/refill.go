@@ -81,8 +81,11 @@
 //   - A grant needs tat <= e/u + (Capacity - n)×P <= c + (Capacity - n)×P
 //     and stores at most c + Capacity × P, so tat <= c + Capacity × P
 //     always. New computes MaxElapsed, the largest e <= 2^63-1 for which
-//     c + Capacity × P <= 2^64-1; readings beyond it are clamped to it
-//     (the bucket stops earning). Since Capacity × P < 2^63 and
+//     c + Capacity × P <= 2^64-2; readings beyond it are clamped to it
+//     (the bucket stops earning). No state ever reaches 2^64-1 ([Retired]).
+//   - A grant at a future reading (a reservation, booked at its [Limit.Due]
+//     time d <= MaxElapsed) stores max(tat, ceil(d/u)) + n×P with
+//     tat <= d/u + (Capacity - n)×P, so the same bound holds with c(d). Since Capacity × P < 2^63 and
 //     Inverse < 2^64, MaxElapsed >= 2^62 - 1 ns: every bucket runs at least
 //     146 years, most about 292.
 //   - The comparison's left product is below 2^64 × 2^63 and the right one
@@ -180,14 +183,21 @@ func New(capacity uint64, rate float64) (Limit, error) {
 		inverse++
 	}
 	lim := Limit{capacity: capacity, burst: capacity * per, per: per, interval: interval, inverse: inverse}
-	// MaxElapsed: an e with ceilUnits(e) + burst <= 2^64-1, that is
-	// floor(e × inverse / 2^63) < h = 2^64-1-burst, which holds when
-	// e × inverse < h × 2^63: e = floor(h × 2^63 / inverse) - 1.
-	h := math.MaxUint64 - lim.burst
+	// MaxElapsed: an e with ceilUnits(e) + burst <= 2^64-2, that is
+	// floor(e × inverse / 2^63) < h = 2^64-2-burst, which holds when
+	// e × inverse < h × 2^63: e = floor(h × 2^63 / inverse) - 1. (2^64-1
+	// is left unreachable: see Retired.)
+	h := Retired - 1 - lim.burst
 	e, _ := bits.Div64(h>>1, h<<63, inverse) // h>>1 < 2^63 <= inverse: no overflow
 	lim.maxElapsed = min(e-1, math.MaxInt64)
 	return lim, nil
 }
+
+// Retired is a state that no bucket reaches (MaxElapsed keeps every grant
+// below it), for a caller that needs to mark a state word as no longer in
+// use: Denies refuses every request at every reading up to MaxElapsed in
+// it, and Due puts it beyond MaxElapsed.
+const Retired = math.MaxUint64
 
 // Capacity returns the limit's capacity in tokens.
 func (l *Limit) Capacity() uint64 { return l.capacity }
@@ -261,13 +271,21 @@ func (l *Limit) ceilUnits(elapsed uint64) uint64 {
 
 // Tokens returns the whole tokens a bucket in state tat holds at elapsed
 // nanoseconds, for reports and tests: Capacity - ceil(debt / T), where debt
-// is tat - elapsed/u when positive. Not for the hot path: it divides.
+// is tat - elapsed/u when positive, and 0 when that is negative. Not for the
+// hot path: it divides.
 func (l *Limit) Tokens(tat, elapsed uint64) uint64 {
+	return uint64(max(l.Balance(tat, elapsed), 0))
+}
+
+// Balance is Tokens without the floor at zero: a state booked ahead of
+// its time (reservations) owes tokens, and Balance is then negative, down
+// to math.MinInt64. A request for n is granted iff Balance >= n.
+func (l *Limit) Balance(tat, elapsed uint64) int64 {
 	// debt in units × I = tat × I - elapsed × 2^63, exactly.
 	debt := new(big.Int).Mul(new(big.Int).SetUint64(tat), new(big.Int).SetUint64(l.interval))
 	debt.Sub(debt, new(big.Int).Lsh(new(big.Int).SetUint64(elapsed), 63))
 	if debt.Sign() <= 0 {
-		return l.capacity
+		return int64(l.capacity)
 	}
 	// tokens owed = ceil(debt / (I × P)).
 	per := new(big.Int).Mul(new(big.Int).SetUint64(l.interval), new(big.Int).SetUint64(l.per))
@@ -275,8 +293,45 @@ func (l *Limit) Tokens(tat, elapsed uint64) uint64 {
 	if r.Sign() != 0 {
 		owed.Add(owed, big.NewInt(1))
 	}
-	if !owed.IsUint64() || owed.Uint64() >= l.capacity {
+	b := owed.Sub(new(big.Int).SetUint64(l.capacity), owed)
+	if !b.IsInt64() {
+		return math.MinInt64
+	}
+	return b.Int64()
+}
+
+// Due returns the earliest reading, in whole nanoseconds since
+// construction, at which a bucket in state tat holds n tokens: the least e
+// for which Denies(tat, e, n) is false, and 0 if it holds them at every
+// reading. It is exact: ceil((tat - (Capacity - n)×P) × u). The result may
+// lie beyond MaxElapsed, where the bucket never gets; Due(Retired, n) does.
+// Same precondition on n as Take; tat may be any state.
+func (l *Limit) Due(tat, n uint64) uint64 {
+	allow := l.burst - n*l.per
+	if tat <= allow {
 		return 0
 	}
-	return l.capacity - owed.Uint64()
+	// (tat - allow) × I < 2^127, so the quotient by 2^63 fits, and is
+	// 2^64-1 at most only with a zero remainder: the increment cannot wrap.
+	hi, lo := bits.Mul64(tat-allow, l.interval)
+	due := hi<<1 | lo>>63
+	if lo<<1 != 0 {
+		due++
+	}
+	return due
+}
+
+// Rate returns the limit's rate in tokens per second, rounded to the
+// nearest float64: the rate New was given, since the interval's rounding
+// (under 2^-62 relative) is far below half a float64 step (at least
+// 2^-55 relative). Not for
+// the hot path: it divides in math/big.
+func (l *Limit) Rate() float64 {
+	if l.per == 0 { // the zero Limit
+		return 0
+	}
+	num := new(big.Int).Lsh(big.NewInt(1e9), 63)
+	den := new(big.Int).Mul(new(big.Int).SetUint64(l.per), new(big.Int).SetUint64(l.interval))
+	f, _ := new(big.Rat).SetFrac(num, den).Float64()
+	return f
 }

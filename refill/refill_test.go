@@ -101,7 +101,7 @@ func TestRepresentation(t *testing.T) {
 		top := l.ceilUnits(l.maxElapsed)
 		sum, carry := bits.Add64(top, l.burst, 0)
 		assert.Zero(t, carry, "capacity %d rate %v: ceilUnits(MaxElapsed) + burst overflows", tc.capacity, tc.rate)
-		_ = sum
+		assert.Less(t, sum, uint64(Retired), "capacity %d rate %v: a grant can reach Retired", tc.capacity, tc.rate)
 		// A bucket that refilled from empty must be reachable within its range.
 		assert.False(t, l.Denies(l.burst, l.maxElapsed, l.capacity), "capacity %d rate %v: never refills", tc.capacity, tc.rate)
 	}
@@ -179,13 +179,15 @@ func exactDenies(l *Limit, tat, elapsed, n uint64) bool {
 	return new(big.Rat).SetInt(owed).Cmp(now) > 0
 }
 
+// testLimits span the range: whole and rounded intervals, the extremes.
+var testLimits = []struct {
+	capacity uint64
+	rate     float64
+}{{1, 1}, {2, 3}, {100, 1e9 / 7}, {MaxCapacity, MaxRate}, {1, MinRate}, {1 << 20, 1234.5678}, {5, 1e9 / 1.5}}
+
 func TestDeniesIsExact(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	limits := []struct {
-		capacity uint64
-		rate     float64
-	}{{1, 1}, {2, 3}, {100, 1e9 / 7}, {MaxCapacity, MaxRate}, {1, MinRate}, {1 << 20, 1234.5678}, {5, 1e9 / 1.5}}
-	for _, lc := range limits {
+	for _, lc := range testLimits {
 		l, err := New(lc.capacity, lc.rate)
 		require.NoError(t, err)
 		for range 20000 {
@@ -269,4 +271,122 @@ func FuzzTake(f *testing.F) {
 			assert.Equal(t, tat, next)
 		}
 	})
+}
+
+// exactDue is Due in rational arithmetic: the least whole e with
+// tat - (C-n)×P <= e/u, or 0.
+func exactDue(l *Limit, tat, n uint64) *big.Int {
+	allow := new(big.Int).Mul(new(big.Int).SetUint64(l.capacity-n), new(big.Int).SetUint64(l.per))
+	owed := new(big.Int).Sub(new(big.Int).SetUint64(tat), allow)
+	if owed.Sign() <= 0 {
+		return new(big.Int)
+	}
+	num := owed.Mul(owed, new(big.Int).SetUint64(l.interval))
+	den := new(big.Int).Lsh(big.NewInt(1), 63)
+	q, r := new(big.Int).QuoRem(num, den, new(big.Int))
+	if r.Sign() != 0 {
+		q.Add(q, big.NewInt(1))
+	}
+	return q
+}
+
+// TestDue: Due is the exact boundary of Denies, for states a bucket
+// reaches by grants and by bookings ahead of time, and for Retired.
+func TestDue(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, lc := range testLimits {
+		l, err := New(lc.capacity, lc.rate)
+		require.NoError(t, err)
+		for range 5000 {
+			n := 1 + rng.Uint64N(l.capacity)
+			var tat uint64
+			switch rng.IntN(3) {
+			case 0:
+				tat = rng.Uint64N(l.ceilUnits(l.maxElapsed) + l.burst)
+			case 1:
+				tat = rng.Uint64N(1 << (rng.IntN(63) + 1))
+			default:
+				tat = rng.Uint64()
+			}
+			due := l.Due(tat, n)
+			require.Equal(t, exactDue(&l, tat, n).String(), new(big.Int).SetUint64(due).String(),
+				"capacity %d rate %v tat %d n %d", lc.capacity, lc.rate, tat, n)
+			if due <= l.maxElapsed {
+				assert.False(t, l.Denies(tat, due, n), "granted at Due")
+			}
+			if due > 0 && due-1 <= l.maxElapsed {
+				assert.True(t, l.Denies(tat, due-1, n), "denied 1 ns before Due")
+			}
+		}
+		for _, n := range []uint64{1, l.capacity} {
+			assert.Greater(t, l.Due(Retired, n), l.maxElapsed, "capacity %d rate %v: Retired is never due", lc.capacity, lc.rate)
+			assert.True(t, l.Denies(Retired, l.maxElapsed, n))
+		}
+	}
+}
+
+// TestDueAtTokenBoundaries: at 1 token/s, tokens are due on whole seconds.
+func TestDueAtTokenBoundaries(t *testing.T) {
+	l, err := New(3, 1) // T = 1e9 ns
+	require.NoError(t, err)
+	tests := []struct {
+		name string
+		tat  uint64
+		n    uint64
+		want uint64
+	}{
+		{"full", 0, 3, 0},
+		{"two left, asks two", 1e9, 2, 0},
+		{"two left, asks three", 1e9, 3, 1e9},
+		{"empty at 0, asks one", 3e9, 1, 1e9},
+		{"empty at 0, asks three", 3e9, 3, 3e9},
+		{"booked 2 ahead, asks one", 5e9, 1, 3e9},
+		{"half a token", 3e9 + 5e8, 1, 1e9 + 5e8},
+	}
+	for _, tc := range tests {
+		assert.Equal(t, tc.want, l.Due(tc.tat, tc.n), tc.name)
+	}
+}
+
+// TestBalance: Balance agrees with Denies on states booked ahead (where it
+// goes negative) and with Tokens where that is not floored.
+func TestBalance(t *testing.T) {
+	l, err := New(3, 1)
+	require.NoError(t, err)
+	tests := []struct {
+		tat, elapsed uint64
+		want         int64
+	}{
+		{0, 0, 3}, {3e9, 0, 0}, {3e9, 1, 0}, {3e9, 1e9, 1}, {5e9, 0, -2}, {5e9 + 1, 0, -3}, {5e9, 10e9, 3},
+		{Retired, 0, 3 - 18446744074}, // ceil((2^64-1) / 1e9) tokens owed
+	}
+	for _, tc := range tests {
+		assert.Equal(t, tc.want, l.Balance(tc.tat, tc.elapsed), "tat %d elapsed %d", tc.tat, tc.elapsed)
+		assert.Equal(t, uint64(max(tc.want, 0)), l.Tokens(tc.tat, tc.elapsed))
+	}
+	small, err := New(MaxCapacity, MaxRate) // P = 1: a debt of 2^64-1 tokens
+	require.NoError(t, err)
+	assert.Equal(t, int64(math.MinInt64+1), small.Balance(1<<62+1<<63-1, 0), "2^62 - (2^62 + 2^63 - 1)")
+	assert.Equal(t, int64(math.MinInt64), small.Balance(Retired, 0), "saturates")
+	rng := rand.New(rand.NewPCG(9, 10))
+	for range 2000 {
+		tat, e, n := rng.Uint64N(1e11), rng.Uint64N(1e11), 1+rng.Uint64N(3)
+		assert.Equal(t, !l.Denies(tat, e, n), l.Balance(tat, e) >= int64(n), "tat %d e %d n %d", tat, e, n)
+	}
+}
+
+// TestRate: Rate gives back the rate New was given, whole intervals or not.
+func TestRate(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	rates := []float64{MaxRate, MinRate, 1, 3, 0.5, 1e9 / 3, 1e9 / 7, 1234.5678, 1e-3, 1e5, math.Nextafter(MaxRate, 0)}
+	for range 2000 {
+		r := math.Exp(rng.Float64()*(math.Log(MaxRate)-math.Log(MinRate)) + math.Log(MinRate))
+		rates = append(rates, min(max(r, MinRate), MaxRate))
+	}
+	for _, r := range rates {
+		l, err := New(1, r)
+		require.NoError(t, err)
+		assert.Equal(t, r, l.Rate(), "rate %v", r)
+	}
+	assert.Zero(t, (&Limit{}).Rate(), "the zero Limit")
 }

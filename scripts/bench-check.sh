@@ -52,6 +52,7 @@ for pass in $(seq "$COUNT"); do
 	run '^BenchmarkCounter$/^workload=add-only$/^impl=(atomic|pershard|xsync|padded-slots)$/^goroutines=100$' 1 -test.cpu 1,2 -test.benchtime "$BENCHTIME"
 	run '^BenchmarkBucket$/^workload=(always-grant|mostly-deny)$/^clock=(frozen|real)$/^impl=(atomic|pershard|xrate|xrate-allow|mutex|reentrant|rwmutex)$/^goroutines=100$' 1 -test.cpu 2 -test.benchtime "$BENCHTIME"
 	run '^BenchmarkKeyed$/^workload=zipf$/^impl=(xsync-mapof|mutex-map)$/^goroutines=100$' 1 -test.cpu 2 -test.benchtime "$BENCHTIME"
+	run '^BenchmarkKeyed$/^workload=zipf-string$/^impl=(xsync-mapof|go-limiter)$/^goroutines=100$' 1 -test.cpu 2 -test.benchtime "$BENCHTIME"
 	run '^BenchmarkFloor$/^workload=clock-read$' 1 -test.cpu 2 -test.benchtime "$BENCHTIME"
 done
 echo "bench-check: correctness (grant ratio)" >&2

@@ -8,7 +8,7 @@
 # the raw file and the report say which servers ran.
 #
 # Overrides (environment): CPU, COUNT, BENCHTIME (throughput benchmarks),
-# LOCKTIME (locks and semaphores), LATENCYTIME (bucket TryTake latency),
+# WAITTIME (the blocking Wait), LOCKTIME (locks and semaphores), LATENCYTIME (bucket TryTake latency),
 # REMOTE (1 or 0), REMOTETIME and REMOTE_COUNT (remote tier, at the last
 # -cpu value), CHECK_COUNT (correctness, lock latency, bucket latency and
 # memory benchmarks), BENCH (regexp of families), OUT (default results).
@@ -29,6 +29,7 @@ full)
 	CPU=${CPU:-1,2,4,8}
 	COUNT=${COUNT:-10}
 	BENCHTIME=${BENCHTIME:-1000000x}
+	WAITTIME=${WAITTIME:-200000x}
 	CHECK_COUNT=${CHECK_COUNT:-6}
 	LOCKTIME=${LOCKTIME:-20ms}
 	LATENCYTIME=${LATENCYTIME:-10ms}
@@ -39,6 +40,7 @@ quick)
 	CPU=${CPU:-1,2}
 	COUNT=${COUNT:-6}
 	BENCHTIME=${BENCHTIME:-100000x}
+	WAITTIME=${WAITTIME:-20000x}
 	CHECK_COUNT=${CHECK_COUNT:-6}
 	LOCKTIME=${LOCKTIME:-5ms}
 	LATENCYTIME=${LATENCYTIME:-5ms}
@@ -93,6 +95,12 @@ log "throughput: -bench '$BENCH' -cpu $CPU -count $COUNT -benchtime $BENCHTIME"
 echo "benchtime: $BENCHTIME" >>"$raw"
 (cd harness && run -test.bench "^Benchmark($BENCH)\$" -test.cpu "$CPU" -test.count "$COUNT" -test.benchtime "$BENCHTIME")
 
+log "waiting for tokens: -bench 'Wait/workload=unblocked' -benchtime $WAITTIME, then 'Wait/workload=paced' -benchtime 1x"
+echo "benchtime: $WAITTIME" >>"$raw"
+(cd harness && run -test.bench '^BenchmarkWait$/^workload=unblocked$' -test.cpu "$CPU" -test.count "$COUNT" -test.benchtime "$WAITTIME")
+echo "benchtime: 1x" >>"$raw"
+(cd harness && run -test.bench '^BenchmarkWait$/^workload=paced$' -test.cpu "$CPU" -test.count "$CHECK_COUNT" -test.benchtime 1x)
+
 if [ -n "$LOCKBENCH" ]; then
 	log "locks and semaphores: -bench '$LOCKBENCH' -cpu $CPU -count $COUNT -benchtime $LOCKTIME"
 	echo "benchtime: $LOCKTIME" >>"$raw"
@@ -123,9 +131,9 @@ fi
 
 # Memory (harness/bench_memory_test.go: bytes per instance, per key, and
 # per exited goroutine) is measured once per sample, like correctness.
-log "correctness, lock latency and memory: -bench 'Correctness|LockLatency|Memory|GoroutineChurn' -cpu $CPU -count $CHECK_COUNT -benchtime 1x"
+log "correctness, lock latency and memory: -bench 'Correctness|LockLatency|Memory|KeyedMemory|GoroutineChurn' -cpu $CPU -count $CHECK_COUNT -benchtime 1x"
 echo "benchtime: 1x" >>"$raw"
-(cd harness && run -test.bench '^Benchmark(Correctness|LockLatency|Memory|GoroutineChurn)$' -test.cpu "$CPU" -test.count "$CHECK_COUNT" -test.benchtime 1x)
+(cd harness && run -test.bench '^Benchmark(Correctness|LockLatency|Memory|KeyedMemory|GoroutineChurn)$' -test.cpu "$CPU" -test.count "$CHECK_COUNT" -test.benchtime 1x)
 
 log "linearizability: recorded histories checked by porcupine (harness/linearize_test.go, remote_linearize_test.go) -> histories.jsonl"
 CONTEND_HISTORIES_OUT="$tmp/histories.jsonl" CONTEND_VIOLATION_OUT="$tmp/naive-lock-violation.html" \
@@ -164,7 +172,9 @@ cp "$tmp/exact/textbook.jsonl" "$tmp/exact/stale.jsonl" "$OUT/raw/"
 cp "$tmp/histories.jsonl" "$OUT/raw/histories.jsonl"
 mkdir -p "$OUT/histories"
 cp "$tmp/naive-lock-violation.html" "$OUT/histories/naive-lock-violation.html"
-log "benchmarks took $(($(date +%s) - start)) s; raw results in $OUT/raw/"
+took=$(($(date +%s) - start))
+printf '{"mode": "%s", "seconds": %d}\n' "$mode" "$took" >"$OUT/raw/run.json"
+log "benchmarks took $took s; raw results in $OUT/raw/"
 
 log "writing the report"
 "$GO" run ./cmd/report -raw "$OUT/raw" -out "$OUT"

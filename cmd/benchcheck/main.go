@@ -70,6 +70,8 @@ var targets = []target{
 		WhyMissed: "a grant and a denial share their start (the CPU hint and a load of that CPU's cache); a grant then does one CAS on that line, without the clock, while a correct denial must read the clock (the bucket may have refilled), the global word and the other caches. It writes nothing and is decided inline: 1.1-1.5x its grant across this machine's runs, from 2.0-2.4x before"},
 	{What: "keyed, 10,000 keys, Zipf: xsync.MapOf limiter >= 2x the throughput of a mutex-guarded map",
 		Num: "Keyed/workload=zipf/impl=xsync-mapof/goroutines=100-2", Den: "Keyed/workload=zipf/impl=mutex-map/goroutines=100-2", Max: 0.5},
+	{What: "keyed, string keys, eviction on: keyed.Limiter >= 2x the throughput of go-limiter's memorystore",
+		Num: "Keyed/workload=zipf-string/impl=xsync-mapof/goroutines=100-2", Den: "Keyed/workload=zipf-string/impl=go-limiter/goroutines=100-2", Max: 0.5},
 }
 
 // labImpls are the lab's own implementations, held to 0 allocs/op and to

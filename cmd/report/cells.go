@@ -80,7 +80,7 @@ type Data struct {
 	// and BenchTimeOf each benchmark family's (the first it ran with).
 	BenchTimes  []string
 	BenchTimeOf map[string]string
-	assume     map[string]benchmath.Assumption
+	assume      map[string]benchmath.Assumption
 	// Catalog is the registry as data, written by the run beside its raw
 	// files (catalog.File).
 	Catalog catalog.Catalog
@@ -333,7 +333,7 @@ func goroutinesRank(g string) float64 {
 	return float64(n)
 }
 
-var workloadOrder = []string{"add-only", "read-mostly", "always-grant", "mostly-deny", "near-limit", "zipf", "empty", "work", "local-increment", "atomic-add", "clock-read"}
+var workloadOrder = []string{"add-only", "read-mostly", "always-grant", "mostly-deny", "near-limit", "unblocked", "paced", "zipf", "zipf-string", "empty", "work", "local-increment", "atomic-add", "clock-read"}
 
 func workloadRank(w string) int { return rank(workloadOrder, w) }
 

@@ -64,6 +64,9 @@ func newRegistryIndex(c catalog.Catalog) registryIndex {
 	// Keyed limiters are not in the catalog yet: each key's bucket is an
 	// exact cas.Bucket (package keyed).
 	for _, k := range keyedNames {
+		if k == "go-limiter" || k == "xrate-syncmap" {
+			continue // references measured only: benchmark-only names
+		}
 		if _, ok := idx[[2]string{"keyed", k}]; !ok {
 			idx[[2]string{"keyed", k}] = implInfo{Family: "keyed", Name: k, Guarantee: catalog.Exact, Summary: benchOnly[k]}
 		}
@@ -85,17 +88,23 @@ func (idx registryIndex) correct(family, name string) bool {
 }
 
 // keyedNames are the keyed limiters the keyed benchmark measures.
-var keyedNames = []string{"xsync-mapof", "sync-map", "mutex-map"}
+var keyedNames = []string{"xsync-mapof", "xsync-mapof-mutex", "xsync-mapof-eager", "go-limiter", "xrate-syncmap", "sync-map", "mutex-map"}
 
 // benchOnly defines the names that benchmarks use and the registry does
 // not list, so that every name in a chart or table is defined.
 var benchOnly = map[string]string{
-	"padded-slots": "one padded slot per goroutine, which no real counter can be (each goroutine owns its slot; Load sums them): the floor of a striped counter",
-	"xrate-allow":  "golang.org/x/time/rate as most code calls it, Limiter.AllowN(time.Now(), n), so real clock only; the registry's `xrate` is the same Limiter on the injected clock",
-	timerFloor:     "a TryTake that returns at once, timed as the buckets are in BenchmarkBucketLatency: what the timer alone reads",
-	"xsync-mapof":  "one exact bucket per key in github.com/puzpuzpuz/xsync/v3 MapOf",
-	"sync-map":     "one exact bucket per key in a sync.Map",
-	"mutex-map":    "one exact bucket per key in a map behind a sync.RWMutex",
+	"padded-slots":      "one padded slot per goroutine, which no real counter can be (each goroutine owns its slot; Load sums them): the floor of a striped counter",
+	"xrate-allow":       "golang.org/x/time/rate as most code calls it, Limiter.AllowN(time.Now(), n), so real clock only; the registry's `xrate` is the same Limiter on the injected clock",
+	timerFloor:          "a TryTake that returns at once, timed as the buckets are in BenchmarkBucketLatency: what the timer alone reads",
+	"xsync-mapof":       "the lab's keyed.Limiter: one exact 16-byte bucket per key (CAS) in github.com/puzpuzpuz/xsync/v3 MapOf, idle keys evicted once their bucket is full again (which changes no decision)",
+	"xsync-mapof-mutex": "keyed.Limiter with keyed.WithStrategy(keyed.Mutex): each key's bucket behind its own small lock instead of a CAS",
+	"xsync-mapof-eager": "keyed.Limiter with keyed.WithIdle(0): a bucket is forgotten as soon as it is full, so cold keys are made again and again",
+	"go-limiter":        "github.com/sethvargo/go-limiter memorystore with its defaults: string keys, a mutex per bucket, refills whole intervals on the wall clock",
+	"xrate-syncmap":     "golang.org/x/time/rate Limiters in a sync.Map, created on first use and never forgotten",
+	"sync-map":          "baseline: one exact bucket per key in a sync.Map, never forgotten",
+	"mutex-map":         "baseline: one exact bucket per key in a map behind one sync.Mutex, never forgotten",
+	"xrate-wait":        "golang.org/x/time/rate Limiter.Wait",
+	"uber-take":         "go.uber.org/ratelimit Limiter.Take: a blocking pacer, which cannot be cancelled",
 }
 
 // implOrderList is the order implementations appear in tables, legends and
@@ -103,6 +112,11 @@ var benchOnly = map[string]string{
 // variants, then the remote entries (remoteOrderList), which never share a
 // chart with the others. Load sets both from the run's catalog.
 var implOrderList, remoteOrderList []string
+
+// localColoured are the names whose colours are assigned in order among
+// themselves: in-process charts show them together; keyed limiters and
+// remote implementations have charts of their own.
+var localColoured []string
 
 // setImplOrder computes implOrderList and remoteOrderList from c.
 func setImplOrder(c catalog.Catalog) {
@@ -121,16 +135,19 @@ func setImplOrder(c catalog.Catalog) {
 	}
 	add(&local, "padded-slots")
 	add(&local, "xrate-allow")
+	add(&local, "xrate-wait")
+	add(&local, "uber-take")
+	add(&local, timerFloor)
+	keyedFrom := len(local)
 	for _, k := range keyedNames {
 		add(&local, k)
 	}
-	add(&local, timerFloor)
 	for _, e := range c.Entries {
 		if e.Backend != "" {
 			add(&remote, e.Name)
 		}
 	}
-	implOrderList, remoteOrderList = append(local, remote...), remote
+	implOrderList, remoteOrderList, localColoured = append(local, remote...), remote, local[:keyedFrom]
 }
 
 // implOrder returns the order implementations appear in.

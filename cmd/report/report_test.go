@@ -306,8 +306,7 @@ func TestSig3(t *testing.T) {
 func TestColoursStable(t *testing.T) {
 	_, err := Load(fixture) // sets the order from the fixture's catalog
 	require.NoError(t, err)
-	local := implOrder()[:len(implOrder())-len(remoteOrderList)]
-	for _, names := range [][]string{local, remoteOrderList} { // never on one chart together
+	for _, names := range [][]string{localColoured, keyedNames, remoteOrderList} { // never on one chart together
 		require.NotEmpty(t, names)
 		seen := map[string]string{}
 		for _, name := range names {

@@ -210,6 +210,23 @@ func (r *report) distributedVerdicts(locks []distLock, goroutines string, procs 
 	if len(robust) > 0 {
 		r.printf("- **Survived every fault scenario run on it** (how many): %s. The fault table says which scenarios each deployment has.\n", strings.Join(robust, ", "))
 	}
+	// Robustness by backend: the fault cells its correct locks survived.
+	var byBackend []string
+	for _, b := range r.cat.Backends {
+		var total faultScore
+		for _, l := range locks {
+			if s, ok := scores[l.name()]; ok && l.g.Backend == b.Name && l.info.Correct() {
+				total.survived += s.survived
+				total.run += s.run
+			}
+		}
+		if total.run > 0 {
+			byBackend = append(byBackend, fmt.Sprintf("%s %d of %d", b.Name, total.survived, total.run))
+		}
+	}
+	if len(byBackend) > 1 {
+		r.printf("- **Faults survived, by backend** (its correct locks, every deployment, every scenario run on them; a failure a design declares counts against it): %s.\n", strings.Join(byBackend, "; "))
+	}
 	// Backends pairwise, each by its fastest correct lock.
 	var perBackend []ranked
 	seen := map[string]bool{}

@@ -25,8 +25,10 @@ func familySpecs() []familySpec {
 			intro: "A shared int64 that goroutines `Add` to and `Load`. Benchmarks: `BenchmarkCounter/workload=<w>/impl=<name>/goroutines=<g>`."},
 		{bench: "Bucket", title: "Token buckets", registry: "bucket", baseline: "mutex", after: (*report).bucketLatency,
 			intro: "A token bucket: `TryTake(n)` takes n tokens at once or none. Benchmarks: `BenchmarkBucket/workload=<w>/clock=<real|frozen>/impl=<name>/goroutines=<g>`. Every call reads the clock; on the frozen clock (a `ManualClock` nobody advances) that read costs almost nothing, which separates the clock's cost from the synchronisation's."},
+		{bench: "Wait", title: "Waiting for tokens", registry: "bucket", baseline: "xrate-wait", after: (*report).waitLateness,
+			intro: "The blocking path a worker uses: `Wait(ctx, 1)` on the lab's buckets, against `golang.org/x/time/rate`'s `Wait` (`xrate-wait`) and `go.uber.org/ratelimit`'s `Take` (`uber-take`). Benchmarks: `BenchmarkWait/workload=<unblocked|paced>/impl=<name>/goroutines=<g>`. *unblocked*: a rate that never makes anyone wait, so time/op is the synchronisation around a Wait; *paced*: a burst of 1 at a fixed rate, which the goroutines ask for as fast as they are let through: what matters there is how late each wake-up is against the schedule (below)."},
 		{bench: "Keyed", title: "Keyed limiters (per-client buckets)", baseline: "mutex-map", groups: (*report).keyed,
-			intro: "How servers use rate limiters: one bucket per client key, 10,000 keys, requests drawn from a Zipf distribution (a few keys are hot). The map holding the buckets is what is compared: `xsync.MapOf`, `sync.Map`, and a map behind a `sync.RWMutex`."},
+			intro: "How servers use rate limiters: one bucket per client key, 10,000 keys, requests drawn from a Zipf distribution (a few keys are hot). *zipf*: uint64 keys, comparing the map that holds the buckets; *zipf-string*: string keys, the lab's `keyed.Limiter` against the keyed limiters users already run (`go-limiter`, x/time/rate in a `sync.Map`)."},
 		{bench: "Lock", title: "Locks", registry: "lock", baseline: "mutex", after: (*report).lockLatency,
 			intro: "Mutual exclusion: `Acquire` (with `context.Background()`), a critical section, `Release` of a `contend.Lock`. Benchmarks: `BenchmarkLock/workload=<empty|work>/impl=<name>/goroutines=<g>`, run for 20 ms each rather than a fixed count, because the ticket lock convoys when goroutines outnumber Ps."},
 		{bench: "Semaphore", title: "Semaphores", registry: "semaphore", baseline: "xsemaphore",
@@ -97,7 +99,7 @@ var workloadDoc = map[string]string{
 	"mostly-deny":  "An empty bucket with a tiny rate: almost every request is denied, the path a limiter takes under overload.",
 	"near-limit":   "Demand just above the rate: grants and denials mixed, the bucket hovering near empty.",
 	"empty":        "An empty critical section: the cost of the lock itself and of handing it over.",
-	"work":         "A critical section of about 50 ns of arithmetic (`harness.Work`): contention with a holder that does something.",
+	"work":         "A critical section of about 50 ns of arithmetic (`contendtest.Work`): contention with a holder that does something.",
 }
 
 var clockDoc = map[string]string{
@@ -315,7 +317,10 @@ func (r *report) keyed(groups []groupID) error {
 		if err := r.scalingChart(g); err != nil {
 			return err
 		}
-		r.printf("`mutex-map` is the baseline here: a map behind one lock is what the other two replace.\n\n")
+		base := map[string]string{"zipf": "mutex-map", "zipf-string": "go-limiter"}[g.Workload]
+		if base != "" && contains(r.d.Impls(g), base) {
+			r.printf("`%s` is the baseline here.\n\n", base)
+		}
 		r.compactTable(g, r.mainP)
 	}
 	return nil
@@ -331,7 +336,7 @@ func (r *report) lockLatency() error {
 	g := groups[0]
 	impls := r.d.Impls(g)
 	r.printf("### Acquire latency and fairness, 100 goroutines\n\n")
-	r.printf("From `BenchmarkLockLatency`: 100 goroutines acquire, work about 50 ns and release for 50 ms per sample, through `harness.RunLock` (whose contexts expire, so the cancellable paths are measured). Latency is from calling `Acquire` to holding the lock, recorded in an HdrHistogram; Jain's fairness index is over the goroutines' acquisition counts (1 = equal shares, 0.01 = one goroutine got everything). GOMAXPROCS %d; medians over the samples.\n\n", r.mainP)
+	r.printf("From `BenchmarkLockLatency`: 100 goroutines acquire, work about 50 ns and release for 50 ms per sample, through `contendtest.RunLock` (whose contexts expire, so the cancellable paths are measured). Latency is from calling `Acquire` to holding the lock, recorded in an HdrHistogram; Jain's fairness index is over the goroutines' acquisition counts (1 = equal shares, 0.01 = one goroutine got everything). GOMAXPROCS %d; medians over the samples.\n\n", r.mainP)
 	title := fmt.Sprintf("locks: acquire latency percentiles, 100 goroutines, GOMAXPROCS %d", r.mainP)
 	c, err := r.percentileChart(g, "100", r.mainP, title, "Acquire")
 	if err != nil {
@@ -350,6 +355,39 @@ func (r *report) lockLatency() error {
 		}
 		r.printf("| `%s` | %s | %s | %s | %s | %s |\n", impl, cellStr("p50-sec", fmtTime), cellStr("p99-sec", fmtTime), cellStr("p999-sec", fmtTime),
 			cellStr("jain-fairness", sig3), cellStr("ops/s", fmtCount))
+	}
+	r.printf("\n")
+	return nil
+}
+
+// waitLateness writes how late the paced Waits woke against their
+// schedule, from BenchmarkWait's late-*-us metrics.
+func (r *report) waitLateness() error {
+	var g groupID
+	for _, gg := range r.d.Groups("Wait") {
+		if gg.Workload == "paced" {
+			g = gg
+		}
+	}
+	if g.Family == "" {
+		return nil
+	}
+	r.printf("### Pacing accuracy\n\n")
+	r.printf("Paced Waits: how late each wake-up came against the schedule a burst-1 limiter keeps (median, 99th percentile and largest lateness over a run, then the median over the samples; GOMAXPROCS %d). Go's timers set most of it; a negative lateness would be a token early.\n\n", r.mainP)
+	r.printf("| impl | goroutines | late p50 | late p99 | late max |\n|---|---|---|---|---|\n")
+	for _, impl := range r.d.Impls(g) {
+		for _, gs := range r.d.GoroutineCounts(g) {
+			cell := func(unit string) string {
+				if c := r.d.Cell(r.id(g, impl, gs, r.mainP, unit)); c != nil {
+					return fmtTime(c.Summary.Center * 1e-6)
+				}
+				return "–"
+			}
+			if cell("late-p50-us") == "–" {
+				continue
+			}
+			r.printf("| `%s` | %s | %s | %s | %s |\n", impl, gs, cell("late-p50-us"), cell("late-p99-us"), cell("late-max-us"))
+		}
 	}
 	r.printf("\n")
 	return nil

@@ -93,7 +93,7 @@ func (r *report) strategies() {
 	r.printf("## Names\n\n")
 	r.printf("Every implementation in the tables and charts, from the registry (`harness`; README's strategy table says the same). **exact**: linearizable; never loses an update or grants more than capacity + rate × elapsed. **approximate**: never loses or over-grants, but may under-grant by a stated bound, or a counter's Load is not linearizable while Adds run. **racy**: no synchronisation, the control. **broken**: race-free but wrong by design. Racy and broken ones are drawn dashed or pale.\n\n")
 	families := []struct{ title, registry, bench string }{
-		{"counters", "counter", "Counter"}, {"buckets", "bucket", "Bucket"}, {"keyed limiters", "keyed", "Keyed"},
+		{"counters", "counter", "Counter"}, {"buckets", "bucket", "Bucket"}, {"waiting for tokens", "bucket", "Wait"}, {"keyed limiters", "keyed", "Keyed"},
 		{"locks", "lock", "Lock"}, {"semaphores", "semaphore", "Semaphore"},
 	}
 	for _, b := range r.cat.Backends {

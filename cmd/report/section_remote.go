@@ -140,8 +140,8 @@ type faultOutcome struct {
 	// history: "Ok", "Illegal", "Unknown", or "" when none was checked.
 	Linearizable string `json:"linearizable"`
 	Ops          int    `json:"ops"`
-	Expected   bool   `json:"expected"`
-	Evidence   string `json:"evidence"`
+	Expected     bool   `json:"expected"`
+	Evidence     string `json:"evidence"`
 }
 
 // faultTable writes the fault table from faults.jsonl beside the raw

@@ -45,6 +45,9 @@ func implColor(name string) color.Color {
 	if i := rank(remoteOrderList, name); i < len(remoteOrderList) {
 		return palette[i%len(palette)] // remote charts show remote names only
 	}
+	if i := rank(keyedNames, name); i < len(keyedNames) {
+		return palette[i%len(palette)] // keyed charts show keyed names only
+	}
 	order := implOrder()
 	if i := rank(order, name); i < len(order) {
 		return palette[i%len(palette)]

@@ -4,7 +4,9 @@
 package cas
 
 import (
+	"context"
 	"sync/atomic"
+	"time"
 
 	"github.com/contend-lab/contend"
 	"github.com/contend-lab/contend/internal/bucketcore"
@@ -68,3 +70,31 @@ func (b *Bucket) TryTake(n int64) bool {
 	}
 	return b.p.TakeWord(&b.tat, uint64(n)) // see bucketcore.Params.TakeWord for the order of the readings
 }
+
+// The contend.Limiter methods. They are written once, in
+// internal/bucketcore, over the bucket's word; none is on TryTake's path.
+
+// Capacity returns the most tokens the bucket holds.
+func (b *Bucket) Capacity() int64 { return b.p.Capacity() }
+
+// Rate returns the refill rate in tokens per second, as configured.
+func (b *Bucket) Rate() float64 { return b.p.Rate() }
+
+// Tokens returns the whole tokens available now, negative while bookings
+// owe more than the bucket holds (see contend.Limiter).
+func (b *Bucket) Tokens() int64 { return b.p.Tokens(b.cell()) }
+
+// Delay returns how long from now until n tokens are due, without taking
+// them: 0 if TryTake(n) would be granted now.
+func (b *Bucket) Delay(n int64) (time.Duration, error) { return b.p.Delay(b.cell(), n) }
+
+// Reserve books n tokens, due now or later; see contend.Limiter.
+func (b *Bucket) Reserve(n int64) (contend.Reservation, error) { return b.p.Reserve(b.cell(), n) }
+
+// Wait books n tokens and blocks on a timer until they are due; see
+// contend.Limiter.
+func (b *Bucket) Wait(ctx context.Context, n int64) error { return b.p.Wait(ctx, b.cell(), n) }
+
+func (b *Bucket) cell() bucketcore.Cell { return bucketcore.Word(&b.tat) }
+
+var _ contend.Limiter = (*Bucket)(nil)

@@ -1,10 +1,12 @@
 package mutex
 
 import (
+	"context"
 	"errors"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/contend-lab/contend"
 	"github.com/contend-lab/contend/internal/bucketcore"
@@ -222,3 +224,33 @@ func (b *ReentrantBucket) TryTakeAll(ns ...int64) bool {
 	}
 	return true
 }
+
+// The contend.Limiter methods, written once in internal/bucketcore over
+// the state and its lock; none is on TryTake's path.
+
+// Capacity returns the most tokens the bucket holds.
+func (b *ReentrantBucket) Capacity() int64 { return b.p.Capacity() }
+
+// Rate returns the refill rate in tokens per second, as configured.
+func (b *ReentrantBucket) Rate() float64 { return b.p.Rate() }
+
+// Tokens returns the whole tokens available now, negative while bookings
+// owe more than the bucket holds (see contend.Limiter).
+func (b *ReentrantBucket) Tokens() int64 { return b.p.Tokens(b.cell()) }
+
+// Delay returns how long from now until n tokens are due, without taking
+// them: 0 if TryTake(n) would be granted now.
+func (b *ReentrantBucket) Delay(n int64) (time.Duration, error) { return b.p.Delay(b.cell(), n) }
+
+// Reserve books n tokens, due now or later; see contend.Limiter.
+func (b *ReentrantBucket) Reserve(n int64) (contend.Reservation, error) {
+	return b.p.Reserve(b.cell(), n)
+}
+
+// Wait books n tokens and blocks on a timer until they are due; see
+// contend.Limiter.
+func (b *ReentrantBucket) Wait(ctx context.Context, n int64) error { return b.p.Wait(ctx, b.cell(), n) }
+
+func (b *ReentrantBucket) cell() bucketcore.Cell { return bucketcore.Locked(&b.mu, &b.tat) }
+
+var _ contend.Limiter = (*ReentrantBucket)(nil)

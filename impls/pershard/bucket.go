@@ -120,6 +120,13 @@ type cache struct {
 // under-grant and burst excess can exceed Capacity; such buckets are
 // better served by impls/cas.
 //
+// # No waiting
+//
+// Bucket is not a contend.Limiter (no Delay, Reserve or Wait): a booking
+// must be seen by every later grant, and the caches grant without looking
+// at the global word, so a due time could only be a bound. A bucket to
+// wait on wants impls/cas, which is exact and lock-free.
+//
 // # Layout
 //
 // Two 128-byte blocks: first the fields every request reads and nobody

@@ -79,3 +79,15 @@ func (p *Params) TakeWord(w *atomic.Uint64, n uint64) bool {
 		fresh = false
 	}
 }
+
+// Capacity returns the bucket's capacity; 0 for the zero Params.
+func (p *Params) Capacity() int64 { return int64(p.Limit.Capacity()) }
+
+// Rate returns the configured rate in tokens per second; 0 for the zero
+// Params.
+func (p *Params) Rate() float64 { return p.Limit.Rate() }
+
+// tokenError is the error for a request that can never be granted.
+func (p *Params) tokenError(n int64) error {
+	return &contend.TokenError{N: n, Capacity: p.Capacity()}
+}

@@ -126,28 +126,38 @@ func (l *Lock) Acquire(ctx context.Context) (contend.Lease, error) {
 }
 
 func (l *Lock) acquire(ctx context.Context, op string) (contend.Lease, error) {
-	zl := zk.NewLock(l.Client().Conn(), l.Path(), zk.WorldACL(zk.PermAll))
-	sess := l.Client().Session()
-	locked := make(chan error, 1)
-	go func() { locked <- zl.Lock() }()
-	select {
-	case err := <-locked:
-		if err != nil {
-			return nil, fmt.Errorf("zkref: %s: %w", op, err)
-		}
-		if err := ctx.Err(); err != nil {
-			// ctx may have ended before the lock was ours: give it back.
-			l.background(func() { _ = zl.Unlock() })
-			return nil, fmt.Errorf("zkref: %s: %w", op, err)
-		}
-		return &lease{c: l.Client(), zl: zl, sess: sess}, nil
-	case <-ctx.Done():
-		l.background(func() {
-			if <-locked == nil {
-				_ = zl.Unlock()
+	for {
+		zl := zk.NewLock(l.Client().Conn(), l.Path(), zk.WorldACL(zk.PermAll))
+		sess := l.Client().Session()
+		locked := make(chan error, 1)
+		go func() { locked <- zl.Lock() }()
+		select {
+		case err := <-locked:
+			if err != nil {
+				return nil, fmt.Errorf("zkref: %s: %w", op, err)
 			}
-		})
-		return nil, fmt.Errorf("zkref: %s: %w", op, ctx.Err())
+			if err := ctx.Err(); err != nil {
+				// ctx may have ended before the lock was ours: give it back.
+				l.background(func() { _ = zl.Unlock() })
+				return nil, fmt.Errorf("zkref: %s: %w", op, err)
+			}
+			if !sess.Alive() {
+				// The session ended while zk.Lock waited, and the client
+				// made a new one: the node it holds may belong to either,
+				// and a lease on the old session would report itself lost
+				// while its node lived on. Give it back and queue again.
+				l.background(func() { _ = zl.Unlock() })
+				continue
+			}
+			return &lease{c: l.Client(), zl: zl, sess: sess}, nil
+		case <-ctx.Done():
+			l.background(func() {
+				if <-locked == nil {
+					_ = zl.Unlock()
+				}
+			})
+			return nil, fmt.Errorf("zkref: %s: %w", op, ctx.Err())
+		}
 	}
 }
 
