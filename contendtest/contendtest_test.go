@@ -114,6 +114,23 @@ func TestDeviations(t *testing.T) {
 			assert.ErrorIs(t, bucketCheck(name).Run(t, early, declared(contendtest.TextbookDeviation)), contendtest.ErrSkipped, name)
 		}
 	})
+	t.Run("no fencing", func(t *testing.T) {
+		// A lock whose every lease carries token 1 fails the checks that
+		// read tokens as fencing tokens, and passes them declared
+		// NoFencing; its tokens still fail tokens-increase.
+		repeated := func() contend.Lock { return newFaultyLock("repeated-tokens") }
+		for _, name := range []string{"stress", "linearizable"} {
+			check := find(t, contendtest.LockChecks(), name)
+			assert.Error(t, check.Run(t, repeated), name)
+			assert.NoError(t, check.Run(t, repeated, contendtest.NoFencing()), name)
+		}
+		assert.Error(t, find(t, contendtest.LockChecks(), "tokens-increase").Run(t, repeated, contendtest.NoFencing()))
+		// A semaphore declared NoFencing must still deviate from
+		// tokens-follow-grants; one that follows grants does not.
+		follows := find(t, contendtest.SemaphoreChecks(), "tokens-follow-grants")
+		assert.NoError(t, follows.Run(t, newFaultySemaphore("")))
+		assert.Error(t, follows.Run(t, newFaultySemaphore(""), contendtest.NoFencing()))
+	})
 	t.Run("approximate", func(t *testing.T) {
 		// pershard-like bounds: the textbook check holds an approximate
 		// bucket to its stated window excess only.
