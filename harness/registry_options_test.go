@@ -58,11 +58,52 @@ func semaphoreOptions(impl SemaphoreImpl) []contendtest.Option {
 // failing t if it fails.
 func runListed[F any](t *testing.T, checks []contendtest.Check[F], name string, newImpl F, opts ...contendtest.Option) {
 	t.Helper()
-	i := slices.IndexFunc(checks, func(c contendtest.Check[F]) bool { return c.Name() == name })
-	require.GreaterOrEqual(t, i, 0, "no check %q", name)
-	err := checks[i].Run(t, newImpl, opts...)
+	c := checkNamed(t, checks, name)
+	err := c.Run(t, newImpl, opts...)
 	if errors.Is(err, contendtest.ErrSkipped) {
 		t.Skip(err)
 	}
-	assert.NoError(t, err, "%s (%s)", name, checks[i].Doc())
+	assert.NoError(t, err, "%s (%s)", name, c.Doc())
+}
+
+// TestRegistryOptions: each registry declaration reaches contendtest, as
+// the check it changes shows: a fair lock is held to FIFO order (its fifo
+// check runs), an approximate counter's Load is not held to
+// linearizability (its check is skipped), a semaphore without fencing
+// tokens must still deviate from tokens-follow-grants.
+func TestRegistryOptions(t *testing.T) {
+	for _, impl := range Locks() {
+		if !impl.Guarantee.Correct() {
+			continue
+		}
+		err := checkNamed(t, contendtest.LockChecks(), "fifo").Run(t, impl.New, lockOptions(impl)...)
+		if impl.Fair {
+			assert.NoError(t, err, "lock %s is fair", impl.Name)
+		} else {
+			assert.ErrorIs(t, err, contendtest.ErrSkipped, "lock %s is not fair", impl.Name)
+		}
+	}
+	for _, impl := range Counters() {
+		if impl.Guarantee == Approximate {
+			err := checkNamed(t, contendtest.CounterChecks(), "linearizable").Run(t, impl.New, counterOptions(impl)...)
+			assert.ErrorIs(t, err, contendtest.ErrSkipped, "counter %s is approximate", impl.Name)
+		}
+	}
+	for _, impl := range Semaphores() {
+		if impl.NoFencing {
+			// Without the option, the check fails: the option is what
+			// makes it pass.
+			check := checkNamed(t, contendtest.SemaphoreChecks(), "tokens-follow-grants")
+			assert.Error(t, check.Run(t, impl.New), "semaphore %s without NoFencing", impl.Name)
+			assert.NoError(t, check.Run(t, impl.New, semaphoreOptions(impl)...), "semaphore %s", impl.Name)
+		}
+	}
+}
+
+// checkNamed returns the check named name of checks.
+func checkNamed[F any](t *testing.T, checks []contendtest.Check[F], name string) contendtest.Check[F] {
+	t.Helper()
+	i := slices.IndexFunc(checks, func(c contendtest.Check[F]) bool { return c.Name() == name })
+	require.GreaterOrEqual(t, i, 0, "no check %q", name)
+	return checks[i]
 }
