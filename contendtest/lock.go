@@ -2,8 +2,6 @@ package contendtest
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contend-lab/contend"
+	"github.com/contend-lab/contend/internal/lockprobe"
 	"github.com/contend-lab/contend/linearize"
 )
 
@@ -62,70 +61,17 @@ func LockChecks() []Check[func() contend.Lock] {
 
 var bg = context.Background()
 
-// patience bounds every wait for something that should happen promptly
-// (a blocked Acquire returning after its timeout, a waiter being granted),
-// so that a broken implementation fails a check instead of hanging the
-// suite.
-const patience = 5 * time.Second
-
 // shortTimeout is the context timeout of Acquires that are meant to expire.
 const shortTimeout = 50 * time.Millisecond
-
-// elsewhere runs f on a new goroutine and reports whether it returned
-// within d. A goroutine that does not return is left behind: the check
-// fails.
-func elsewhere(d time.Duration, f func()) bool {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	select {
-	case <-done:
-		return true
-	case <-time.After(d):
-		return false
-	}
-}
-
-// probe tries the lock from another goroutine (so that a reentrant lock's
-// holder does not simply nest) and releases it there if it got it. It
-// returns TryAcquire's error, or an error if TryAcquire blocked.
-func probe(l contend.Lock) error {
-	var err error
-	if !elsewhere(patience, func() {
-		var lease contend.Lease
-		if lease, err = l.TryAcquire(bg); err == nil {
-			err = lease.Release(bg)
-		}
-	}) {
-		return errors.New("TryAcquire blocked")
-	}
-	return err
-}
-
-// probeSem is probe for n permits of a semaphore.
-func probeSem(s contend.Semaphore, n int64) error {
-	var err error
-	if !elsewhere(patience, func() {
-		var lease contend.Lease
-		if lease, err = s.TryAcquire(bg, n); err == nil {
-			err = lease.Release(bg)
-		}
-	}) {
-		return fmt.Errorf("TryAcquire(%d) blocked", n)
-	}
-	return err
-}
 
 func checkLockTryAcquire(t require.TestingT, newLock func() contend.Lock) {
 	l := newLock()
 	lease, err := l.TryAcquire(bg)
 	require.NoError(t, err, "TryAcquire on a free lock")
 	require.NotNil(t, lease)
-	assert.ErrorIs(t, probe(l), contend.ErrHeld, "TryAcquire from another goroutine while it is held")
+	assert.ErrorIs(t, lockprobe.Lock(l), contend.ErrHeld, "TryAcquire from another goroutine while it is held")
 	require.NoError(t, lease.Release(bg))
-	assert.NoError(t, probe(l), "TryAcquire once released")
+	assert.NoError(t, lockprobe.Lock(l), "TryAcquire once released")
 }
 
 func checkLockReleaseTwice(t require.TestingT, newLock func() contend.Lock) {
@@ -138,9 +84,9 @@ func checkLockReleaseTwice(t require.TestingT, newLock func() contend.Lock) {
 	holder, err := l.TryAcquire(bg)
 	require.NoError(t, err, "the lock is free after one Release")
 	assert.ErrorIs(t, old.Release(bg), contend.ErrNotHeld, "a stale lease's Release while another holds")
-	assert.ErrorIs(t, probe(l), contend.ErrHeld, "a stale lease's Release must not free the holder's lock")
+	assert.ErrorIs(t, lockprobe.Lock(l), contend.ErrHeld, "a stale lease's Release must not free the holder's lock")
 	require.NoError(t, holder.Release(bg))
-	assert.NoError(t, probe(l))
+	assert.NoError(t, lockprobe.Lock(l))
 }
 
 func checkLockTokens(t require.TestingT, newLock func() contend.Lock) {
@@ -153,14 +99,14 @@ func checkLockTokens(t require.TestingT, newLock func() contend.Lock) {
 		case 0:
 			lease, err = l.Acquire(bg)
 		case 1:
-			ctx, cancel := context.WithTimeout(bg, patience)
+			ctx, cancel := context.WithTimeout(bg, lockprobe.Patience)
 			lease, err = l.Acquire(ctx)
 			cancel()
 		case 2:
 			lease, err = l.TryAcquire(bg)
 		case 3: // from another goroutine, released there
 			var tok uint64
-			require.True(t, elsewhere(patience, func() {
+			require.True(t, lockprobe.Elsewhere(lockprobe.Patience, func() {
 				var s contend.Lease
 				if s, err = l.Acquire(bg); err == nil {
 					tok = s.Token()
@@ -202,14 +148,14 @@ func checkLockCancelled(t require.TestingT, newLock func() contend.Lock) {
 	lease, err := l.Acquire(ctx)
 	assert.ErrorIs(t, err, context.Canceled, "Acquire with a cancelled context, on a free lock")
 	assert.Nil(t, lease)
-	assert.NoError(t, probe(l), "the lock must be left free")
+	assert.NoError(t, lockprobe.Lock(l), "the lock must be left free")
 
 	ctx, cancel = context.WithDeadline(bg, time.Now().Add(-time.Second))
 	defer cancel()
 	lease, err = l.Acquire(ctx)
 	assert.ErrorIs(t, err, context.DeadlineExceeded, "Acquire with an expired context")
 	assert.Nil(t, lease)
-	assert.NoError(t, probe(l), "the lock must be left free")
+	assert.NoError(t, lockprobe.Lock(l), "the lock must be left free")
 }
 
 // checkLockBlockedTimeout: waiters blocked behind a holder give up when
@@ -221,7 +167,7 @@ func checkLockBlockedTimeout(t require.TestingT, newLock func() contend.Lock) {
 	const waiters = 4
 	errs := make([]error, waiters)
 	start := time.Now()
-	returned := elsewhere(patience, func() {
+	returned := lockprobe.Elsewhere(lockprobe.Patience, func() {
 		var wg sync.WaitGroup
 		for i := range waiters {
 			wg.Go(func() {
@@ -236,16 +182,16 @@ func checkLockBlockedTimeout(t require.TestingT, newLock func() contend.Lock) {
 		}
 		wg.Wait()
 	})
-	require.True(t, returned, "Acquires with a %v timeout behind a holder did not return within %v", shortTimeout, patience)
+	require.True(t, returned, "Acquires with a %v timeout behind a holder did not return within %v", shortTimeout, lockprobe.Patience)
 	assert.GreaterOrEqual(t, time.Since(start), shortTimeout, "they returned before their contexts expired")
 	for i, err := range errs {
 		assert.ErrorIs(t, err, context.DeadlineExceeded, "waiter %d", i)
 	}
-	assert.ErrorIs(t, probe(l), contend.ErrHeld, "the holder still holds")
+	assert.ErrorIs(t, lockprobe.Lock(l), contend.ErrHeld, "the holder still holds")
 	require.NoError(t, holder.Release(bg))
 
 	// Usable: the waiters that gave up left nothing held or queued.
-	assert.NoError(t, probe(l), "TryAcquire after the holder released")
+	assert.NoError(t, lockprobe.Lock(l), "TryAcquire after the holder released")
 	ctx, cancel := context.WithTimeout(bg, time.Second)
 	defer cancel()
 	lease, err := l.Acquire(ctx)
@@ -268,7 +214,7 @@ func checkLockBlockedGranted(t require.TestingT, newLock func() contend.Lock) {
 		go func() {
 			ctx, cancel := bg, context.CancelFunc(func() {})
 			if cancellable {
-				ctx, cancel = context.WithTimeout(bg, 10*patience)
+				ctx, cancel = context.WithTimeout(bg, 10*lockprobe.Patience)
 			}
 			defer cancel()
 			lease, err := l.Acquire(ctx)
@@ -288,7 +234,7 @@ func checkLockBlockedGranted(t require.TestingT, newLock func() contend.Lock) {
 		case r := <-got:
 			assert.NoError(t, r.err, "cancellable %v", cancellable)
 			assert.Greater(t, r.token, holder.Token(), "cancellable %v", cancellable)
-		case <-time.After(patience):
+		case <-time.After(lockprobe.Patience):
 			assert.Fail(t, "the waiter was not granted the released lock", "cancellable %v", cancellable)
 		}
 	}
@@ -305,7 +251,7 @@ func checkLockFIFO(t require.TestingT, newLock func() contend.Lock) {
 	order := make(chan int, waiters)
 	for i := range waiters {
 		go func() {
-			ctx, cancel := context.WithTimeout(bg, patience)
+			ctx, cancel := context.WithTimeout(bg, lockprobe.Patience)
 			defer cancel()
 			lease, err := l.Acquire(ctx)
 			if err != nil {
@@ -324,7 +270,7 @@ func checkLockFIFO(t require.TestingT, newLock func() contend.Lock) {
 		select {
 		case i := <-order:
 			got = append(got, i)
-		case <-time.After(patience):
+		case <-time.After(lockprobe.Patience):
 			require.Fail(t, "a waiter was never granted the lock", "granted so far: %v", got)
 		}
 	}
@@ -353,7 +299,7 @@ func checkStressLock(c *checker, nl func() contend.Lock, o *options) {
 			if !o.noFencing {
 				assert.Zero(c, run.TokenRegressions, "GOMAXPROCS %d: tokens did not increase", procs)
 			}
-			assert.NoError(c, probe(l), "GOMAXPROCS %d: the lock must be free after the run, its cancelled waiters gone", procs)
+			assert.NoError(c, lockprobe.Lock(l), "GOMAXPROCS %d: the lock must be free after the run, its cancelled waiters gone", procs)
 		})
 	}
 }

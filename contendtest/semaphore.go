@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contend-lab/contend"
+	"github.com/contend-lab/contend/internal/lockprobe"
 	"github.com/contend-lab/contend/linearize"
 )
 
@@ -100,7 +101,7 @@ func checkSemPermitErrors(t require.TestingT, newSemFn func(int64) (contend.Sema
 		for _, op := range []string{"Acquire", "TryAcquire"} {
 			var lease contend.Lease
 			var err error
-			returned := elsewhere(patience, func() {
+			returned := lockprobe.Elsewhere(lockprobe.Patience, func() {
 				if op == "Acquire" {
 					lease, err = s.Acquire(bg, n)
 				} else {
@@ -129,10 +130,10 @@ func checkSemTryAcquire(t require.TestingT, newSemFn func(int64) (contend.Semaph
 	_, err = s.TryAcquire(bg, 1)
 	assert.ErrorIs(t, err, contend.ErrHeld, "TryAcquire(1) with none free")
 	require.NoError(t, three.Release(bg))
-	assert.NoError(t, probeSem(s, 3), "three free again")
-	assert.ErrorIs(t, probeSem(s, 4), contend.ErrHeld)
+	assert.NoError(t, lockprobe.Semaphore(s, 3), "three free again")
+	assert.ErrorIs(t, lockprobe.Semaphore(s, 4), contend.ErrHeld)
 	require.NoError(t, one.Release(bg))
-	assert.NoError(t, probeSem(s, 4))
+	assert.NoError(t, lockprobe.Semaphore(s, 4))
 }
 
 func checkSemReleaseTwice(t require.TestingT, newSemFn func(int64) (contend.Semaphore, error)) {
@@ -145,7 +146,7 @@ func checkSemReleaseTwice(t require.TestingT, newSemFn func(int64) (contend.Sema
 	all, err := s.TryAcquire(bg, semCapacity)
 	require.NoError(t, err, "every permit is free after one Release")
 	assert.ErrorIs(t, old.Release(bg), contend.ErrNotHeld, "a stale lease's Release")
-	assert.ErrorIs(t, probeSem(s, 1), contend.ErrHeld, "a stale Release must not give back permits it does not hold")
+	assert.ErrorIs(t, lockprobe.Semaphore(s, 1), contend.ErrHeld, "a stale Release must not give back permits it does not hold")
 	require.NoError(t, all.Release(bg))
 }
 
@@ -166,7 +167,7 @@ func checkSemTokens(t require.TestingT, newSemFn func(int64) (contend.Semaphore,
 		if i%3 == 0 {
 			lease, err = s.TryAcquire(bg, n)
 		} else {
-			ctx, cancel := context.WithTimeout(bg, patience)
+			ctx, cancel := context.WithTimeout(bg, lockprobe.Patience)
 			lease, err = s.Acquire(ctx, n)
 			cancel()
 		}
@@ -202,7 +203,7 @@ func checkSemCancelled(t require.TestingT, newSemFn func(int64) (contend.Semapho
 		lease, err := s.Acquire(ctx, n)
 		assert.ErrorIs(t, err, context.Canceled, "Acquire(%d) with a cancelled context, all permits free", n)
 		assert.Nil(t, lease)
-		assert.NoError(t, probeSem(s, semCapacity), "every permit must be left free")
+		assert.NoError(t, lockprobe.Semaphore(s, semCapacity), "every permit must be left free")
 	}
 }
 
@@ -219,7 +220,7 @@ func checkSemBlocksAtCapacity(t require.TestingT, newSemFn func(int64) (contend.
 	_, err := s.TryAcquire(bg, 1)
 	assert.ErrorIs(t, err, contend.ErrHeld, "TryAcquire at capacity")
 	var blockedErr error
-	require.True(t, elsewhere(patience, func() {
+	require.True(t, lockprobe.Elsewhere(lockprobe.Patience, func() {
 		ctx, cancel := context.WithTimeout(bg, shortTimeout)
 		defer cancel()
 		var lease contend.Lease
@@ -231,7 +232,7 @@ func checkSemBlocksAtCapacity(t require.TestingT, newSemFn func(int64) (contend.
 
 	got := make(chan error, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(bg, 10*patience)
+		ctx, cancel := context.WithTimeout(bg, 10*lockprobe.Patience)
 		defer cancel()
 		lease, err := s.Acquire(ctx, 2)
 		if err == nil {
@@ -249,13 +250,13 @@ func checkSemBlocksAtCapacity(t require.TestingT, newSemFn func(int64) (contend.
 	select {
 	case err := <-got:
 		assert.NoError(t, err, "Acquire(2) once 2 permits are free")
-	case <-time.After(patience):
+	case <-time.After(lockprobe.Patience):
 		assert.Fail(t, "Acquire(2) was not granted 2 free permits")
 	}
 	for _, h := range held[2:] {
 		require.NoError(t, h.Release(bg))
 	}
-	assert.NoError(t, probeSem(s, semCapacity))
+	assert.NoError(t, lockprobe.Semaphore(s, semCapacity))
 }
 
 // checkSemBlockedTimeout: waiters for 2 and for every permit, alone and
@@ -269,7 +270,7 @@ func checkSemBlockedTimeout(t require.TestingT, newSemFn func(int64) (contend.Se
 	// it gives up; it must give it back.
 	for _, n := range []int64{2, semCapacity} {
 		var err error
-		require.True(t, elsewhere(patience, func() {
+		require.True(t, lockprobe.Elsewhere(lockprobe.Patience, func() {
 			ctx, cancel := context.WithTimeout(bg, shortTimeout)
 			defer cancel()
 			var lease contend.Lease
@@ -278,12 +279,12 @@ func checkSemBlockedTimeout(t require.TestingT, newSemFn func(int64) (contend.Se
 			}
 		}), "Acquire(%d) with a %v timeout and 1 permit free did not return", n, shortTimeout)
 		assert.ErrorIs(t, err, context.DeadlineExceeded, "Acquire(%d) with 1 permit free", n)
-		assert.NoError(t, probeSem(s, 1), "the free permit must be free again after Acquire(%d) gave up", n)
+		assert.NoError(t, lockprobe.Semaphore(s, 1), "the free permit must be free again after Acquire(%d) gave up", n)
 	}
 	// Together, with waiters for 1 that may be granted the free permit.
 	wants := []int64{2, semCapacity, 2, 1, 1}
 	errs := make([]error, len(wants))
-	returned := elsewhere(patience, func() {
+	returned := lockprobe.Elsewhere(lockprobe.Patience, func() {
 		var wg sync.WaitGroup
 		for i, n := range wants {
 			wg.Go(func() {
@@ -303,7 +304,7 @@ func checkSemBlockedTimeout(t require.TestingT, newSemFn func(int64) (contend.Se
 		}
 		wg.Wait()
 	})
-	require.True(t, returned, "Acquires with a %v timeout did not return within %v", shortTimeout, patience)
+	require.True(t, returned, "Acquires with a %v timeout did not return within %v", shortTimeout, lockprobe.Patience)
 	for i, err := range errs {
 		if wants[i] > 1 {
 			assert.ErrorIs(t, err, context.DeadlineExceeded, "Acquire(%d) with 1 permit free", wants[i])
@@ -314,7 +315,7 @@ func checkSemBlockedTimeout(t require.TestingT, newSemFn func(int64) (contend.Se
 		}
 	}
 	require.NoError(t, holder.Release(bg))
-	assert.NoError(t, probeSem(s, semCapacity), "every permit free once the holder released")
+	assert.NoError(t, lockprobe.Semaphore(s, semCapacity), "every permit free once the holder released")
 }
 
 // checkSemNoDeadlock: acquirers of 3 permits of 4, two at a time, with
@@ -331,7 +332,7 @@ func checkSemNoDeadlock(t require.TestingT, newSemFn func(int64) (contend.Semaph
 	semReleasedToTwoCollectors(t, s)
 	const rounds = 200
 	errs := make(chan error, 3*rounds)
-	finished := elsewhere(3*patience, func() {
+	finished := lockprobe.Elsewhere(3*lockprobe.Patience, func() {
 		var wg sync.WaitGroup
 		for g := range 3 {
 			wg.Go(func() {
@@ -362,7 +363,7 @@ func checkSemNoDeadlock(t require.TestingT, newSemFn func(int64) (contend.Semaph
 	for err := range errs {
 		assert.NoError(t, err)
 	}
-	assert.NoError(t, probeSem(s, semCapacity))
+	assert.NoError(t, lockprobe.Semaphore(s, semCapacity))
 }
 
 // semReleasedToTwoCollectors is the interleaving that deadlocks collectors
@@ -429,7 +430,7 @@ func checkStressSemaphore(c *checker, ns NewSemaphoreFunc, _ *options) {
 			assert.Positive(c, run.Acquisitions, "GOMAXPROCS %d", procs)
 			assert.LessOrEqual(c, run.MaxHeld, int64(semCapacity), "GOMAXPROCS %d", procs)
 			assert.Zero(c, run.Overflows, "GOMAXPROCS %d", procs)
-			assert.NoError(c, probeSem(s, semCapacity), "GOMAXPROCS %d: every permit must be free after the run", procs)
+			assert.NoError(c, lockprobe.Semaphore(s, semCapacity), "GOMAXPROCS %d: every permit must be free after the run", procs)
 		})
 	}
 }
@@ -478,7 +479,7 @@ func recordServedBeforeTry(c *checker, s contend.Semaphore) (h []porcupine.Opera
 		holder, err := s.Acquire(bg, 2)
 		require.NoError(c, err)
 		o.Return(linearize.LockOutput{Token: holder.Token()})
-		ctx, cancel := context.WithTimeout(bg, patience)
+		ctx, cancel := context.WithTimeout(bg, lockprobe.Patience)
 		defer cancel()
 		waiter := make(chan contend.Lease, 1)
 		go func() {
