@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/anishathalye/porcupine"
 	"github.com/stretchr/testify/assert"
@@ -216,4 +217,46 @@ func TestFamiliesFail(t *testing.T) {
 			assert.True(t, strings.Contains(string(out), "--- FAIL: TestFaultyUnderFamily"), "output:\n%s", out)
 		})
 	}
+}
+
+// TestZeroValues: the zero value of every exported type works or refuses
+// at once. Option and Check refuse (TestOptionsRefused); the runs'
+// summaries of nothing are 0.
+func TestZeroValues(t *testing.T) {
+	assert.NotPanics(t, func() {
+		assert.Zero(t, contendtest.CounterRun{}.Lost())
+		assert.Zero(t, contendtest.CounterRun{}.LostFraction())
+		assert.Zero(t, contendtest.BucketRun{}.OverGrant())
+		assert.Zero(t, contendtest.BucketRun{}.GrantRatio())
+		assert.False(t, contendtest.BucketRun{}.DemandExceededSupply())
+		assert.Zero(t, contendtest.LockRun{}.P(0.99))
+		assert.Zero(t, contendtest.LockRun{}.JainFairness())
+		assert.Zero(t, contendtest.SemaphoreRun{}.P(0.99))
+		assert.Zero(t, contendtest.SemaphoreRun{}.JainFairness())
+	})
+	assert.NoError(t, contendtest.CheckCounterRun(contendtest.CounterRun{}))
+	assert.NoError(t, contendtest.CheckBucketRun(contendtest.BucketRun{}, contendtest.StressBucketConfig, 0))
+}
+
+func TestLatencyAndFairness(t *testing.T) {
+	for _, tc := range []struct {
+		counts []int64
+		want   float64
+	}{
+		{[]int64{5, 5, 5, 5}, 1},
+		{[]int64{8, 0, 0, 0}, 0.25},
+		{[]int64{0, 0}, 0},
+		{nil, 0},
+	} {
+		assert.InDelta(t, tc.want, contendtest.JainFairness(tc.counts), 1e-12, "%v", tc.counts)
+	}
+	h := contendtest.NewLatencyHistogram()
+	for d := range 100 {
+		contendtest.RecordLatency(h, time.Duration(d+1)*time.Microsecond)
+	}
+	contendtest.RecordLatency(h, -time.Second) // clamped to 1 ns
+	contendtest.RecordLatency(h, time.Hour)    // clamped to a minute
+	assert.Equal(t, int64(102), h.TotalCount())
+	assert.InEpsilon(t, 50*time.Microsecond, contendtest.Quantile(h, 0.5), 0.02)
+	assert.InEpsilon(t, time.Minute, contendtest.Quantile(h, 1), 0.02)
 }
