@@ -26,32 +26,31 @@ var processStart = time.Now()
 
 // MonotonicClock reads the operating system's monotonic clock, in
 // nanoseconds since the process started. It is the default Clock.
-//
-// It is time.Since on a reading that carries a monotonic component, which
-// the standard library serves from the runtime's nanotime alone: one vDSO
+// Wall-clock steps (NTP, a changed date) never move it. Cost: one vDSO
 // clock_gettime(CLOCK_MONOTONIC), without the wall-clock read that
-// time.Now() adds. Wall-clock steps (NTP, a changed date) never move it.
+// time.Now() adds (BenchmarkFloor/workload=clock-read).
 //
-// Why time.Since and not something cheaper (make bench-check measures it;
-// BenchmarkFloor/workload=clock-read): here time.Now costs about 60 ns (it
-// reads the wall clock too), runtime.nanotime about 32 ns (the vDSO
-// clock_gettime every monotonic read ends in), and time.Since 33–36 ns:
-// within a few ns of the floor, and unlike runtime.nanotime it follows a
-// synctest bubble's fake time, which the Clock contract requires. A coarse
-// clock (an atomic word a background goroutine refreshes every millisecond)
-// reads in 2 ns but is stale by up to its period, so a bucket on it would
-// under-grant by up to Rate × period, a bound no configuration controls; the
-// lab rejects it.
-//
-// Inside a testing/synctest bubble, time.Since follows the bubble's fake
-// clock instead, so a bucket created in a bubble refills as the bubble's
-// time advances. Readings taken inside a bubble are negative (the fake clock
+// Inside a testing/synctest bubble it follows the bubble's fake clock
+// instead, so a bucket created in a bubble refills as the bubble's time
+// advances. Readings taken inside a bubble are negative (the fake clock
 // starts in the year 2000), still never decrease, and must not be mixed with
 // readings taken outside it.
 type MonotonicClock struct{}
 
 // Now returns the nanoseconds elapsed since the process started.
-func (MonotonicClock) Now() int64 { return int64(time.Since(processStart)) }
+func (MonotonicClock) Now() int64 {
+	// Why time.Since and not something cheaper: on a reading with a monotonic
+	// component the standard library serves it from the runtime's nanotime
+	// alone, so it costs little more than runtime.nanotime and less than
+	// time.Now (BenchmarkFloor/workload=clock-read measures all three, and
+	// make bench-check holds Now to no more than time.Now), and unlike
+	// runtime.nanotime it follows a synctest bubble's fake time, which the
+	// Clock contract requires. A coarse clock (an atomic word a background
+	// goroutine refreshes every millisecond) reads faster but is stale by up
+	// to its period, so a bucket on it would under-grant by up to Rate ×
+	// period, a bound no configuration controls; the lab rejects it.
+	return int64(time.Since(processStart))
+}
 
 // ManualClock is a Clock that moves only when told to. Tests and users
 // advance it by hand to make a bucket's behaviour deterministic. It is safe

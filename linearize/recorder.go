@@ -52,13 +52,6 @@ func (r *Recorder) CallAt(client int, input any, t time.Time) Op {
 	return Op{r: r, client: client, input: input, call: r.Since(t)}
 }
 
-// Add records an operation whose call and return times the caller read
-// itself (call before the call was made, ret after it returned).
-func (r *Recorder) Add(client int, input any, call, ret time.Time, output any) {
-	c := &r.clients[client]
-	c.ops = append(c.ops, porcupine.Operation{ClientId: client, Input: input, Call: r.Since(call), Output: output, Return: r.Since(ret)})
-}
-
 // Op is an operation in progress, returned by Recorder.Call.
 type Op struct {
 	r      *Recorder

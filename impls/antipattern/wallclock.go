@@ -11,39 +11,18 @@ import (
 // WallClockBucket is the wall-clock anti-pattern: it refills from the wall
 // clock, time.Now().UnixNano() by default, instead of a monotonic clock.
 // NewWallClockBucket ignores cfg.Clock; that is the mistake being kept.
+// Under a mutex it reads the wall clock, adds the time since its previous
+// reading (ignoring a negative difference) to the elapsed time it believes
+// has passed, and decides with refill.Limit.Take on that.
 //
-// It is written the way the article's bucket is (tokens += (now-last) ×
-// rate; last = now), in the lab's exact integer arithmetic so that the clock
-// is the only thing wrong: under a mutex it reads the wall clock, adds the
-// time since its previous reading (ignoring a negative difference) to the
-// elapsed time it believes has passed, and decides with refill.Limit.Take
-// on that. With a wall clock that never steps it is exactly the lab's mutex
-// bucket: the sum of the differences is now - start.
+// WRONG, because the wall clock can step: a forward step refills it at
+// once, and a backward step followed by its correction counts the same
+// time twice. Both over-grant (see the package documentation).
 //
-// WRONG, because the wall clock can step (NTP, an administrator, a VM
-// restored from a snapshot):
-//
-//   - A forward step of d adds d to the elapsed time at once: the bucket
-//     earns Rate × d tokens that no real time paid for, and refills to
-//     Capacity if Rate × d >= Capacity. A +1 h step on a drained bucket of
-//     Capacity 100 at 1000/s grants 100 tokens at once although 0 s passed:
-//     Capacity more than Capacity + Rate × elapsed allows.
-//   - A backward step is ignored (the difference is negative) and moves the
-//     last reading back with the clock, so the bucket goes on earning at the
-//     real rate. But the forward step that corrects it is counted like any
-//     other: steps that cancel out on the wall clock do not cancel in the
-//     bucket. A -1 h step followed by a +1 h correction, both within the
-//     same instant of real time, refill a drained bucket to Capacity. (Had
-//     it computed elapsed as now - start, the pair would cancel, and the
-//     backward step would only starve the bucket for an hour.)
-//
-// The lab's buckets are immune to both: they read a monotonic clock, and
-// their state holds no time, so a reading that goes backwards only delays.
-//
-// Cost: one mutex and one wall-clock read (time.Now is about 60 ns here)
-// per call; the clock is read under the lock, so that concurrent callers
-// cannot present their readings out of order (which alone would look like
-// small backward steps and double-count). Safe for concurrent use.
+// Cost: one mutex and one wall-clock read per call; the clock is read under
+// the lock, so that concurrent callers cannot present their readings out
+// of order (which alone would look like small backward steps and
+// double-count). Safe for concurrent use.
 type WallClockBucket struct {
 	limit refill.Limit
 	wall  func() int64

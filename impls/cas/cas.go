@@ -1,6 +1,71 @@
 // Package cas synchronises with single-word atomic instructions and no
-// locks: the counter is one atomic.Int64, and the bucket is one 64-bit word
-// updated by compare-and-swap.
+// locks: the counter is one atomic.Int64, the bucket is one 64-bit word
+// updated by compare-and-swap, and the semaphore's fast path is one word
+// too, with a wait queue under a mutex for those who must wait.
+//
+//   - [Counter]: linearizable and wait-free.
+//   - [Bucket]: the exact token bucket, lock-free and linearizable, with
+//     the waiting side of [contend.Limiter] (Delay, Reserve, Wait).
+//   - [Semaphore]: FIFO among waiters, with fencing tokens in grant order.
+//
+// # The semaphore's state word
+//
+// The state is one uint64: the queued bit, set exactly when the wait queue
+// is not empty; the low 32 bits of the grant count; and the free permits.
+//
+//   - Acquire's fast path: load the word; if the queued bit is clear and
+//     there are n free permits, compare-and-swap them away and count the
+//     grant. No lock.
+//   - Release's fast path: if the queued bit is clear, compare-and-swap the
+//     n permits back. No lock.
+//   - Slow path, under the mutex: an acquirer that finds too few permits
+//     (or a queue) sets the queued bit by CAS, if it is not set, appends
+//     itself to the queue and parks on its own channel. A releaser that
+//     finds the bit set adds its permits under the mutex and serves the
+//     queue from the head, deducting each served waiter's permits, counting
+//     its grant and closing its channel, until the head asks for more than
+//     are free or the queue is empty (then it clears the bit).
+//
+// # The semaphore's fencing tokens
+//
+// A grant's token is the grant count after it: epoch + the word's grant
+// field. The field is in the word the grant's CAS (or deduction under the
+// mutex) changes, so tokens follow the order in which permits are taken.
+// The 2^32nd grant of an epoch carries out of the field: it is made only
+// under the mutex with the word locked (the queued bit set, so that no CAS
+// succeeds), which adds one epoch to Semaphore.epoch before the word shows
+// the field wrapped to 0. A fast path loads the word, then the epoch, then
+// CASes the word it loaded: if the CAS succeeds, the word did not change in
+// between, so no carry happened in between either, and the epoch it read is
+// the grant's. (Unless the word went through 2^32 grants and back to the
+// same value between one acquirer's load and its CAS: the bound this
+// packing buys.)
+//
+// # Why the semaphore loses no wake-up
+//
+// Three facts hold whenever the mutex is not held:
+//
+//	(a) the queued bit is set if and only if the queue is not empty: it is
+//	    set under the mutex by the acquirer that then enqueues, under the
+//	    same lock, and cleared under the mutex only when the queue empties
+//	    (a carry sets it and clears it within one section under the mutex);
+//	(b) while the bit is set, only a goroutine holding the mutex changes
+//	    the word: both fast paths CAS against a word they loaded with the
+//	    bit clear, so a CAS fails once the bit is set;
+//	(c) if the queue is not empty, its head asks for more permits than are
+//	    free: a waiter is enqueued as the head only when the acquirer saw
+//	    too few permits in the same word its CAS set the bit in, and every
+//	    section under the mutex that frees permits (a slow Release, a served
+//	    waiter giving up, a head leaving) ends by serving heads while they
+//	    fit.
+//
+// So a parked head waits only while its request does not fit, and by (b)
+// the free count can only grow by a Release under the mutex, which by (c)
+// serves it if it now fits; a waiter behind the head is served in turn as
+// soon as those before it are. A fast-path Release whose CAS landed just
+// before an acquirer set the bit is not lost either: the acquirer's CAS
+// read the word after it, permits included. Go's atomics and sync.Mutex are
+// sequentially consistent, which the argument relies on.
 package cas
 
 import (
@@ -12,10 +77,12 @@ import (
 	"github.com/contend-lab/contend/internal/bucketcore"
 )
 
-// Counter is a contend.Counter on one atomic.Int64 (a LOCK XADD on amd64).
-// Add and Load are linearizable and wait-free. Cost: about 5 ns uncontended;
+// Counter is a [contend.Counter] on one atomic.Int64 (a LOCK XADD on amd64).
+// Add and Load are linearizable and wait-free, and the zero value is a
+// zero counter. Cost: one atomic instruction and no allocation per call;
 // under contention every Add moves the same cache line between cores, which
-// is what the sharded counter in package pershard avoids.
+// is what the sharded counter in package pershard avoids (BenchmarkCounter
+// compares them).
 type Counter struct {
 	n atomic.Int64
 }

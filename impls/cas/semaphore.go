@@ -29,38 +29,29 @@ const (
 // queued bit and the low 32 bits of the token.
 const MaxSemaphoreCapacity = int64(freeMask)
 
-// Semaphore is the lab's own contend.Semaphore: a lock-free fast path on one
-// atomic word when permits are free and nobody waits, and a FIFO wait queue
-// under a mutex when they are not (golang.org/x/sync/semaphore's design,
-// with its mutex taken only on the slow path). Its zero value has no
-// permits (every request is a *contend.PermitError): use NewSemaphore.
+// Semaphore is the lab's own [contend.Semaphore]: a lock-free fast path on
+// one atomic word when permits are free and nobody waits, and a FIFO wait
+// queue under a mutex when they are not (golang.org/x/sync/semaphore's
+// design, with its mutex taken only on the slow path). Its zero value has
+// no permits (every request is a *contend.PermitError): use NewSemaphore.
 //
-// Guarantees:
-//   - Never more than Capacity permits held, and all or nothing: permits
-//     are taken in one step, by a CAS or (under mu, with the queued bit
-//     set) by a deduction from a count the request fits in.
+//   - Never more than Capacity permits held, taken all or nothing.
 //   - FIFO among waiters, like x/sync: nobody, fast path or TryAcquire
 //     included, takes free permits while anyone is queued, so a large
 //     request is never starved by small ones. Acquirers that find permits
 //     free and nobody queued are not ordered: whichever CAS lands first.
-//   - Fencing tokens in grant order: the step that takes a lease's permits
-//     also counts the grant, in the same word, and the token is that count,
-//     so a lease's token is greater than that of every lease whose permits
-//     were taken before its own.
+//   - Fencing tokens in grant order: a lease's token is greater than that
+//     of every lease whose permits were taken before its own.
 //   - A ctx done before the permits are taken for this caller fails the
-//     Acquire, holding nothing (x/sync's rule): a waiter woken with its
-//     permits checks ctx once more and gives them back if it is done.
-//
-// The design notes (the state word, the tokens, why no wake-up is lost)
-// follow the type.
+//     Acquire, holding nothing (x/sync's rule).
 //
 // Cost: uncontended, Acquire is one load, one CAS, one load of the epoch
 // and a non-blocking receive on ctx.Done(); Release one load and one CAS;
-// no lock, and one 48-byte allocation for the lease. A waiter takes mu
-// twice and allocates a queue node and a channel (like x/sync), and every
-// Release while anyone waits takes mu; under heavy contention the queue is
-// rarely empty and it costs about what x/sync does (see
-// BenchmarkSemaphore).
+// no lock, and one 48-byte allocation for the lease. A waiter takes the
+// mutex twice and allocates a queue node and a channel (like x/sync), and
+// every Release while anyone waits takes the mutex; under heavy contention
+// the queue is rarely empty and it costs about what x/sync does (see
+// BenchmarkSemaphore). The package documentation has the design.
 type Semaphore struct {
 	state    atomic.Uint64 // queued | low 32 bits of the last token | free permits
 	epoch    atomic.Uint64 // the tokens' high 32 bits, as a multiple of epoch; changed only under mu with the word locked
@@ -69,59 +60,6 @@ type Semaphore struct {
 	mu         sync.Mutex
 	head, tail *waiter // the FIFO wait queue; guarded by mu
 }
-
-// The state word and the wait queue. The state is one uint64: the queued
-// bit, set exactly when the wait queue is not empty; the low 32 bits of the
-// grant count; and the free permits.
-//
-//   - Acquire's fast path: load the word; if the queued bit is clear and
-//     there are n free permits, compare-and-swap them away and count the
-//     grant. No lock.
-//   - Release's fast path: if the queued bit is clear, compare-and-swap the
-//     n permits back. No lock.
-//   - Slow path, under mu: an acquirer that finds too few permits (or a
-//     queue) sets the queued bit by CAS, if it is not set, appends itself to
-//     the queue and parks on its own channel. A releaser that finds the bit
-//     set adds its permits under mu and serves the queue from the head,
-//     deducting each served waiter's permits, counting its grant and
-//     closing its channel, until the head asks for more than are free or
-//     the queue is empty (then it clears the bit).
-//
-// Tokens. A grant's token is the grant count after it: epoch + the word's
-// grant field. The field is in the word the grant's CAS (or deduction under
-// mu) changes, so tokens follow the order in which permits are taken. The
-// 2^32nd grant of an epoch carries out of the field: it is made only under
-// mu with the word locked (the queued bit set, so that no CAS succeeds),
-// which adds one epoch to Semaphore.epoch before the word shows the field
-// wrapped to 0. A fast path loads the word, then the epoch, then CASes the
-// word it loaded: if the CAS succeeds, the word did not change in between,
-// so no carry happened in between either, and the epoch it read is the
-// grant's. (Unless the word went through 2^32 grants and back to the same
-// value between one acquirer's load and its CAS: the bound this packing
-// buys.)
-//
-// Why no wake-up is lost. Three facts hold whenever mu is not held:
-//
-//	(a) the queued bit is set if and only if the queue is not empty: it is
-//	    set under mu by the acquirer that then enqueues, under the same
-//	    lock, and cleared under mu only when the queue empties (a carry
-//	    sets it and clears it within one section under mu);
-//	(b) while the bit is set, only a goroutine holding mu changes the word:
-//	    both fast paths CAS against a word they loaded with the bit clear,
-//	    so a CAS fails once the bit is set;
-//	(c) if the queue is not empty, its head asks for more permits than are
-//	    free: a waiter is enqueued as the head only when the acquirer saw
-//	    too few permits in the same word its CAS set the bit in, and every
-//	    section under mu that frees permits (a slow Release, a served waiter
-//	    giving up, a head leaving) ends by serving heads while they fit.
-//
-// So a parked head waits only while its request does not fit, and by (b)
-// the free count can only grow by a Release under mu, which by (c) serves
-// it if it now fits; a waiter behind the head is served in turn as soon as
-// those before it are. A fast-path Release whose CAS landed just before an
-// acquirer set the bit is not lost either: the acquirer's CAS read the word
-// after it, permits included. Go's atomics and sync.Mutex are sequentially
-// consistent, which the argument relies on.
 
 // waiter is one parked Acquire, a node of the wait queue.
 type waiter struct {

@@ -3,6 +3,39 @@
 // n permits is a channel of capacity n holding one value per permit taken.
 // Waiting is the runtime's channel send queue, so it honours a context by
 // selecting on ctx.Done() beside the send.
+//
+// # The lock and its context
+//
+// A blocked Acquire parks in a select on the send and on ctx.Done(). If ctx
+// is done first, the runtime removes it from the send queue and it returns
+// ctx.Err() (wrapped), having sent nothing: it holds nothing. If both
+// become ready at once the select may pick either, so a waiter whose send
+// went through checks ctx once more and, if it is done, receives its value
+// back (handing the lock to the next sender) and fails: a ctx that ended
+// before the Release it took over from always fails (go.dev/issue/63615).
+// Until it does, the buffer is full with no lease live or to come, and
+// TryAcquire reports ErrHeld: the hand-off deviation that
+// contend.Lock.TryAcquire allows.
+//
+// # The semaphore's turn and front
+//
+// Two more channels of capacity 1 order a semaphore's acquirers. The turn
+// holds the last fencing token granted: an acquirer receives it, takes its
+// permits with non-blocking sends, and sends back the next token, so every
+// lease's token is drawn with its permits, in the order they are taken.
+// Nobody waits while holding the turn. An acquirer that does not find its
+// permits free queues to become the front (a send on the front channel,
+// FIFO), collects its permits there one send at a time, blocking until
+// releases make room, and only then takes the turn for its token. Only the
+// front collects, so two multi-permit acquirers never deadlock each holding
+// part. While a front collects, the turn's holders take nothing (they check
+// the front after their sends and give the permits back), so the front's
+// token is the next one drawn. The front checks ctx once more before it
+// draws its token and gives its permits back if it is done.
+//
+// An Acquire that sees no room, or a front, queues at once without passing
+// the turn, so that under contention the turn, a channel used as a mutex,
+// does not become a convoy (see BenchmarkSemaphore).
 package channel
 
 import (
@@ -15,40 +48,27 @@ import (
 	"github.com/contend-lab/contend/internal/locallease"
 )
 
-// Lock is a contend.Lock on a channel of capacity 1: Acquire sends into it,
-// Release receives from it.
+// Lock is a [contend.Lock] on a channel of capacity 1: Acquire sends into
+// it, Release receives from it. A Lock must be made by NewLock: its zero
+// value has no channel, and its methods return contend.ErrNotConstructed
+// (wrapped).
 //
-// Guarantees:
 //   - Mutual exclusion: the buffer holds at most one value, and only the
 //     lease that sent it takes it out.
-//   - FIFO among waiters blocked in Acquire: while the buffer is full,
-//     senders queue in the channel in arrival order, and a receive (a
-//     Release) moves the first queued sender's value straight into the
-//     buffer, so the lock passes to the longest waiter and no newcomer can
-//     slip in between. A goroutine arriving while the lock is free takes it
-//     at once. TryAcquire never jumps the queue: the buffer is full whenever
-//     anyone waits.
-//   - Tokens: the next value of an atomic counter incremented while holding,
-//     strictly increasing from one holder to the next.
-//
-// What a blocked Acquire does with ctx: it parks in a select on the send and
-// on ctx.Done(). If ctx is done first, the runtime removes it from the
-// send queue and it returns ctx.Err() (wrapped), having sent nothing: it
-// holds nothing. If both become ready at once the select may pick either,
-// so a waiter whose send went through checks ctx once more and, if it is
-// done, receives its value back (handing the lock to the next sender) and
-// fails: a ctx that ended before the Release it took over from always
-// fails (go.dev/issue/63615). Until it does, the buffer is full with no
-// lease live or to come, and TryAcquire reports ErrHeld: the hand-off
-// deviation of contend.Lock.TryAcquire.
+//   - FIFO among waiters blocked in Acquire: senders queue in the channel
+//     in arrival order, and a Release moves the first queued sender's value
+//     straight into the buffer, so no newcomer can slip in between. A
+//     goroutine arriving while the lock is free takes it at once, and
+//     TryAcquire never jumps the queue (the buffer is full whenever anyone
+//     waits).
+//   - Fencing tokens strictly increase from one holder to the next.
+//   - Contexts as [contend.Lock] says, with its hand-off deviation (see the
+//     package documentation).
 //
 // Cost: Acquire and Release are one channel operation each, and each takes
 // the channel's internal lock; every hand-off to a parked waiter is a
 // goroutine wake-up. Plus a non-blocking receive on ctx.Done(), an atomic
 // increment for the token and one 24-byte allocation for the lease.
-//
-// A Lock must be made by NewLock: its zero value has no channel, and its
-// methods return contend.ErrNotConstructed (wrapped).
 type Lock struct {
 	ch     chan struct{}
 	tokens atomic.Uint64
@@ -99,44 +119,28 @@ func (l *Lock) TryAcquire(ctx context.Context) (contend.Lease, error) {
 // lockReleaser frees the lock for a lease; only locallease calls it.
 type lockReleaser Lock
 
-// ReleaseLease never blocks: the lease's value is in the buffer.
 func (r *lockReleaser) LeaseName() string { return "channel" }
 
+// ReleaseLease never blocks: the lease's value is in the buffer.
 func (r *lockReleaser) ReleaseLease(uint64) { <-r.ch }
 
-// Semaphore is a contend.Semaphore on a channel of capacity Capacity: each
-// permit taken is one value sent into it, each permit given back one value
-// received. Its zero value has no permits (every request is a
+// Semaphore is a [contend.Semaphore] on a channel of capacity Capacity:
+// each permit taken is one value sent into it, each permit given back one
+// value received. Its zero value has no permits (every request is a
 // *contend.PermitError): use NewSemaphore.
 //
-// Two more channels of capacity 1 order the acquirers. The turn holds the
-// last fencing token granted: an acquirer receives it, takes its permits
-// with non-blocking sends, and sends back the next token, so every lease's
-// token is drawn with its permits, in the order they are taken. Nobody
-// waits while holding the turn. An acquirer that does not find its permits
-// free queues to become the front (a send on the front channel, FIFO),
-// collects its permits there one send at a time, blocking until releases
-// make room, and only then takes the turn for its token. Only the front
-// collects, so two multi-permit acquirers never deadlock each holding part.
-//
-// Guarantees:
 //   - Never more than Capacity permits held: the buffer holds at most
 //     Capacity values.
-//   - Fencing tokens in grant order, and FIFO among waiters: while a front
-//     collects, the turn's holders take nothing (they check the front
-//     after their sends and give the permits back), so the front's token is
-//     the next one drawn, and TryAcquire returns ErrHeld.
+//   - FIFO among waiters, and fencing tokens in grant order; TryAcquire
+//     returns ErrHeld while a waiter collects its permits.
 //   - A ctx done before the permits are taken for this caller fails the
-//     Acquire, holding nothing: the front checks ctx once more before it
-//     draws its token and gives its permits back if it is done.
+//     Acquire, holding nothing.
 //
-// Cost: Acquire(1) with a permit free is three channel operations (the
-// turn twice and one send) and its Release one, plus one 48-byte lease; a
-// waiter adds the front channel's two and one send per permit. An Acquire
-// that sees no room, or a front, queues at once without passing the turn,
-// so that under contention the turn, a channel used as a mutex, does not
-// become a convoy (see BenchmarkSemaphore); while a front collects, the
-// permits it holds idle are lost to everyone.
+// Cost: Acquire(1) with a permit free is three channel operations (the turn
+// twice and one send) and its Release one, plus one 48-byte lease; a waiter
+// adds the front channel's two and one send per permit. While a waiter
+// collects, the permits it holds idle are lost to everyone. The package
+// documentation has the design.
 type Semaphore struct {
 	ch    chan struct{} // one value per permit held or collected
 	turn  chan uint64   // capacity 1: the last token granted, while nobody takes permits

@@ -8,5 +8,5 @@ package mutex
 func getg() uintptr
 
 // goroutineID identifies the calling goroutine among live goroutines; it is
-// never 0. See ReentrantMutex for what it costs and when it is reused.
+// never 0. See the package documentation for when it is reused.
 func goroutineID() uintptr { return getg() }

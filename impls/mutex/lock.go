@@ -13,46 +13,25 @@ import (
 	"github.com/contend-lab/contend/internal/locallease"
 )
 
-// Lock is a contend.Lock on a sync.Mutex, with context support. The zero
+// Lock is a [contend.Lock] on a sync.Mutex, with context support. The zero
 // value is an unlocked Lock; it must not be copied after first use.
 //
-// Guarantees:
 //   - Mutual exclusion: at most one live lease at a time (it is sync.Mutex).
-//   - Tokens: each lease's token is one more than the previous holder's,
-//     taken from an atomic counter incremented while holding, so tokens
-//     strictly increase from one holder to the next.
+//   - Fencing tokens: each lease's token is one more than the previous
+//     holder's, so tokens strictly increase from one holder to the next.
 //   - TryAcquire returns ErrHeld only after seeing the lock held: by a
-//     lease, or by an Acquire that has taken it for good (the held bit of
-//     state, below).
-//     sync.Mutex.TryLock alone cannot say so: it fails on an unlocked
-//     mutex in starvation mode (handed to a waiter) or when its CAS races
-//     a change of the mutex's state.
-//   - Not FIFO. Fairness is sync.Mutex's: a releasing goroutine, or a newly
-//     arriving one, may take the lock ahead of a waiter, but a waiter queued
-//     in mu.Lock for over 1 ms switches the mutex to starvation mode and is
-//     handed the lock directly. Waiters with a cancellable context are not in
-//     that queue (see below) and get no such protection: under heavy
-//     contention they may be overtaken repeatedly.
-//
-// What a blocked Acquire does with ctx: a context that can never be done
-// (ctx.Done() == nil, e.g. context.Background) waits in sync.Mutex.Lock,
-// parked by the runtime. Any other context cannot use Lock, which cannot be
-// interrupted, so the waiter parks on ctx.Done() and on a wake-up channel
-// instead, and tries again whenever a Release signals it (see wakeup for
-// why no wake-up is lost). The alternative the lab rejected is polling
-// TryLock with exponential sleeps: a sleep under 1 ms is rounded up to the
-// netpoller's 1 ms granularity on an idle Linux machine, so a poller would
-// see the lock free up to 1 ms late. Here a waiter is woken by the Release
-// itself. A waiter that takes the lock checks ctx once more and, if it is
-// done, unlocks again and fails, so a ctx that ended before the Release it
-// took over from always fails (go.dev/issue/63615).
+//     lease, or by an Acquire that has taken it for good.
+//   - Not FIFO: fairness is sync.Mutex's for a context that can never be
+//     done; a waiter with a cancellable context parks on its own and may be
+//     overtaken repeatedly under heavy contention (see the package
+//     documentation for how each waits).
 //
 // Cost: Acquire and Release are sync.Mutex's Lock and Unlock, plus an
-// atomic add each on state (the token and the held bit), an atomic load of
-// waiters in Release, a non-blocking receive on ctx.Done() for a
-// cancellable Acquire, and one 24-byte allocation for the lease
-// (BenchmarkLock's B/op). A cancellable waiter costs an atomic increment
-// and decrement and a channel receive per wake-up.
+// atomic add each (the token and the held bit), an atomic load in Release,
+// a non-blocking receive on ctx.Done() for a cancellable Acquire, and one
+// 24-byte allocation for the lease (BenchmarkLock's B/op). A cancellable
+// waiter costs an atomic increment and decrement and a channel receive per
+// wake-up.
 type Lock struct {
 	mu sync.Mutex
 	// state is the acquisitions so far (the last token) times two, plus a
@@ -68,8 +47,8 @@ type Lock struct {
 // NewLock returns an unlocked Lock.
 func NewLock() *Lock { return new(Lock) }
 
-// Acquire blocks until the caller holds l, or until ctx is done; see Lock
-// for how it waits. A ctx that is done already returns its error at once,
+// Acquire blocks until the caller holds l, or until ctx is done; see the
+// package documentation for how it waits. A ctx that is done already returns its error at once,
 // even if l is free.
 func (l *Lock) Acquire(ctx context.Context) (contend.Lease, error) {
 	done := ctx.Done()
@@ -240,32 +219,22 @@ func extend(pkg string, released *atomic.Bool, ttl time.Duration) error {
 	return nil
 }
 
-// ReentrantLock is a contend.Lock on ReentrantMutex: the goroutine that
+// ReentrantLock is a [contend.Lock] on [ReentrantMutex]: the goroutine that
 // holds it may Acquire (or TryAcquire) it again, and gets a new lease at
-// once, one level deeper (Depth). The lock is released when every lease of
-// the hold has been released, in any order. The zero value is an unlocked
-// ReentrantLock; it must not be copied after first use.
+// once, one level deeper. The lock is released when every lease of the
+// hold has been released, in any order, each by the goroutine that
+// acquired it (from another, Release returns an error wrapping ErrNotOwner
+// and changes nothing). The zero value is an unlocked ReentrantLock; it
+// must not be copied after first use.
 //
-// Guarantees:
-//   - Mutual exclusion between goroutines; see ReentrantMutex for how the
-//     owner is identified.
-//   - Tokens: every lease, nested ones included, gets the next value of an
-//     atomic counter incremented while holding, so tokens strictly increase.
-//   - TryAcquire returns ErrHeld only after seeing another goroutine own
-//     the lock (ReentrantMutex.TryLock), as Lock's does.
-//   - Not FIFO: fairness is sync.Mutex's, as for Lock, and cancellable
-//     waiters wait as Lock's do (parked on ctx.Done() and a wake-up channel,
-//     trying again on each Release; see wakeup for why no wake-up is lost),
-//     and check ctx once more once they have taken the lock.
+// Guarantees are [Lock]'s: mutual exclusion between goroutines, fencing
+// tokens that strictly increase (nested leases included), TryAcquire's
+// ErrHeld only after seeing another goroutine own the lock, sync.Mutex's
+// fairness, and cancellable waiters that wait and check ctx as Lock's do.
 //
-// A lease must be released by the goroutine that acquired it, as with any
-// reentrant lock: Release from another goroutine returns an error wrapping
-// ErrNotOwner and changes nothing. A blocked Acquire whose ctx is done
-// returns ctx.Err() (wrapped), holding nothing.
-//
-// Cost: Lock's, plus ReentrantMutex's goroutine-id read (see its doc), and
-// a 32-byte lease; a nested Acquire touches only the owner word and the
-// token counter.
+// Cost: Lock's, plus ReentrantMutex's goroutine-id read, and a 32-byte
+// lease; a nested Acquire touches only the owner word and the token
+// counter.
 type ReentrantLock struct {
 	m      ReentrantMutex
 	tokens atomic.Uint64

@@ -28,24 +28,15 @@ var (
 // when they port code that relies on Java's ReentrantLock. Its zero value is
 // an unlocked mutex. It must not be copied after first use.
 //
-// How the owner is identified: by the address of the runtime's g structure
-// of the calling goroutine, read from thread-local storage by a two-line
-// assembly function on amd64 and arm64 (goroutineID), or elsewhere by the
-// goroutine number parsed from runtime.Stack. A g address is unique among
-// live goroutines; the runtime may reuse it for a new goroutine after the
-// old one exits. So a goroutine that exits while holding the lock (already
-// a bug: the lock is never released) may let a later goroutine that reuses
-// its g acquire it, instead of blocking forever.
+// Fairness and blocking are sync.Mutex's: Lock by a non-holder queues on
+// the inner mutex. The owner is identified by its goroutine's runtime
+// structure, which the runtime may reuse once that goroutine exits (see the
+// package documentation).
 //
-// Why owner is atomic: Lock compares it with the caller's id before taking
-// the inner lock, while the holder may be changing it. Only the holder ever
-// stores its own id there, so a goroutine reads its own id only if it holds
-// the lock. depth is read and written only by the holder.
-//
-// Cost: one goroutine-id read (about 2 ns with the assembly; about 3 µs and a
-// 64-byte allocation with runtime.Stack) and one atomic load on top of sync.Mutex; a reentrant
-// acquisition touches no shared word but the owner. Fairness and blocking
-// are sync.Mutex's: Lock by a non-holder queues on the inner mutex.
+// Cost: one goroutine-id read (an assembly function on amd64 and arm64;
+// elsewhere runtime.Stack, far slower and allocating: BenchmarkGoroutineID)
+// and one atomic load on top of sync.Mutex; a reentrant acquisition touches
+// no shared word but the owner.
 type ReentrantMutex struct {
 	mu    sync.Mutex
 	owner atomic.Uintptr // goroutineID of the holder; 0 when unlocked
@@ -141,9 +132,10 @@ func (m *ReentrantMutex) Unlock() {
 // Held reports whether the calling goroutine holds m.
 func (m *ReentrantMutex) Held() bool { return m.owner.Load() == goroutineID() }
 
-// ReentrantCounter is a contend.Counter guarded by a ReentrantMutex. Add
-// and Load are linearizable. It is the Counter with the reentrant wrapper's
-// cost on top, which is what the benchmarks compare.
+// ReentrantCounter is a [contend.Counter] guarded by a ReentrantMutex. Add
+// and Load are linearizable, and the zero value is a zero counter. It is
+// the Counter with the reentrant wrapper's cost on top (a goroutine-id read
+// per call), which is what the benchmarks compare.
 type ReentrantCounter struct {
 	mu ReentrantMutex
 	n  int64
@@ -176,8 +168,9 @@ func (c *ReentrantCounter) AddAndLoad(delta int64) int64 {
 	return c.Load()
 }
 
-// ReentrantBucket is a contend.Bucket guarded by a ReentrantMutex, with the
-// same exact arithmetic and guarantees as Bucket.
+// ReentrantBucket is a [contend.Bucket] guarded by a ReentrantMutex, with
+// the same exact arithmetic and guarantees as Bucket, at Bucket's cost plus
+// a goroutine-id read per request.
 type ReentrantBucket struct {
 	p   bucketcore.Params
 	mu  ReentrantMutex

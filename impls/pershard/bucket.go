@@ -15,7 +15,7 @@ import (
 // alone, it stayed a call on every denial (checked with -gcflags=-m).
 
 // maxBatch caps the batch size. At 64 tokens per batch a request of one
-// token touches the shared word at most once in 64 times (1.6%), which
+// token touches the shared word at most once in 64 times, which
 // already takes it off the contended path; larger batches would only
 // strand more tokens in caches (the under-grant bound) and lengthen the
 // burst after idle.
@@ -33,110 +33,27 @@ type cache struct {
 	_ [padSize - 8]byte
 }
 
-// Bucket is a contend.Bucket with a global limit and per-P token caches.
+// Bucket is a [contend.Bucket] with a global limit and per-P token caches:
+// the common TryTake takes from the calling P's cache with one
+// compare-and-swap on a line no other P normally writes, with no clock
+// read. It is approximate, within stated bounds (S caches of at most B
+// tokens each; see the package documentation for the design and proofs):
 //
-// # Design
+//   - It never over-grants: since construction it grants at most
+//     Capacity + Rate × elapsed tokens, with any number of goroutines.
+//   - It may under-grant, by at most [Bucket.UnderGrantBound] (S × B)
+//     tokens, and over a window W it may grant up to [BurstBound] more than
+//     Capacity + Rate × W, from caches filled before the window opened.
+//   - It is lock-free and not linearizable. A request with n <= 0 or
+//     n > Capacity returns false and changes nothing.
 //
-// The global state is the one word of impls/cas.Bucket: the number of
-// tokens consumed since construction, decided by package refill and updated
-// by compare-and-swap. In front of it, each P has a padded cache of tokens
-// already taken from the global word. TryTake(n) for n <= B (the batch
-// size, below) first takes n from the calling P's cache with one CAS on a
-// line only that P normally writes: no clock read, no shared word. When the
-// cache holds v < n tokens, the goroutine reads the clock and, with one CAS
-// on the global word, takes a batch of n + B - v tokens if the global word
-// holds that many, or else exactly n. It keeps n; the rest goes into the
-// cache, which it claims first (the refilling flag) and releases in the
-// same atomic add that deposits. A goroutine that finds the flag set, or
-// asks for more than B, goes to the global word for exactly n, as
-// impls/cas does. When the global word cannot supply n, it looks for a
-// cache holding n (its own last) and takes from it ("steals") before
-// denying.
-//
-// # Guarantees
-//
-//   - Never over-grants: over any run starting at construction it grants at
-//     most Capacity + Rate × elapsed tokens, with any number of goroutines.
-//     Every token it grants was first counted by the global word (whose
-//     updates are the exact bucket's), and each cached token is granted at
-//     most once: every cache update is an atomic CAS or add, tokens enter a
-//     cache only from a successful global CAS, and nothing is ever put back.
-//   - Bounded under-grant: each cache holds at most B tokens at any time
-//     (a deposit goes only into a cache its depositor has claimed, and tops
-//     it up to at most B), so at most S × B tokens (S caches) are counted
-//     as consumed by the global word and not yet granted. Hence, when
-//     demand keeps the global word from filling up (so it forfeits
-//     nothing), at any moment when no TryTake is running:
-//     granted = Capacity + Earned − (held by the global word) − (cached)
-//     >= Capacity + Earned − (held by the global word) − S × B, where an
-//     exact bucket's grants are the same expression without the cached
-//     term: it under-grants by at most S × B (UnderGrantBound). A request
-//     may be denied while another P's cache holds tokens if none holds all
-//     n (a steal never gathers from several caches); those tokens are not
-//     lost, later requests get them.
-//   - Windows: over any window of length W it grants at most
-//     Capacity + Rate × W + S × B (BurstBound): the global word is the
-//     textbook bucket (it reads the clock after loading the word, as
-//     impls/cas does), and what the caches held when the window opened
-//     comes on top. A cache filled before an idle period keeps its tokens,
-//     so the first burst after the global word refills can reach
-//     Capacity + S × B, not Capacity. The bound since construction,
-//     Capacity + Rate × elapsed, always holds.
-//   - Not linearizable: two requests can be decided against different
-//     caches, so there is no single order in which an exact bucket would
-//     have made the same decisions.
-//   - A request with n <= 0 or n > Capacity returns false and changes
-//     nothing. A denied request never writes the global word; it writes
-//     nothing at all unless it lost a race for the global word after
-//     claiming its cache (then it clears the flag it set).
-//   - Lock-free: nobody waits on the refilling flag (it only diverts
-//     other requests to the global word), and every retried CAS failed
-//     because another request changed the word, so some request always
-//     completes.
-//   - No overflow for MaxElapsed (about 292 years), as impls/cas.
-//
-// # Cost
-//
-// The common path is the CPU hint (RDPID, or pin/unpin), one atomic load
-// and one CAS on the local cache: no clock read, no division, no floating point, no allocation.
-// One request in about B/n refills, paying what impls/cas pays on every
-// request (a clock read, a few multiplications and a CAS on the shared
-// word) plus the claim and the deposit on the local cache. When supply is
-// short the global word holds less than a batch, refills take exactly n,
-// and the bucket behaves like impls/cas plus the cache check. A denial
-// reads its own cache, the clock, the global word, and then every cache
-// once more, its own last (S + 2 loads on S + 1 cache lines, none of them
-// written by a denial), and writes nothing. It is decided inline, with no calls beyond the CPU hint and the
-// clock: the emptiness test (refill.Schedule.Short) is at most two
-// multiplications and a comparison.
-//
-// # Sizing
-//
-// S is GOMAXPROCS at construction rounded up to a power of two (at most
-// 1024); B = clamp(Capacity / (4S), 1, 64), so the caches together hold at
-// most a quarter of Capacity when Capacity >= 4S. With Capacity < 4S
-// (even Capacity < S) B is 1 and the caches may together hold up to S
-// tokens: the bucket still works and still never over-grants, but then the
-// under-grant and burst excess can exceed Capacity; such buckets are
-// better served by impls/cas.
-//
-// # No waiting
-//
-// Bucket is not a contend.Limiter (no Delay, Reserve or Wait): a booking
-// must be seen by every later grant, and the caches grant without looking
-// at the global word, so a due time could only be a bound. A bucket to
-// wait on wants impls/cas, which is exact and lock-free.
-//
-// # Layout
-//
-// Two 128-byte blocks: first the fields every request reads and nobody
-// writes after construction, padded to 128 bytes, then the global word
-// alone in the second block. A refill writing the global word therefore
-// never invalidates the line the common path reads, and the 256-byte
-// object is served from the allocator's 256-byte size class, so in
-// practice it is 128-byte aligned and shares no block with a neighbour.
-// The caches (S × 128 bytes) are a separate allocation, laid out as the
-// package documentation describes.
+// Cost: the CPU hint, one load and one CAS on the local cache, and no
+// allocation; about one request in B/n refills the cache, paying what
+// impls/cas pays on every request. A denial reads every cache once and
+// writes nothing. Memory: 256 bytes plus 128 per cache. Bucket has no
+// Delay, Reserve or Wait (its caches grant without the global word, so a
+// due time could only be a bound): to wait for tokens, use impls/cas.
+// The zero Bucket denies every request: use NewBucket.
 type Bucket struct {
 	bucketConf
 	_   [padSize - unsafe.Sizeof(bucketConf{})%padSize]byte

@@ -8,44 +8,26 @@ type stripe struct {
 	_ [padSize - 8]byte
 }
 
-// Counter is a contend.Counter striped per P: Add updates the calling P's
-// stripe, Load sums all stripes.
+// Counter is a [contend.Counter] striped per P: Add updates a stripe near
+// the calling CPU, Load sums all stripes. The zero Counter is a working
+// counter with one stripe; NewCounter makes one stripe per P.
 //
-// Guarantees:
-//   - No lost update: every Add is one atomic add on some stripe, and the
-//     sum of the stripes is the sum of all deltas that have been applied.
-//     Once every Add has returned (and the caller has synchronised with
-//     them, e.g. by sync.WaitGroup), Load returns the exact sum.
-//   - While Adds run, Load is not linearizable: it reads the stripes one
-//     after another, so it may count an Add that started after one it
-//     missed, and return a sum that the counter never held at any single
-//     instant (with mixed-sign deltas it may even lie outside the range of
-//     values the counter went through). It is the same contract as
-//     xsync.Counter's Value. Each stripe's value is exact, so Load is within
-//     the deltas of the Adds concurrent with it.
-//   - Overflow wraps around per stripe, and the wrapped sum is the wrapped
-//     total, as int64 addition is modular.
+//   - No update is ever lost, and once every Add has returned (and the
+//     caller has synchronised with them, e.g. by sync.WaitGroup) Load is
+//     exact. Overflow wraps, as int64 addition does.
+//   - While Adds run, Load is not linearizable, as xsync.Counter's Value
+//     is not: it reads the stripes one after another, so it may return a
+//     sum the counter never held (even outside the range it went through,
+//     with mixed-sign deltas); it is off by at most the deltas of the Adds
+//     concurrent with it.
 //
-// Cost: Add is one load of the goroutine's cached slot hint (no call; see
-// "Caching the hint" in the package documentation), one uncontended LOCK
-// XADD on a line that, in the common case, only this CPU writes, and on
-// about one Add in 64 a refresh of the hint (RDPID, or a procPin/procUnpin
-// pair). At 100 goroutines and GOMAXPROCS 2 here that is 1.5 to 2.3 times
-// the cost of an add on a padded slot the goroutine owns outright,
-// depending on the run. With one
-// stripe (GOMAXPROCS 1 at construction) Add skips the hint. Load costs one
-// atomic load per stripe: the number of stripes is GOMAXPROCS at
-// construction rounded up to a power of two, so Load is O(GOMAXPROCS) and
-// pulls that many lines; counters that are read as often as written are
-// better served by a single atomic word. Neither allocates. The hint table
-// is one 8 KiB array shared by every Counter in the process.
-//
-// Memory: 128 bytes per stripe, plus a 128-byte header holding the stripe
-// slice and mask, padded so that no other object shares its block: every
-// Add reads it, and a neighbour written by another core would make every
-// Add miss (measured here: 12 ns/op instead of 3.2 at GOMAXPROCS 2, with
-// the benchmark's own per-goroutine state next to an unpadded header).
-// See the package documentation for the stripes' layout.
+// Cost: Add is one load of a cached slot hint and one atomic add on a line
+// that, in the common case, only this CPU writes; about one Add in 64 also
+// refreshes the hint (see the package documentation, and BenchmarkCounter).
+// Load is one atomic load per stripe, O(GOMAXPROCS): a counter read as
+// often as it is written is better served by one atomic word. Neither
+// allocates. Memory: a 128-byte header plus 128 bytes per stripe, and one
+// 8 KiB hint table shared by every Counter in the process.
 type Counter struct {
 	mask uint64 // len(stripes) - 1; 0 with one stripe
 	// single is the one stripe when there is one (stripes is then nil): it
@@ -84,9 +66,6 @@ func (c *Counter) Add(delta int64) {
 		refreshHint(e)
 	}
 }
-
-// stripeCount returns the number of stripes: 1 (single) or len(stripes).
-func (c *Counter) stripeCount() int { return max(1, len(c.stripes)) }
 
 // Load returns the sum of the stripes. It is exact when no Add runs
 // concurrently; see Counter for what it returns otherwise.

@@ -68,6 +68,18 @@ func TestCounterSequential(t *testing.T) {
 	}
 }
 
+// stripeCount returns c's number of stripes: 1 (single) or len(stripes).
+func stripeCount(c *Counter) int { return max(1, len(c.stripes)) }
+
+// TestCounterZeroValue: the zero Counter counts, on its one stripe.
+func TestCounterZeroValue(t *testing.T) {
+	var c Counter
+	c.Add(5)
+	c.Add(-2)
+	assert.Equal(t, int64(3), c.Load())
+	assert.Equal(t, 1, stripeCount(&c))
+}
+
 // TestCounterConcurrentExact: 100 goroutines add mixed-sign deltas; once
 // all have returned, Load is the exact sum, at several GOMAXPROCS and also
 // when GOMAXPROCS grows after construction (ids wrap onto fewer stripes).
@@ -88,7 +100,7 @@ func TestCounterConcurrentExact(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			withGOMAXPROCS(t, tt.buildAt)
 			c := NewCounter()
-			require.Equal(t, tt.wantStripesAtMost, c.stripeCount())
+			require.Equal(t, tt.wantStripesAtMost, stripeCount(c))
 			runtime.GOMAXPROCS(tt.runAt)
 
 			var want int64

@@ -13,8 +13,8 @@ var useRDPID = runtime.GOOS == "linux" && cpuid7ecx()&(1<<22) != 0
 
 // shardHint returns a number that identifies where the calling goroutine
 // runs, for choosing a slot: the CPU number from RDPID where it is
-// available (one instruction, about 2.7 ns here including the call, against
-// 5.4 ns for procPin+procUnpin), otherwise the P id from pid. Either may be
+// available (one instruction and a call, cheaper than procPin+procUnpin:
+// see BenchmarkSlotChoice), otherwise the P id from pid. Either may be
 // stale by the time it is used; see the package documentation.
 //
 // The CPU number is in the low 12 bits of RDPID's result and the NUMA node

@@ -12,34 +12,21 @@ import (
 	"github.com/contend-lab/contend/internal/locallease"
 )
 
-// WeightedSemaphore is a contend.Semaphore on golang.org/x/sync/semaphore's
+// WeightedSemaphore is a [contend.Semaphore] on golang.org/x/sync/semaphore's
 // Weighted: a permit count and a FIFO list of waiters, all under one
 // sync.Mutex. Its zero value has no permits (every request is a
 // *contend.PermitError): use NewWeightedSemaphore.
 //
-// Guarantees (Weighted's):
 //   - Never more than Capacity permits held.
 //   - FIFO: a waiter is served only when every waiter queued before it has
 //     been, and Acquire and TryAcquire do not take free permits while
 //     anyone waits, so a large request is not starved by small ones (at the
 //     price of idling free permits behind it).
-//   - A blocked Acquire whose ctx is done leaves the queue (or, if it was
-//     granted meanwhile, gives the permits back) and returns ctx.Err()
-//     (wrapped), holding nothing. Weighted fails an Acquire whose ctx is done
-//     already even when permits are free.
-//   - No fencing token: Weighted has none, and grants permits inside its
-//     own mutex (a waiter's, inside the Release that serves it), where the
-//     adapter cannot draw one. The adapter's Token is a count of
-//     acquisitions drawn after Weighted returns: unique, and greater than
-//     the token of every lease whose Acquire returned before this one was
-//     called, but a lease whose permits were taken later (a TryAcquire
-//     between a waiter's grant and its wake-up) can carry the smaller one.
-//     harness.SemaphoreImpl.NoFencing says so, and the linearizability
-//     check reads its tokens as names only.
-//
-// The adapter checks n against Capacity first: Weighted itself blocks an
-// Acquire of more than its size until ctx is done, where the contract wants
-// a *contend.PermitError at once.
+//   - A blocked Acquire whose ctx is done returns ctx.Err() (wrapped),
+//     holding nothing; one whose ctx is done already fails even when
+//     permits are free.
+//   - No fencing: its tokens are unique, but not in grant order (see the
+//     package documentation).
 //
 // Cost: every Acquire, TryAcquire and Release takes Weighted's mutex, also
 // when permits are free; a waiter allocates a channel and a list element.

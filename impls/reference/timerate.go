@@ -19,41 +19,17 @@ import (
 // copies a three-word value and allocates nothing.
 var clockBase = time.Date(2000, time.January, 1, 0, 0, 0, 0, time.UTC)
 
-// TimeRateBucket is a contend.Bucket on golang.org/x/time/rate's Limiter,
-// the token bucket most Go code uses, with Limit = Rate and burst =
-// Capacity. TryTake(n) is Limiter.AllowN(t, n) with t the bucket's clock
+// TimeRateBucket is a [contend.Bucket] on golang.org/x/time/rate's
+// Limiter, the token bucket most Go code uses, with Limit = Rate and burst
+// = Capacity. TryTake(n) is Limiter.AllowN(t, n) with t the bucket's clock
 // reading mapped onto a fixed time.Time base, so the Limiter follows the
-// injected clock (a ManualClock, or the synctest bubble's fake time under the
-// default clock) instead of time.Now.
+// injected clock (a ManualClock, or the synctest bubble's fake time under
+// the default clock) instead of time.Now. It starts full.
 //
-// The Limiter is a mutex around float64 state (tokens, and the time.Time of
-// the last update). It starts full: its tokens start at burst, and its
-// first call finds the zero last time centuries ago and caps the refill at
-// burst. Calls are linearizable (one mutex), but its arithmetic is not the
-// lab's, and it does not meet all of the lab's contract. Each deviation
-// below is measured by a test named TestTimeRate_<Finding> in this package:
-//
-//   - EarlyByUnderOneNanosecond: AllowN grants when the tokens fall short by
-//     less than one nanosecond's worth (durationFromTokens truncates the wait
-//     to whole nanoseconds, and a zero wait is a grant), leaving the tokens
-//     negative. At rates near 1e9/s this is up to one token early, beyond
-//     Capacity + Rate × elapsed.
-//   - EarlyAtLargeElapsed: elapsed time is converted with Duration.Seconds
-//     to a float64, which at large elapsed times rounds a reading 1 ns before
-//     a token is due up to it: tokens come early.
-//   - HugeBurstNeverRunsDown: tokens are a float64, so with burst >= 2^54 a
-//     request for 1 subtracts nothing, and at a frozen clock AllowN(t, 1)
-//     grants without end.
-//   - RequestRoundedToFloat: n is subtracted as float64(n): above 2^53 a
-//     request costs float64(n), up to 2^-54 relative less than n.
-//   - BackwardsThenForwardDoubleCounts: a reading before the last one is
-//     treated as no time passing, but a grant then stores it as the last
-//     time, so when the clock returns the same interval is earned again.
-//     (The lab's Clock contract forbids readings going back; ManualClock and
-//     MonotonicClock never do.)
-//   - PartialTokenDiscardedWhenFull: a full limiter forgets the progress
-//     towards the next token; the lab's buckets keep it (a grid fixed at
-//     construction). This only delays tokens: never an over-grant.
+// Calls are linearizable (one mutex), but the Limiter's float64 arithmetic
+// does not meet all of the lab's contract: it can grant early, beyond
+// Capacity + Rate × elapsed, at very high rates, large elapsed times or
+// huge bursts (the package documentation lists each finding and its test).
 //
 // Cost: one clock read, a Time.Add, and AllowN: one mutex, a few float64
 // operations and time.Time arithmetic. No allocation.

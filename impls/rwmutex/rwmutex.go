@@ -14,8 +14,11 @@ import (
 	"github.com/contend-lab/contend/internal/bucketcore"
 )
 
-// Counter is a contend.Counter guarded by a sync.RWMutex. Add takes the
-// write lock and Load the read lock; both are linearizable.
+// Counter is a [contend.Counter] guarded by a sync.RWMutex. Add takes the
+// write lock and Load the read lock; both are linearizable, and the zero
+// value is a zero counter. Cost: a lock and an unlock per call, and no
+// allocation; the read lock is an atomic add on a shared word too, so Loads
+// contend with each other (BenchmarkCounter).
 type Counter struct {
 	mu sync.RWMutex
 	n  int64
@@ -44,7 +47,9 @@ func (c *Counter) Load() int64 {
 // without taking the write lock, so denials run concurrently. One that would
 // be granted takes the write lock and decides again, on the same reading
 // unless it would now deny: a denial is always decided on a reading taken
-// under the lock it decides under.
+// under the lock it decides under. Cost: a read lock, a clock read and a
+// multiplication per denial; a grant adds the write lock and a second
+// decision. No allocation.
 type Bucket struct {
 	p   bucketcore.Params
 	mu  sync.RWMutex

@@ -1,6 +1,24 @@
 // Package spin is a test-and-test-and-set spinlock: the lock is one atomic
 // word, taken by compare-and-swap, and a waiter never parks; it spins, with
 // exponential backoff, and then yields its P with runtime.Gosched.
+//
+// # Waiting
+//
+// A waiter loads the word (test) and only tries the CAS (set) when it reads
+// free, so waiters spin on a shared cache line instead of bouncing it with
+// writes. After a failed attempt it waits an exponentially growing number
+// of loads (2, 4, ... 64) for activeRounds rounds, then calls
+// runtime.Gosched between attempts, so that on few Ps a preempted holder
+// gets to run and release. It never parks: under oversubscription (more
+// waiters than Ps, or GOMAXPROCS above the core count) waiters burn CPU the
+// holder needs, which BenchmarkLock shows.
+//
+// A blocked Acquire checks ctx.Done() every ctxEvery rounds (one Gosched
+// each), and once ctx is done returns ctx.Err() (wrapped) holding nothing.
+// When its CAS lands it takes the word as taking, checks ctx once more, and
+// gives the word back if ctx is done, so a ctx that ended before the
+// release it took over from always fails (go.dev/issue/63615). A ctx whose
+// Done() is nil is never checked.
 package spin
 
 import (
@@ -32,42 +50,24 @@ const (
 	held   = 2 // held by a lease, or by an Acquire that will return one
 )
 
-// Lock is a test-and-test-and-set spinlock. The zero value is an unlocked
-// Lock.
+// Lock is a test-and-test-and-set spinlock: a [contend.Lock] whose waiters
+// spin and yield but never park. The zero value is an unlocked Lock.
 //
-// Guarantees:
 //   - Mutual exclusion: the lock is one atomic word, taken only by a
-//     CompareAndSwap from free, and given back by a Store of free by the
-//     one lease (or giving-up Acquire) that took it.
-//   - Tokens: the next value of an atomic counter incremented while holding,
-//     so they strictly increase from one holder to the next.
-//   - TryAcquire returns ErrHeld only on seeing the word held; while it is
-//     taking (a few instructions of an Acquire checking its ctx) it yields
-//     and looks again.
+//     CompareAndSwap from free, and given back by the one lease (or
+//     giving-up Acquire) that took it.
+//   - Fencing tokens strictly increase from one holder to the next.
+//   - TryAcquire returns ErrHeld only on seeing the word held; while an
+//     Acquire holds it for the few instructions of checking its ctx, it
+//     yields and looks again.
 //   - No fairness at all, not FIFO: whichever waiter's CAS lands first after
 //     a release wins, and a waiter can starve. A releasing goroutine that
 //     acquires again at once usually wins (its cache holds the line).
 //
-// How it waits: a waiter loads the word (test) and only tries the CAS (set)
-// when it reads free, so waiters spin on a shared cache line instead of
-// bouncing it with writes. After a failed attempt it waits an exponentially
-// growing number of loads (2, 4, ... 64) for activeRounds rounds, then calls
-// runtime.Gosched between attempts, so that on few Ps a preempted holder
-// gets to run and release. It never parks: under oversubscription (more
-// waiters than Ps, or GOMAXPROCS above the core count) waiters burn CPU the
-// holder needs, which is what the benchmarks show.
-//
-// What a blocked Acquire does with ctx: it checks ctx.Done() every ctxEvery
-// rounds (every few µs at most, one Gosched each), and once ctx is done
-// returns ctx.Err() (wrapped) holding nothing. When its CAS lands it checks
-// ctx once more before committing, and gives the word back if ctx is done,
-// so a ctx that ended before the release it took over from always fails
-// (go.dev/issue/63615). A ctx whose Done() is nil is never checked.
-//
 // Cost: uncontended, one CAS to acquire, one store to release, an atomic
 // increment for the token and one 24-byte allocation for the lease; a
 // cancellable Acquire adds a non-blocking receive on ctx.Done() and a
-// store.
+// store. Waiters burn CPU; see the package documentation.
 type Lock struct {
 	word   atomic.Uint32 // free, taking or held
 	tokens atomic.Uint64

@@ -2,6 +2,40 @@
 // construction and reads on each request, so that the strategies in impls/
 // differ only in how they synchronise the one integer of state that
 // package refill defines.
+//
+// It also holds the [contend.Limiter] side of the exact buckets, written once
+// over a [Cell]: Tokens, Delay, Reserve, Cancel and Wait. TryTake is not
+// here: each strategy keeps its own hot path inline in its package, and
+// nothing of the Limiter side is on it.
+//
+// # Bookings
+//
+// A reservation of n at reading e, in state tat, is the refill grant of n
+// at the reading d = Limit.Due(tat, n) if that is later than e (the tokens
+// are due at d), else at e: the state becomes Limit.Granted(tat, max(d, e),
+// n). So tat may run ahead of the clock by more than the burst: the bucket
+// owes tokens, and every later request, whose reading is before d, is
+// denied or booked after d. Counted at the times they take effect, the
+// bucket's grants are therefore still one textbook run: each takes effect
+// no earlier than the one before it (a request decided after a booking due
+// at d is granted at a reading >= d + its own n × T). Bookings are limited
+// to the bucket's range: a due time beyond Limit.MaxElapsed is refused,
+// which also keeps every state below refill.Retired.
+//
+// # Cancel: exactly, or not at all
+//
+// golang.org/x/time/rate's CancelAt gives back n minus the tokens booked
+// after the reservation. In this bucket that is safe for one cancellation
+// (it never gives back more than removing the booking from the textbook run
+// would), but after partial give-backs the bookings' arithmetic no longer
+// adds up, and the exact amount depends on the sizes of the later bookings,
+// which the bucket does not keep. So the lab gives back all n when the
+// booking is the last thing that changed the state (the state still equals
+// what the booking stored; every state change after it would have moved it
+// forward, except exact cancellations of later bookings), which restores
+// the bucket exactly; otherwise it gives back nothing, which only ever
+// under-grants, by at most n. Either way only while the tokens are not yet
+// due: once they are, the holder may have acted.
 package bucketcore
 
 import (

@@ -77,9 +77,9 @@ const (
 
 // ShortLease is the lease the fault scenarios give etcd locks: etcd
 // leases are whole seconds, and one of 2 s, refreshed every third of it,
-// still has a refresh get through during a leader election here (0.5 to
-// 1.2 s; see TestClusterLeaderKillAndPausedStop), so a live client keeps
-// its lease across one.
+// still has a refresh get through during a leader election with the Raft
+// timing above (TestClusterLeaderKillAndPausedStop logs how long one
+// takes), so a live client keeps its lease across one.
 const ShortLease = 2 * time.Second
 
 // Backend is the etcd backend of the remote tier.
@@ -102,9 +102,6 @@ type Options struct {
 	// Binary is the etcd to run: a path, or a name looked up on PATH.
 	// Empty means Binary ("etcd").
 	Binary string
-	// Args are extra command-line flags for every member, appended after
-	// the defaults (so they can override them).
-	Args []string
 	// StartTimeout bounds each member's start (and Restart) until it
 	// reports healthy. Zero means 10 s.
 	StartTimeout time.Duration
@@ -203,7 +200,7 @@ func start(ctx context.Context, d remote.Deployment, o Options, path string) (*C
 	errs := make([]error, d.Servers)
 	var wg sync.WaitGroup
 	for i, m := range c.members {
-		args := append([]string{
+		args := []string{
 			"--name", m.name,
 			"--data-dir", m.dataDir,
 			"--listen-client-urls", m.clientURL(),
@@ -217,7 +214,7 @@ func start(ctx context.Context, d remote.Deployment, o Options, path string) (*C
 			"--election-timeout", strconv.Itoa(int(ElectionTimeout / time.Millisecond)),
 			"--logger", "zap",
 			"--log-level", "warn",
-		}, o.Args...)
+		}
 		wg.Go(func() {
 			p, err := serverproc.Start(sctx, serverproc.Spec{
 				Name:         fmt.Sprintf("%s member %s on %s", path, m.name, m.Addr()),
@@ -325,16 +322,6 @@ func (m *Member) Restart(ctx context.Context) error {
 	return p.Restart(ctx)
 }
 
-// Output returns the member's last output (its warnings and errors), for
-// diagnosing a failure.
-func (m *Member) Output() string {
-	p, err := m.proc()
-	if err != nil {
-		return ""
-	}
-	return p.Output()
-}
-
 func (m *Member) stop() {
 	if p, err := m.proc(); err == nil {
 		p.Stop()
@@ -367,8 +354,7 @@ type status struct {
 	Header struct {
 		MemberID uint64 `json:"member_id,string"`
 	} `json:"header"`
-	Leader   uint64 `json:"leader,string"`
-	RaftTerm uint64 `json:"raftTerm,string"`
+	Leader uint64 `json:"leader,string"`
 }
 
 func (m *Member) status(ctx context.Context) (status, error) {

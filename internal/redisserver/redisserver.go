@@ -86,9 +86,6 @@ type Options struct {
 	// Binary is the redis-server to run: a path, or a name looked up on
 	// PATH. Empty means Binary ("redis-server").
 	Binary string
-	// Args are extra command-line arguments, appended after the defaults
-	// (so they can override them), e.g. []string{"--maxclients", "64"}.
-	Args []string
 	// StartTimeout bounds how long Start waits for the server to answer
 	// PING, per attempt. Zero means 5 s.
 	StartTimeout time.Duration
@@ -110,7 +107,7 @@ const bindRetries = 5
 
 // Start starts redis-server on a free loopback port:
 //
-//	redis-server --bind 127.0.0.1 --port P --save "" --appendonly no --daemonize no [opts.Args...]
+//	redis-server --bind 127.0.0.1 --port P --save "" --appendonly no --daemonize no
 //
 // and returns once the server answers PING. If another process takes the
 // port before redis-server binds it, Start retries with a new port (up to 5
@@ -140,13 +137,13 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		}
 		port := ports[0]
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		args := append([]string{
+		args := []string{
 			"--bind", "127.0.0.1",
 			"--port", strconv.Itoa(port),
 			"--save", "",
 			"--appendonly", "no",
 			"--daemonize", "no",
-		}, opts.Args...)
+		}
 		p, err := serverproc.Start(ctx, serverproc.Spec{
 			Name:         fmt.Sprintf("%s on %s", path, addr),
 			Command:      func() *exec.Cmd { return exec.Command(path, args...) },
@@ -192,9 +189,6 @@ func Ping(ctx context.Context, addr string) error {
 // Addr returns the server's address, "127.0.0.1:P". The port stays the same
 // across Restart.
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
-
-// Port returns the server's TCP port.
-func (s *Server) Port() int { return s.port }
 
 // Serving returns nil if the server answers PING within ctx.
 func (s *Server) Serving(ctx context.Context) error { return Ping(ctx, s.Addr()) }

@@ -190,13 +190,6 @@ func (p *Process) Stop() {
 	p.stopped = true
 }
 
-// Running reports whether the process runs (possibly paused).
-func (p *Process) Running() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.run != nil && !p.stopped
-}
-
 // Output returns the last 64 KiB the current run printed, for diagnosing a
 // failure; "" while killed.
 func (p *Process) Output() string {

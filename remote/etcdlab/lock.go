@@ -23,26 +23,22 @@ func empty(prefix string) clientv3.Cmp {
 	return clientv3.Compare(clientv3.CreateRevision(prefix), "=", 0).WithPrefix()
 }
 
-// Lock is a contend.Lock on etcd: the lab's queue recipe (see the package
+// Lock is a [contend.Lock] on etcd: the lab's queue recipe (see the package
 // doc). Acquire creates a key under the prefix on the client's lease and
 // waits, for the deletion of the key ahead only, until it is the oldest;
 // TryAcquire creates its key only if no other key is there. Release
-// deletes the key.
+// deletes the key. While a quorum of the cluster serves:
 //
-// Guarantees, while a quorum of the cluster serves:
 //   - One holder at a time as etcd sees it; fencing tokens (the keys'
 //     create revisions) strictly increase from one holder to the next.
 //   - FIFO: holders follow the order in which Acquires queued.
 //   - A crashed or stalled holder's lock comes back a lease TTL after its
 //     client's last refresh; FencedPut lets etcd refuse its writes after.
-//   - Contexts as contend.Lock says, with the hand-off deviation: the
-//     oldest key is the lock's whether its Acquire has noticed yet or not,
-//     so a waiter whose ctx ends just as its turn comes holds the lock
-//     (TryAcquire sees ErrHeld) until it notices and deletes its key.
-//
-// Not guaranteed: exclusion of the work by a holder that outlives its lease
-// without knowing it (not safe without fencing: use FencedPut, or check the
-// token at the resource).
+//     Without fencing (FencedPut, or the token checked at the resource), a
+//     holder that outlives its lease without knowing it is not excluded.
+//   - Contexts as contend.Lock says, with the hand-off deviation: a waiter
+//     whose ctx ends just as its turn comes holds the lock (TryAcquire sees
+//     ErrHeld) until it notices and deletes its key.
 //
 // Cost: an uncontended Acquire is one transaction (create the key, read the
 // key ahead), Release one; a waiter adds one read per key ahead of it that

@@ -18,23 +18,13 @@ import (
 // etcd client serves worst: a watch costs a round trip to create and
 // another to cancel, and the client creates the watches of one gRPC stream
 // one after another, each waiting for the server's answer to the one
-// before, so that with a hundred waiters on one client a new watch was
-// created hundreds of milliseconds late (a waiter that had to create one
-// per key ahead of it that left). Here a client with waiters receives
-// every deletion under the prefix once, one small message, and wakes only
-// the waiters whose keys of interest were deleted: no herd of requests.
-//
-// The watch starts at the current revision, not at a waiter's: etcd
-// catches a watch that starts in the past up with the present in a loop
-// that runs every 100 ms, which made the first hand-off after every start
-// wait tens of milliseconds. It tells which revision it started at, and a
-// waiter that subscribed with an older revision is told to read again
-// (stale), as is one whose revision is older than the deletions the watch
-// remembers (a bounded number, so that a waiter whose read predates a
-// deletion the watch has already seen learns of it at once). The watch
-// runs while anyone is subscribed, and for watchLinger after the last
-// subscriber leaves, so that a queue that is empty for a moment (two
-// contenders taking turns) does not start a watch per hand-off.
+// before, so that with many waiters on one client a new watch was created
+// late by a round trip per watch ahead of it. Here a client with waiters
+// receives every deletion under the prefix once, one small message, and
+// wakes only the waiters whose keys of interest were deleted: no herd of
+// requests. The watch runs while anyone is subscribed, and for watchLinger
+// after the last subscriber leaves, so that a queue that is empty for a
+// moment (two contenders taking turns) does not start a watch per hand-off.
 type deletions struct {
 	c      *Client
 	prefix string        // the queue's keys' prefix, with its "/"
@@ -163,6 +153,15 @@ func (d *deletions) take(s *sub) ([]string, bool) {
 // start starts a new incarnation of the watch; d.mu held. Each incarnation
 // has gRPC metadata of its own, so that it gets a gRPC stream of its own
 // rather than one stalled on a paused member.
+//
+// The watch starts at the current revision, not at a waiter's: etcd
+// catches a watch that starts in the past up with the present in a loop
+// that runs every 100 ms, which made the first hand-off after every start
+// wait for that loop. It tells which revision it started at (started), and
+// a waiter that subscribed with an older revision is told to read again
+// (stale), as is one whose revision is older than the deletions the watch
+// remembers (at most maxGone, so that a waiter whose read predates a
+// deletion the watch has already seen learns of it at once).
 func (d *deletions) start() {
 	d.gen++
 	d.ready = false

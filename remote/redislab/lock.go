@@ -15,25 +15,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// The hand-off. A waiting Acquire takes a ticket in a FIFO queue (a sorted
-// set). Release, in the same script, gives the lock to the first live
-// waiter (the key now names it, with a new token and a full ttl) and tells
-// it: through the waiter's process's wake-up list, on which one listener
-// goroutine per Lock value blocks (BLPOP) for all of that value's waiters,
-// so that 100 waiters hold one connection, not 100; or, when the waiter is
-// in the releaser's own process, in the release's reply. The waiter takes
-// the lease without a round trip: the token exceeds the fencing counter its
-// last poll saw, so the hand-off, and the ttl it started, came after that
-// poll, and the lease counts its TTL from there.
-//
-// Waiters poll at most every pollEvery, and when the holder's expiry is
-// due: that keeps their place (a waiter silent for waiterStale is skipped
-// when it reaches the head), recovers a lost wake-up, and takes over from a
-// crashed holder. A waiter whose context ends is abandoned: its tombstone
-// script leaves the queue and passes on a lock handed to it meanwhile. A
-// waiter whose process dies after its last poll can be handed the lock,
-// which then expires after one ttl, as a crashed holder's does.
-//
 // Keys of a Lock on key K (and, per server, of a Redlock, which never
 // queues):
 //

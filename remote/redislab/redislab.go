@@ -62,8 +62,27 @@
 // # Fairness
 //
 // Lock serves waiters in the order they queued, so its tail Acquire latency
-// stays close to its median, where a polling lock's can be orders of
-// magnitude above it (BenchmarkLockHandoff; lock.go has the design). Redlock's
+// stays close to its median, where a polling lock's can be far above it
+// (BenchmarkLockHandoff). A waiting Acquire takes a ticket in a FIFO queue
+// (a sorted set). Release, in the same script, gives the lock to the first
+// live waiter (the key now names it, with a new token and a full ttl) and
+// tells it: through the waiter's process's wake-up list, on which one
+// listener goroutine per Lock value blocks (BLPOP) for all of that value's
+// waiters, so that 100 waiters hold one connection, not 100; or, when the
+// waiter is in the releaser's own process, in the release's reply. The
+// waiter takes the lease without a round trip: the token exceeds the
+// fencing counter its last poll saw, so the hand-off, and the ttl it
+// started, came after that poll, and the lease counts its TTL from there.
+//
+// Waiters poll at most every pollEvery, and when the holder's expiry is
+// due: that keeps their place (a waiter silent for waiterStale is skipped
+// when it reaches the head), recovers a lost wake-up, and takes over from a
+// crashed holder. A waiter whose context ends is abandoned: its tombstone
+// script leaves the queue and passes on a lock handed to it meanwhile. A
+// waiter whose process dies after its last poll can be handed the lock,
+// which then expires after one ttl, as a crashed holder's does.
+//
+// Redlock's
 // contenders race on every server and back off, with no order between them.
 // A fair Redlock would need the servers to agree on who is next: a queue on
 // each, a ticket order shared by a quorum (a bakery algorithm over quorums),

@@ -27,23 +27,18 @@ var ErrNoQuorum = errors.New("too few servers to form a quorum")
 //
 // elapsed running from before the first request to the last reply;
 // otherwise it undoes the attempt on every server. An attempt costs N
-// round trips in parallel, and a failed one N more.
+// round trips in parallel, and a failed one N more. A server that refuses
+// for good (WRONGPASS, WRONGTYPE...) counts as one that never grants.
 //
 // At most one holder in Redlock's model: servers that keep their data (a
 // restarted one must stay down for a ttl), bounded clock drift, pauses and
 // network delays. A pause, delay or clock jump past the margin lets two
 // clients hold it at once (Kleppmann, "How to do distributed locking"), and
-// Lease.Token (the maximum of the per-server counters of the servers that
-// granted) cannot fence that case off: use it as a hint; for fencing, use
-// Lock or a consensus system. Waiters back off and retry, with no order
-// between them (see the package doc on fairness).
-//
-// A server that refuses for good (WRONGPASS, WRONGTYPE...) counts as one
-// that never grants: Redlock works on without it while a quorum is left,
-// and fails at once (ErrNoQuorum, with the servers' errors) when not.
-//
-// The zero value refuses every call (contend.ErrNotConstructed): use
-// NewRedlock.
+// Lease.Token (the maximum of the granting servers' counters) cannot fence
+// that case off: use it as a hint; for fencing, use Lock or a consensus
+// system. Waiters back off and retry, with no order between them (see the
+// package doc on fairness). The zero value refuses every call
+// (contend.ErrNotConstructed): use NewRedlock.
 type Redlock struct {
 	roundTrips
 	cleaner

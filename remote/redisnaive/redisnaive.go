@@ -4,6 +4,22 @@
 // separate INCR, a permit counter read and written by separate commands.
 // The harness asserts each failure (remote/redislab has the designs that
 // survive the same faults). Do not use them.
+//
+// # How the lock fails
+//
+//   - A holder that crashes (or loses its connection) between SETNX and
+//     EXPIRE leaves a key without expiry: the lock is held forever.
+//   - Release deletes the key whatever it holds: a holder whose lease
+//     expired deletes the next holder's lock, and a third party walks in.
+//     Extend likewise sets the expiry of whoever holds the key.
+//   - The token is taken by a separate INCR after the grant, so two holders
+//     (see above) can get tokens in either order.
+//   - Waiting polls with time.Sleep (every 10 ms by default), which ignores
+//     ctx: a cancelled Acquire returns up to one poll interval late.
+//     Lease.TTL is measured on the wall clock (a clock step moves it) with
+//     no drift allowance.
+//   - go-redis's retries apply every command again: SETNX retried after its
+//     first attempt succeeded reports the lock held, by itself.
 package redisnaive
 
 import (
@@ -29,19 +45,14 @@ import (
 //	DEL key                  -- release: deletes whoever's lock is there
 //
 // What goes wrong, by design:
-//   - A holder that crashes (or loses its connection) between SETNX and
-//     EXPIRE leaves a key without expiry: the lock is held forever
-//     (WithAfterSetNX simulates that crash).
-//   - Release deletes the key whatever it holds: a holder whose lease
-//     expired deletes the next holder's lock, and a third party walks in.
-//     Extend likewise sets the expiry of whoever holds the key.
-//   - The token is taken by a separate INCR after the grant, so two holders
-//     (see above) can get tokens in either order: no safe fencing.
-//   - Waiting polls every 10 ms with time.Sleep, which ignores ctx: a
-//     cancelled Acquire returns up to 10 ms late. Lease.TTL is measured on
-//     the wall clock (a clock step moves it) with no drift allowance.
-//   - go-redis's retries apply every command again (SETNX retried after its
-//     first attempt succeeded reports the lock held — by itself).
+//   - A holder that crashes between SETNX and EXPIRE leaves a lock held
+//     forever (WithAfterSetNX simulates that crash).
+//   - Release and Extend act on whoever holds the key: a holder whose lease
+//     expired deletes the next holder's lock.
+//   - The token comes from a separate INCR: no safe fencing.
+//   - Waiting polls with time.Sleep, which ignores ctx; Lease.TTL is
+//     measured on the wall clock with no drift allowance; go-redis's
+//     retries apply every command again.
 //
 // What does hold: while nothing crashes, expires or retries, SETNX admits
 // one holder at a time. The zero value refuses every call
@@ -54,6 +65,10 @@ type NaiveLock struct {
 	poll     time.Duration
 	afterSet func() error
 }
+
+// defaultPoll is how long a waiting Acquire sleeps between attempts, unless
+// WithPollInterval says otherwise.
+const defaultPoll = 10 * time.Millisecond
 
 // NaiveOption configures NewNaiveLock.
 type NaiveOption func(*NaiveLock)
@@ -82,7 +97,7 @@ func NewNaiveLock(client redis.UniversalClient, key string, ttl time.Duration, o
 	if err := checkTTL("NewNaiveLock", ttl); err != nil {
 		return nil, err
 	}
-	l := &NaiveLock{c: client, key: key, ttl: ttl, poll: 10 * time.Millisecond}
+	l := &NaiveLock{c: client, key: key, ttl: ttl, poll: defaultPoll}
 	for _, o := range opts {
 		if o != nil {
 			o(l)
@@ -217,10 +232,9 @@ func (s *naiveLease) TTL() (time.Duration, bool) {
 // value refuses every call (contend.ErrNotConstructed).
 type NaiveSemaphore struct {
 	roundTrips
-	c    redis.UniversalClient
-	key  string
-	n    int64
-	poll time.Duration
+	c   redis.UniversalClient
+	key string
+	n   int64
 }
 
 // NewNaiveSemaphore returns a NaiveSemaphore of n permits on key (the free
@@ -233,7 +247,7 @@ func NewNaiveSemaphore(client redis.UniversalClient, key string, n int64) (*Naiv
 	if err := contend.CheckSemaphoreCapacity(n, math.MaxInt64); err != nil {
 		return nil, err
 	}
-	return &NaiveSemaphore{c: client, key: key, n: n, poll: 10 * time.Millisecond}, nil
+	return &NaiveSemaphore{c: client, key: key, n: n}, nil
 }
 
 // Capacity returns the number of permits.
@@ -250,7 +264,7 @@ func (s *NaiveSemaphore) Acquire(ctx context.Context, n int64) (contend.Lease, e
 		if !errors.Is(err, contend.ErrHeld) {
 			return l, err
 		}
-		time.Sleep(s.poll)
+		time.Sleep(defaultPoll)
 		if ctx.Err() != nil {
 			return nil, redisx.CtxErr("redisnaive: NaiveSemaphore.Acquire", ctx, nil)
 		}
