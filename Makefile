@@ -21,8 +21,14 @@ help:
 	@echo "make deadlock     show the deadlock demonstrations (lock order, self-deadlock, reentrancy)"
 	@echo "make stress       long stress run (20x the default durations)"
 
+# Modules of their own under examples/, outside ./...: each checks code
+# written outside the lab with package contendtest, through a replace
+# directive, as another module would.
+EXAMPLES ?= examples/mylib
+
 test: fmt-check vet servers
 	$(GO) test $(TESTFLAGS) $(PKGS)
+	@for m in $(EXAMPLES); do echo "cd $$m && $(GO) test $(TESTFLAGS) ./..."; (cd $$m && $(GO) test $(TESTFLAGS) ./...) || exit 1; done
 
 # The remote tier's tests start their own servers (Redis, ZooKeeper, etcd);
 # this installs each backend's server from Debian's packages when it is

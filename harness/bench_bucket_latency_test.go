@@ -30,10 +30,12 @@ package harness
 
 import (
 	"testing"
+	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/contend-lab/contend"
+	"github.com/contend-lab/contend/contendtest"
 	"github.com/contend-lab/contend/internal/raceflag"
 )
 
@@ -67,24 +69,24 @@ func BenchmarkBucketLatency(b *testing.B) {
 		if impl.Guarantee == Racy && raceflag.Enabled {
 			continue
 		}
-		b.Run("workload=near-limit/clock=real/impl="+impl.Name+"/"+goroutinesName(StressGoroutines), func(b *testing.B) {
+		b.Run("workload=near-limit/clock=real/impl="+impl.Name+"/"+goroutinesName(contendtest.StressGoroutines), func(b *testing.B) {
 			b.ReportAllocs()
 			bucket, err := impl.New(nearLimit.config(contend.DefaultClock, false, b.N))
 			if err != nil {
 				b.Fatalf("%s: %v", impl.Name, err)
 			}
-			hists := make([]*hdrhistogram.Histogram, StressGoroutines)
+			hists := make([]*hdrhistogram.Histogram, contendtest.StressGoroutines)
 			for id := range hists {
-				hists[id] = newLatencyHistogram()
+				hists[id] = contendtest.NewLatencyHistogram()
 			}
-			granted := runParallel(b, StressGoroutines, func(id, n int) int64 { return timedTakes(bucket, hists[id], n) })
-			total := newLatencyHistogram()
+			granted := runParallel(b, contendtest.StressGoroutines, func(id, n int) int64 { return timedTakes(bucket, hists[id], n) })
+			total := contendtest.NewLatencyHistogram()
 			for _, h := range hists {
 				total.Merge(h)
 			}
-			b.ReportMetric(float64(quantile(total, 0.50).Nanoseconds()), "p50-ns")
-			b.ReportMetric(float64(quantile(total, 0.99).Nanoseconds()), "p99-ns")
-			b.ReportMetric(float64(quantile(total, 0.999).Nanoseconds()), "p999-ns")
+			b.ReportMetric(float64(contendtest.Quantile(total, 0.50).Nanoseconds()), "p50-ns")
+			b.ReportMetric(float64(contendtest.Quantile(total, 0.99).Nanoseconds()), "p99-ns")
+			b.ReportMetric(float64(contendtest.Quantile(total, 0.999).Nanoseconds()), "p999-ns")
 			b.ReportMetric(float64(granted)/float64(b.N), "grant-ratio")
 		})
 	}
@@ -104,7 +106,7 @@ func timedTakes(bucket contend.Bucket, h *hdrhistogram.Histogram, n int) int64 {
 		t0 := nanotime()
 		ok := bucket.TryTake(1)
 		d := nanotime() - t0
-		_ = h.RecordValue(min(max(d, 1), latencyMax)) // in range: cannot fail
+		contendtest.RecordLatency(h, time.Duration(d))
 		if ok {
 			granted++
 		}

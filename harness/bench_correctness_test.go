@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/contend-lab/contend"
+	"github.com/contend-lab/contend/contendtest"
 	"github.com/contend-lab/contend/impls/antipattern"
 	"github.com/contend-lab/contend/impls/cas"
 	"github.com/contend-lab/contend/internal/raceflag"
@@ -52,7 +53,7 @@ func BenchmarkCorrectness(b *testing.B) {
 			forCorrectnessGoroutines(b, "impl="+impl.Name, func(b *testing.B, g int) {
 				var lost, fraction float64
 				runs := scenarios(b, func() {
-					r := RunCounter(impl.New(), g, lostUpdateAdds)
+					r := contendtest.RunCounter(impl.New(), g, lostUpdateAdds)
 					lost += float64(abs(r.Lost()))
 					fraction += r.LostFraction()
 				})
@@ -69,7 +70,7 @@ func BenchmarkCorrectness(b *testing.B) {
 			forCorrectnessGoroutines(b, "impl="+impl.Name, func(b *testing.B, g int) {
 				var ratio float64
 				runs := scenarios(b, func() {
-					r, err := RunBucket(impl.New, grantRatioConfig, g, grantRatioRun)
+					r, err := contendtest.RunBucket(impl.New, grantRatioConfig, g, grantRatioRun)
 					if err != nil {
 						b.Fatalf("%s: %v", impl.Name, err)
 					}
@@ -103,7 +104,7 @@ func BenchmarkCorrectness(b *testing.B) {
 			forCorrectnessGoroutines(b, "impl="+impl.Name, func(b *testing.B, g int) {
 				var overlaps, acquisitions float64
 				runs := scenarios(b, func() {
-					r, err := RunLock(impl.New(), g, exclusionRun, WorkRounds)
+					r, err := contendtest.RunLock(impl.New(), g, exclusionRun, contendtest.WorkRounds)
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -129,7 +130,7 @@ func BenchmarkCorrectness(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					r, err := RunSemaphore(s, g, exclusionRun, func(int) int64 { return 1 })
+					r, err := contendtest.RunSemaphore(s, g, exclusionRun, func(int) int64 { return 1 })
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/contend-lab/contend"
+	"github.com/contend-lab/contend/contendtest"
 	"github.com/contend-lab/contend/internal/raceflag"
 )
 
@@ -59,7 +60,7 @@ var lockWorkloads = []struct {
 	rounds int
 }{
 	{"empty", 0},
-	{"work", WorkRounds},
+	{"work", contendtest.WorkRounds},
 }
 
 // benchSemCapacity is BenchmarkSemaphore's capacity; each operation takes
@@ -79,7 +80,7 @@ func lockCycles(b *testing.B, acquire func() (contend.Lease, error), seed, n, ro
 			b.Errorf("Acquire: %v", err)
 			return 0
 		}
-		acc = Work(acc^lease.Token(), rounds)
+		acc = contendtest.Work(acc^lease.Token(), rounds)
 		if err := lease.Release(bg); err != nil {
 			b.Errorf("Release: %v", err)
 			return 0
@@ -164,13 +165,13 @@ func BenchmarkLockLatency(b *testing.B) {
 		b.Run("impl="+impl.Name, func(b *testing.B) {
 			// At -benchtime 1x the first sample of the first -cpu value is
 			// the probe run that b.Run makes: set its GOMAXPROCS first.
-			runFirstCPU(b, goroutinesName(StressGoroutines), func(b *testing.B) {
+			runFirstCPU(b, goroutinesName(contendtest.StressGoroutines), func(b *testing.B) {
 				b.ReportAllocs()
-				latency := newLatencyHistogram()
-				per := make([]int64, StressGoroutines)
+				latency := contendtest.NewLatencyHistogram()
+				per := make([]int64, contendtest.StressGoroutines)
 				var acquisitions int64
 				for range b.N {
-					run, err := RunLock(impl.New(), StressGoroutines, latencyRun, WorkRounds)
+					run, err := contendtest.RunLock(impl.New(), contendtest.StressGoroutines, latencyRun, contendtest.WorkRounds)
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -183,7 +184,7 @@ func BenchmarkLockLatency(b *testing.B) {
 					}
 					acquisitions += run.Acquisitions
 				}
-				total := LockRun{Latency: latency, PerGoroutine: per}
+				total := contendtest.LockRun{Latency: latency, PerGoroutine: per}
 				b.ReportMetric(float64(total.P(0.50).Nanoseconds()), "p50-ns")
 				b.ReportMetric(float64(total.P(0.99).Nanoseconds()), "p99-ns")
 				b.ReportMetric(float64(total.P(0.999).Nanoseconds()), "p999-ns")

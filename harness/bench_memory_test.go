@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/contend-lab/contend"
+	"github.com/contend-lab/contend/contendtest"
 	"github.com/contend-lab/contend/internal/raceflag"
 	"github.com/contend-lab/contend/keyed"
 	"github.com/stretchr/testify/assert"
@@ -58,7 +59,7 @@ const (
 	memoryMaxRuns = 3
 	// churnBatch is how many of BenchmarkGoroutineChurn's goroutines run at
 	// once: a server's worth of short requests.
-	churnBatch = StressGoroutines
+	churnBatch = contendtest.StressGoroutines
 	// churnWarmUp is how many goroutines that touch no bucket run before a
 	// churn measurement: enough that the runtime's free goroutine
 	// descriptors, spread over the Ps' caches, cover a batch on any P.

@@ -10,6 +10,7 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/contend-lab/contend"
+	"github.com/contend-lab/contend/contendtest"
 	"github.com/contend-lab/contend/internal/servertest"
 	"github.com/contend-lab/contend/remote"
 )
@@ -185,7 +186,7 @@ func BenchmarkRemoteLock(b *testing.B) {
 						rt = after - before
 					}
 					s.report(b, rt)
-					b.ReportMetric(jain(s.perG), "jain")
+					b.ReportMetric(contendtest.JainFairness(s.perG), "jain")
 					b.ReportMetric(float64(s.latency.Max()), "maxwait-ns")
 				})
 			}

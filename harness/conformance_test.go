@@ -4,51 +4,49 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
+
+	"github.com/contend-lab/contend/contendtest"
 )
 
-// TestBucketConformance holds every bucket that claims to be correct to the
-// whole contract. Racy and broken variants are shown failing by their own
-// demonstrations instead (stress_test.go, impls/antipattern).
-func TestBucketConformance(t *testing.T) {
-	for _, impl := range Buckets() {
-		if !impl.Guarantee.Correct() {
-			continue
-		}
-		t.Run(impl.Name, func(t *testing.T) {
-			t.Parallel()
-			BucketConformance(t, impl)
-		})
-	}
-}
+// The registry's correct implementations, each held by contendtest to its
+// family's whole contract as the registry declares it: conformance,
+// stress and linearizability. Racy and broken variants are shown failing
+// by their own demonstrations instead (stress_test.go, lock_test.go,
+// linearize_test.go, impls/antipattern).
 
 func TestCounterConformance(t *testing.T) {
 	for _, impl := range Counters() {
 		if !impl.Guarantee.Correct() {
 			continue
 		}
-		t.Run(impl.Name, func(t *testing.T) {
-			t.Parallel()
-			CounterConformance(t, impl)
-		})
+		t.Run(impl.Name, func(t *testing.T) { contendtest.Counter(t, impl.New, counterOptions(impl)...) })
 	}
 }
 
-// TestConformanceChecksCatchFaults runs each check over buckets that are
-// wrong in one specific way, so that every check is shown able to fail.
-func TestConformanceChecksCatchFaults(t *testing.T) {
-	checks := map[string]BucketCheck{}
-	for _, c := range BucketChecks() {
-		checks[c.Name] = c
+func TestBucketConformance(t *testing.T) {
+	for _, impl := range Buckets() {
+		if !impl.Guarantee.Correct() {
+			continue
+		}
+		t.Run(impl.Name, func(t *testing.T) { contendtest.Bucket(t, impl.New, bucketOptions(impl)...) })
 	}
-	for _, f := range faultyBuckets() {
-		t.Run(f.name, func(t *testing.T) {
-			for _, name := range f.failing {
-				c, ok := checks[name]
-				require.True(t, ok, "unknown check %q", name)
-				assert.Error(t, runBucketCheck(t, c, f.new), "check %q must catch a bucket that %s", name, f.name)
-			}
-		})
+}
+
+func TestLockConformance(t *testing.T) {
+	for _, impl := range Locks() {
+		if !impl.Guarantee.Correct() {
+			continue
+		}
+		t.Run(impl.Name, func(t *testing.T) { contendtest.Lock(t, impl.New, lockOptions(impl)...) })
+	}
+}
+
+func TestSemaphoreConformance(t *testing.T) {
+	for _, impl := range Semaphores() {
+		if !impl.Guarantee.Correct() {
+			continue
+		}
+		t.Run(impl.Name, func(t *testing.T) { contendtest.Semaphore(t, impl.New, semaphoreOptions(impl)...) })
 	}
 }
 
@@ -65,6 +63,13 @@ func TestRegistryNames(t *testing.T) {
 			assert.NotEmpty(t, c.Flaw, "%s is %v and must say what goes wrong", c.Name, c.Guarantee)
 		}
 	}
+	checks := map[string]bool{}
+	for _, c := range contendtest.BucketChecks() {
+		checks[c.Name()] = true
+	}
+	assert.True(t, checks[StressDeviation] && checks[TextbookDeviation], "the deviation keys %q and %q name contendtest's checks", StressDeviation, TextbookDeviation)
+	assert.Equal(t, contendtest.StressDeviation, StressDeviation)
+	assert.Equal(t, contendtest.TextbookDeviation, TextbookDeviation)
 	for _, b := range Buckets() {
 		names = append(names, "bucket "+b.Name)
 		assert.NotEmpty(t, b.Summary, b.Name)
@@ -74,10 +79,6 @@ func TestRegistryNames(t *testing.T) {
 		if b.Guarantee == Approximate {
 			assert.NotNil(t, b.UnderGrant, "approximate bucket %s must state its under-grant bound", b.Name)
 			assert.NotNil(t, b.BurstExcess, "approximate bucket %s must state its windowed bound", b.Name)
-		}
-		checks := map[string]bool{StressDeviation: true, TextbookDeviation: true}
-		for _, c := range BucketChecks() {
-			checks[c.Name] = true
 		}
 		for check, why := range b.Deviations {
 			assert.True(t, b.Reference, "%s: only references may declare deviations (%s)", b.Name, check)

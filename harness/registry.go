@@ -1,10 +1,12 @@
-// Package harness is the one place every implementation of the lab joins,
-// and the code that drives them all: conformance checks, 100-goroutine
-// stress checks and benchmarks run over the registry below, so a new
-// strategy or backend is one package plus one entry here.
+// Package harness is the one place every implementation of the lab joins:
+// the registry below, as data, and, in its tests, what runs over it. The
+// checks (package contendtest: conformance, 100-goroutine stress,
+// linearizability), the benchmarks, the demonstrations of the racy and
+// broken controls and the remote fault scenarios all read the registry,
+// so a new strategy or backend is one package plus one entry here.
 //
-// The checks are exported (BucketConformance, StressBucket, RunBucket, ...) so
-// that an implementation in another module can run them from its own tests.
+// The package's non-test code links no testing code: cmd/catalog and the
+// report read the registry without it.
 package harness
 
 import (

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/contend-lab/contend/contendtest"
 	"github.com/contend-lab/contend/linearize"
 )
 
@@ -48,7 +49,7 @@ func TestRemoteLinearizable(t *testing.T) {
 			assert.Equal(t, porcupine.Illegal, sum.Verdict, "%s %s: no history of the control in %d was found not linearizable", family, impl.Name, sum.Histories)
 			return
 		}
-		for i := range remoteHistories * StressScale() {
+		for i := range remoteHistories * contendtest.StressScale() {
 			checkHistory(t, &sum, model, record(fmt.Sprintf("%d", i)))
 		}
 		report(t, sum)
@@ -65,9 +66,9 @@ func TestRemoteLinearizable(t *testing.T) {
 					inst, err := impl.New(c, "lin:lock:"+impl.Name+":"+key, RemoteLease)
 					require.NoError(t, err)
 					defer inst.Close()
-					record := RecordLock
+					record := contendtest.RecordLock
 					if impl.NoFencing {
-						record = RecordUnfencedLock
+						record = contendtest.RecordUnfencedLock
 					}
 					h, err := record(inst.Impl, remoteClients, remoteRounds)
 					require.NoError(t, err)
@@ -84,9 +85,9 @@ func TestRemoteLinearizable(t *testing.T) {
 					inst, err := impl.New(c, "lin:sem:"+impl.Name+":"+key, semCapacity, RemoteLease)
 					require.NoError(t, err)
 					defer inst.Close()
-					record := RecordSemaphore
+					record := contendtest.RecordSemaphore
 					if impl.NoFencing {
-						record = RecordUnfencedSemaphore
+						record = contendtest.RecordUnfencedSemaphore
 					}
 					h, err := record(inst.Impl, remoteClients, remoteRounds, stressPermits)
 					require.NoError(t, err)

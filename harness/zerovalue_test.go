@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contend-lab/contend"
+	"github.com/contend-lab/contend/contendtest"
 	"github.com/contend-lab/contend/keyed"
 )
 
@@ -48,8 +49,8 @@ func guarded(f func()) (problem string) {
 // semaphore and keyed limiter type (found by reflection from the registry,
 // so a new entry is walked too) and asserts that it either works, or
 // refuses every call with a clear error, at once: no panic, no hang.
-//   - Locks work like a constructed one (every conformance check; a single
-//     goroutine's use for the racy control), or, as declared in
+//   - Locks work like a constructed one (every contendtest check; a
+//     single goroutine's use for the racy control), or, as declared in
 //     zeroLocksRefuse, return contend.ErrNotConstructed.
 //   - Semaphores have no permits: every request is a *contend.PermitError
 //     with Capacity 0.
@@ -82,12 +83,7 @@ func TestZeroValues(t *testing.T) {
 			if !impl.Guarantee.Correct() {
 				return
 			}
-			for _, c := range lockChecks() {
-				if c.fairOnly && !impl.Fair {
-					continue
-				}
-				t.Run(c.name, func(t *testing.T) { c.run(t, newZero) })
-			}
+			contendtest.Lock(t, newZero, lockOptions(impl)...)
 		})
 	}
 	for _, impl := range Semaphores() {

@@ -36,10 +36,10 @@ func checkSpecs() []checkSpec {
 		{check: "large-clock", family: "bucket", write: (*report).steppedCheck, title: "float64 vs fixed point",
 			doc: "A bucket of capacity 256 at 10⁹ tokens/s on a clock that starts at 1.7 × 10¹⁸ ns (a Unix time in nanoseconds; 54 years of uptime would do too) plus 127, advanced 16 times by 2 ns. A float64 holds such readings only to 256 ns, so the float bucket sees 256 ns pass where 2 did. Grant ratio = granted / (capacity + rate × elapsed)."},
 		{check: "lock-overlaps", family: "lock", write: (*report).exclusion, title: "Exclusion: the racy lock",
-			doc:  "Goroutines acquire, work about 50 ns and release for 20 ms through `harness.RunLock`, which counts critical sections entered while another goroutine was inside one.",
+			doc:  "Goroutines acquire, work about 50 ns and release for 20 ms through `contendtest.RunLock`, which counts critical sections entered while another goroutine was inside one.",
 			unit: "overlap-fraction", what: "fraction of critical sections overlapped", chartUnit: "overlap-fraction", xLabel: "fraction of critical sections that overlapped another (0 is correct)"},
 		{check: "semaphore-overflow", family: "semaphore", write: (*report).exclusion, title: "Capacity: the racy semaphore",
-			doc:  "A semaphore of 4 permits; goroutines take one each for 20 ms through `harness.RunSemaphore`, which counts the permits held at once.",
+			doc:  "A semaphore of 4 permits; goroutines take one each for 20 ms through `contendtest.RunSemaphore`, which counts the permits held at once.",
 			unit: "max-held", what: "most permits held at once (capacity 4)", chartUnit: "max-held", xLabel: "most permits held at once (a correct semaphore: at most 4)", limit: 4},
 	}
 }

@@ -99,7 +99,7 @@ var workloadDoc = map[string]string{
 	"mostly-deny":  "An empty bucket with a tiny rate: almost every request is denied, the path a limiter takes under overload.",
 	"near-limit":   "Demand just above the rate: grants and denials mixed, the bucket hovering near empty.",
 	"empty":        "An empty critical section: the cost of the lock itself and of handing it over.",
-	"work":         "A critical section of about 50 ns of arithmetic (`harness.Work`): contention with a holder that does something.",
+	"work":         "A critical section of about 50 ns of arithmetic (`contendtest.Work`): contention with a holder that does something.",
 }
 
 var clockDoc = map[string]string{
@@ -336,7 +336,7 @@ func (r *report) lockLatency() error {
 	g := groups[0]
 	impls := r.d.Impls(g)
 	r.printf("### Acquire latency and fairness, 100 goroutines\n\n")
-	r.printf("From `BenchmarkLockLatency`: 100 goroutines acquire, work about 50 ns and release for 50 ms per sample, through `harness.RunLock` (whose contexts expire, so the cancellable paths are measured). Latency is from calling `Acquire` to holding the lock, recorded in an HdrHistogram; Jain's fairness index is over the goroutines' acquisition counts (1 = equal shares, 0.01 = one goroutine got everything). GOMAXPROCS %d; medians over the samples.\n\n", r.mainP)
+	r.printf("From `BenchmarkLockLatency`: 100 goroutines acquire, work about 50 ns and release for 50 ms per sample, through `contendtest.RunLock` (whose contexts expire, so the cancellable paths are measured). Latency is from calling `Acquire` to holding the lock, recorded in an HdrHistogram; Jain's fairness index is over the goroutines' acquisition counts (1 = equal shares, 0.01 = one goroutine got everything). GOMAXPROCS %d; medians over the samples.\n\n", r.mainP)
 	title := fmt.Sprintf("locks: acquire latency percentiles, 100 goroutines, GOMAXPROCS %d", r.mainP)
 	c, err := r.percentileChart(g, "100", r.mainP, title, "Acquire")
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/contend-lab/contend"
+	"github.com/contend-lab/contend/contendtest"
 	"github.com/contend-lab/contend/harness"
 	"github.com/contend-lab/contend/internal/etcdclient"
 	"github.com/contend-lab/contend/internal/etcdserver"
@@ -95,7 +96,7 @@ func TestStress(t *testing.T) {
 		t.Cleanup(func() { assert.NoError(t, l.Close()) })
 		return l
 	}
-	checkLock := func(t *testing.T, run harness.LockRun, err error) {
+	checkLock := func(t *testing.T, run contendtest.LockRun, err error) {
 		require.NoError(t, err)
 		t.Logf("%d goroutines: %d acquisitions in %v, p50 %v p99 %v, fairness %.2f",
 			run.Goroutines, run.Acquisitions, run.Elapsed.Round(time.Millisecond), run.P(0.5), run.P(0.99), run.JainFairness())
@@ -106,7 +107,7 @@ func TestStress(t *testing.T) {
 
 	t.Run("lock/clients=1/goroutines=100", func(t *testing.T) {
 		l := lockAt(t, t.Name())
-		run, err := harness.RunLock(l, 100, d, harness.WorkRounds)
+		run, err := contendtest.RunLock(l, 100, d, contendtest.WorkRounds)
 		checkLock(t, run, err)
 		afterRun(t, raw, t.Name(), []*etcdlab.Client{l.Client()})
 		t.Logf("%.1f requests per acquisition", float64(l.RoundTrips())/float64(run.Acquisitions))
@@ -120,7 +121,7 @@ func TestStress(t *testing.T) {
 			s.locks = append(s.locks, l)
 			clients = append(clients, l.Client())
 		}
-		run, err := harness.RunLock(s, 20, d, harness.WorkRounds)
+		run, err := contendtest.RunLock(s, 20, d, contendtest.WorkRounds)
 		checkLock(t, run, err)
 		afterRun(t, raw, t.Name(), clients)
 	})
@@ -135,7 +136,7 @@ func TestStress(t *testing.T) {
 			s.sems = append(s.sems, sem)
 			clients = append(clients, sem.Client())
 		}
-		run, err := harness.RunSemaphore(s, 30, d, func(g int) int64 { return int64(1 + g%3) })
+		run, err := contendtest.RunSemaphore(s, 30, d, func(g int) int64 { return int64(1 + g%3) })
 		require.NoError(t, err)
 		t.Logf("%d acquisitions, most permits held at once %d of %d, p99 %v", run.Acquisitions, run.MaxHeld, run.Capacity, run.P(0.99))
 		assert.Positive(t, run.Acquisitions)

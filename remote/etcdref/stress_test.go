@@ -10,6 +10,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/contend-lab/contend"
+	"github.com/contend-lab/contend/contendtest"
 	"github.com/contend-lab/contend/harness"
 	"github.com/contend-lab/contend/internal/etcdclient"
 	"github.com/contend-lab/contend/internal/etcdserver"
@@ -34,7 +35,7 @@ func TestStress(t *testing.T) {
 	cl := servertest.Start(t, etcdserver.Backend, etcdserver.Single)
 	l, err := etcdref.NewLockAt(cl.Endpoints(), "stress", harness.RemoteLease)
 	require.NoError(t, err)
-	run, err := harness.RunLock(l, 50, 1500*time.Millisecond, harness.WorkRounds)
+	run, err := contendtest.RunLock(l, 50, 1500*time.Millisecond, contendtest.WorkRounds)
 	require.NoError(t, err)
 	t.Logf("%d acquisitions in %v, p50 %v p99 %v, fairness %.2f, %.1f requests per acquisition",
 		run.Acquisitions, run.Elapsed.Round(time.Millisecond), run.P(0.5), run.P(0.99), run.JainFairness(),

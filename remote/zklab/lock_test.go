@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contend-lab/contend"
-	"github.com/contend-lab/contend/harness"
+	"github.com/contend-lab/contend/contendtest"
 	"github.com/contend-lab/contend/internal/zkserver"
 	"github.com/contend-lab/contend/linearize"
 	"github.com/contend-lab/contend/remote/zklab"
@@ -147,7 +147,7 @@ func TestLockStress(t *testing.T) {
 		g := run.goroutines
 		c := dial(t, eps, session)
 		l := newLock(t, c)
-		run, err := harness.RunLock(l, g, run.d, harness.WorkRounds)
+		run, err := contendtest.RunLock(l, g, run.d, contendtest.WorkRounds)
 		require.NoError(t, err)
 		t.Logf("%d goroutines: %d acquisitions, %d round trips, p99 %v", g, run.Acquisitions, l.RoundTrips(), run.P(0.99))
 		assert.Positive(t, run.Acquisitions)
@@ -168,7 +168,7 @@ func TestLockLinearizable(t *testing.T) {
 		locks[i] = newLockOn(t, eps, path)
 	}
 	for range 3 {
-		h, err := harness.RecordLock(roundRobin(locks), len(locks), 15)
+		h, err := contendtest.RecordLock(roundRobin(locks), len(locks), 15)
 		require.NoError(t, err)
 		v, err := linearize.Check(linearize.Lock, h, 30*time.Second, t.TempDir(), "zklab-lock")
 		require.NoError(t, err)

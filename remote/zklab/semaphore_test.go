@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contend-lab/contend"
-	"github.com/contend-lab/contend/harness"
+	"github.com/contend-lab/contend/contendtest"
 	"github.com/contend-lab/contend/linearize"
 	"github.com/contend-lab/contend/remote/zklab"
 )
@@ -206,7 +206,7 @@ func TestSemaphoreStress(t *testing.T) {
 	c := dial(t, eps, session)
 	s, err := zklab.NewSemaphore(c, newPath(t), 4)
 	require.NoError(t, err)
-	run, err := harness.RunSemaphore(s, 50, 500*time.Millisecond, func(g int) int64 { return int64(g%3 + 1) })
+	run, err := contendtest.RunSemaphore(s, 50, 500*time.Millisecond, func(g int) int64 { return int64(g%3 + 1) })
 	require.NoError(t, err)
 	t.Logf("%d acquisitions, at most %d of 4 held, %d round trips", run.Acquisitions, run.MaxHeld, s.RoundTrips())
 	assert.Positive(t, run.Acquisitions)
@@ -228,7 +228,7 @@ func TestSemaphoreLinearizable(t *testing.T) {
 	model, err := linearize.NewSemaphore(4)
 	require.NoError(t, err)
 	for range 3 {
-		h, err := harness.RecordSemaphore(&rrSem{sems: sems}, len(sems), 15, func(g int) int64 { return int64(g%3 + 1) })
+		h, err := contendtest.RecordSemaphore(&rrSem{sems: sems}, len(sems), 15, func(g int) int64 { return int64(g%3 + 1) })
 		require.NoError(t, err)
 		v, err := linearize.Check(model, h, 30*time.Second, t.TempDir(), "zklab-semaphore")
 		require.NoError(t, err)

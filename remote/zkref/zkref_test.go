@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contend-lab/contend"
-	"github.com/contend-lab/contend/harness"
+	"github.com/contend-lab/contend/contendtest"
 	"github.com/contend-lab/contend/internal/servertest"
 	"github.com/contend-lab/contend/internal/zkserver"
 	"github.com/contend-lab/contend/linearize"
@@ -92,7 +92,7 @@ func TestReference(t *testing.T) {
 
 	t.Run("excludes under the harness, histories linearizable", func(t *testing.T) {
 		l := newLock(t, "stress")
-		run, err := harness.RunLock(l, 10, 500*time.Millisecond, harness.WorkRounds)
+		run, err := contendtest.RunLock(l, 10, 500*time.Millisecond, contendtest.WorkRounds)
 		require.NoError(t, err)
 		assert.Positive(t, run.Acquisitions)
 		assert.Zero(t, run.Overlaps)
@@ -100,7 +100,7 @@ func TestReference(t *testing.T) {
 		assert.Empty(t, queue(t, l))
 		// Tokens are all 0, so the model cannot order the grants: give
 		// each lease a token from its position in the history instead.
-		h, err := harness.RecordLock(&counted{l: l}, 4, 10)
+		h, err := contendtest.RecordLock(&counted{l: l}, 4, 10)
 		require.NoError(t, err)
 		v, err := linearize.Check(linearize.Lock, h, 30*time.Second, t.TempDir(), "zkref")
 		require.NoError(t, err)

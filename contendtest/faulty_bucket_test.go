@@ -1,11 +1,15 @@
-package harness
+package contendtest_test
 
 import (
 	"errors"
 	"math/big"
 	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
 
 	"github.com/contend-lab/contend"
+	"github.com/contend-lab/contend/contendtest"
 	"github.com/contend-lab/contend/internal/bucketcore"
 )
 
@@ -26,6 +30,10 @@ type faultyBucket struct {
 }
 
 func (b *faultyBucket) TryTake(n int64) bool {
+	var early int64 // the clock read before the lock, for the fault that decides on it
+	if b.fault == "reads the clock before its lock" {
+		early = b.p.Clock.Now()
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.attempts++
@@ -43,6 +51,9 @@ func (b *faultyBucket) TryTake(n int64) bool {
 		return false
 	}
 	now := b.p.Clock.Now()
+	if b.fault == "reads the clock before its lock" {
+		now = early // stale by the time the lock is held
+	}
 	elapsed := b.p.Limit.Elapsed(b.p.Start, now)
 	capacity := b.p.Limit.Capacity()
 	switch b.fault {
@@ -55,6 +66,16 @@ func (b *faultyBucket) TryTake(n int64) bool {
 	case "keeps tokens beyond capacity":
 		earned := earnedTokens(elapsed, b.rate)
 		if int64(capacity+earned-b.consumed) >= n {
+			b.consumed += uint64(n)
+			return true
+		}
+		return false
+	case "refills on a grid fixed at construction":
+		earned := earnedTokens(elapsed, b.rate)
+		if capacity+earned-b.consumed > capacity {
+			b.consumed = earned // full: forget the surplus, but keep the grid's partial token
+		}
+		if capacity+earned-b.consumed >= uint64(n) {
 			b.consumed += uint64(n)
 			return true
 		}
@@ -98,11 +119,11 @@ func earnedTokens(elapsed uint64, rate float64) uint64 {
 
 type faulty struct {
 	name    string
-	new     NewBucketFunc
+	new     contendtest.NewBucketFunc
 	failing []string // checks that must catch it
 }
 
-func newFaulty(fault string) NewBucketFunc {
+func newFaulty(fault string) contendtest.NewBucketFunc {
 	return func(cfg contend.BucketConfig) (contend.Bucket, error) {
 		switch fault {
 		case "rejects MaxRate":
@@ -137,16 +158,41 @@ func newFaulty(fault string) NewBucketFunc {
 func faultyBuckets() []faulty {
 	return []faulty{
 		{"starts empty", newFaulty("starts empty"), []string{"starts-full", "all-or-nothing", "capped-at-capacity", "synctest-bubble"}},
-		{"takes only one token", newFaulty("takes only one token"), []string{"all-or-nothing", "refill-at-boundaries"}},
-		{"refills 1 ns early", newFaulty("refills 1 ns early"), []string{"refill-at-boundaries", "rate-edges"}},
-		{"keeps tokens beyond capacity", newFaulty("keeps tokens beyond capacity"), []string{"capped-at-capacity", "decades-idle", "synctest-bubble"}},
+		{"takes only one token", newFaulty("takes only one token"), []string{"all-or-nothing", "refill-at-boundaries", "stress"}},
+		{"refills 1 ns early", newFaulty("refills 1 ns early"), []string{"refill-at-boundaries", "rate-edges", "textbook"}},
+		{"keeps tokens beyond capacity", newFaulty("keeps tokens beyond capacity"), []string{"capped-at-capacity", "decades-idle", "synctest-bubble", "textbook", "linearizable"}},
 		{"accepts impossible requests", newFaulty("accepts impossible requests"), []string{"impossible-requests"}},
 		{"overflows int64 on long idle", newFaulty("overflows int64 on long idle"), []string{"decades-idle"}},
-		{"grants every 100th attempt", newFaulty("grants every 100th attempt"), []string{"clock-standing-still"}},
-		{"refills from a clock that went backwards", newFaulty("refills from a clock that went backwards"), []string{"clock-backwards"}},
+		{"grants every 100th attempt", newFaulty("grants every 100th attempt"), []string{"clock-standing-still", "stress"}},
+		{"refills from a clock that went backwards", newFaulty("refills from a clock that went backwards"), []string{"clock-backwards", "linearizable"}},
+		{"refills on a grid fixed at construction", newFaulty("refills on a grid fixed at construction"), []string{"refill-after-take", "textbook"}},
+		{"reads the clock before its lock", newFaulty("reads the clock before its lock"), []string{"stalled-reader"}},
 		{"rejects MaxRate", newFaulty("rejects MaxRate"), []string{"rate-edges"}},
 		{"panics on bad config", newFaulty("panics on bad config"), []string{"bad-config"}},
 		{"returns a plain error", newFaulty("returns a plain error"), []string{"bad-config", "rate-edges"}},
 		{"ignores the default clock", newFaulty("ignores the default clock"), []string{"synctest-bubble"}},
+	}
+}
+
+// TestBucketChecksCatchFaults runs each check over buckets that are wrong
+// in one specific way, so that every check is shown able to fail; and
+// every check over the same bucket without a fault, so that what is
+// caught is the fault.
+func TestBucketChecksCatchFaults(t *testing.T) {
+	checks := contendtest.BucketChecks()
+	t.Run("control", func(t *testing.T) {
+		for _, c := range checks {
+			assert.NoError(t, c.Run(t, newFaulty("")), c.Name())
+		}
+	})
+	for _, f := range faultyBuckets() {
+		t.Run(f.name, func(t *testing.T) {
+			for _, name := range f.failing {
+				err := find(t, checks, name).Run(t, f.new)
+				if assert.Error(t, err, "check %q must catch a bucket that %s", name, f.name) {
+					t.Logf("%s caught: %s", name, firstLine(err.Error()))
+				}
+			}
+		})
 	}
 }

@@ -1,4 +1,4 @@
-package harness
+package contendtest
 
 import (
 	"errors"
@@ -135,9 +135,9 @@ type interval struct{ from, to int64 }
 // goroutine that never blocks (a lock-free bucket never parks it) keeps its
 // P for a whole 10 ms scheduler time slice, and in a 100 ms run at
 // GOMAXPROCS 2 only about 20 of 100 goroutines would ever call TryTake.
-func RunBucket(newBucket func(contend.BucketConfig) (contend.Bucket, error), cfg contend.BucketConfig, goroutines int, d time.Duration) (BucketRun, error) {
+func RunBucket(newBucket NewBucketFunc, cfg contend.BucketConfig, goroutines int, d time.Duration) (BucketRun, error) {
 	if goroutines < 1 {
-		return BucketRun{}, errors.New("harness: RunBucket needs at least one goroutine")
+		return BucketRun{}, errors.New("contendtest: RunBucket needs at least one goroutine")
 	}
 	if err := cfg.Validate(); err != nil {
 		return BucketRun{}, err

@@ -1,4 +1,4 @@
-package harness
+package contendtest
 
 import (
 	"errors"
@@ -13,110 +13,66 @@ import (
 	"github.com/contend-lab/contend"
 )
 
-// NewBucketFunc builds a bucket from a configuration, as BucketImpl.New does.
+// NewBucketFunc builds a bucket from a configuration, or returns a
+// *contend.ConfigError for a configuration it refuses.
 type NewBucketFunc func(contend.BucketConfig) (contend.Bucket, error)
 
-// BucketCheck is one named conformance check of the Bucket contract. It is
-// deterministic: every bucket it builds runs on a contend.ManualClock (or,
-// for the synctest check, the default clock inside a testing/synctest
-// bubble), so it needs no sleeping and cannot flake.
-//
-// Run returns nil when the bucket conforms and an error saying what it did
-// instead otherwise; it recovers a panic into an error. t is used only to
-// open synctest bubbles, never to fail the test, so a check can also be run
-// expecting a failure (see BucketImpl.Deviations).
-type BucketCheck struct {
-	Name string
-	Doc  string
-	Run  func(t *testing.T, newBucket NewBucketFunc) error
-}
-
-// CounterCheck is one named conformance check of the Counter contract,
-// single-goroutine and deterministic.
-type CounterCheck struct {
-	Name string
-	Doc  string
-	Run  func(newCounter func() contend.Counter) error
-}
-
-// BucketChecks returns the bucket conformance checks, in a stable order.
-func BucketChecks() []BucketCheck {
-	return []BucketCheck{
-		{"starts-full", "a new bucket grants Capacity tokens at once, and no more", checkStartsFull},
-		{"all-or-nothing", "a request larger than what the bucket holds takes nothing", checkAllOrNothing},
-		{"refill-at-boundaries", "the k-th token after draining appears at ceil(k×1e9/Rate) ns, never earlier", checkRefillAtBoundaries},
-		{"capped-at-capacity", "a long idle bucket holds Capacity tokens, not more", checkCappedAtCapacity},
-		{"impossible-requests", "n <= 0 and n > Capacity are refused and change nothing", checkImpossibleRequests},
-		{"decades-idle", "50 and 290 years of idle time refill to Capacity without overflow, and refill goes on", checkDecadesIdle},
-		{"clock-standing-still", "a drained bucket on a clock that does not move grants nothing", checkClockStandingStill},
-		{"clock-backwards", "a clock reading before an earlier one adds no tokens", checkClockBackwards},
-		{"rate-edges", "MinRate and MaxRate work exactly; the next float64 beyond each is rejected", checkRateEdges},
-		{"bad-config", "invalid Capacity or Rate is a *contend.ConfigError naming field and value, never a panic", checkBadConfig},
-		{"synctest-bubble", "on the default clock inside a synctest bubble, a 1 s sleep refills Rate × 1 s", checkSynctestBubble},
-	}
-}
-
-// CounterChecks returns the counter conformance checks, in a stable order.
-func CounterChecks() []CounterCheck {
-	return []CounterCheck{
-		{"starts-at-zero", "a new counter loads 0", checkCounterZero},
-		{"exact-sequential", "after each of a mixed-sign sequence of Adds, Load returns the running sum", checkCounterSequential},
-		{"wraps-like-int64", "overflow wraps around as int64 addition does", checkCounterWraps},
-	}
-}
-
-// BucketConformance runs every BucketCheck over impl as subtests. A check
-// listed in impl.Deviations is run expecting an error, so that a declared
-// deviation of a reference implementation stays true.
-func BucketConformance(t *testing.T, impl BucketImpl) {
+// Bucket runs every check of [BucketChecks] on buckets newBucket builds,
+// each as a subtest of t, held to what opts declare: exact (the textbook
+// token bucket's decisions, in the order they take effect) unless
+// [Approximate]. A bucket built with a nil Clock must use
+// contend.DefaultClock. The stress checks set GOMAXPROCS: do not call
+// Bucket from parallel tests.
+func Bucket(t *testing.T, newBucket NewBucketFunc, opts ...Option) {
 	t.Helper()
-	for _, c := range BucketChecks() {
-		t.Run(c.Name, func(t *testing.T) {
-			err := runBucketCheck(t, c, impl.New)
-			if why, deviates := impl.Deviations[c.Name]; deviates {
-				if err == nil {
-					t.Errorf("%s declares a deviation from %q (%s), but the check passes: remove it from the registry", impl.Name, c.Name, why)
-				} else {
-					t.Logf("%s deviates as declared: %v", impl.Name, err)
-				}
-				return
-			}
-			if err != nil {
-				t.Errorf("%s fails %q (%s): %v", impl.Name, c.Name, c.Doc, err)
-			}
-		})
+	if newBucket == nil {
+		t.Fatal("contendtest.Bucket: newBucket is nil")
+	}
+	runAll(t, bucketFamily, BucketChecks(), newBucket, opts)
+}
+
+// BucketChecks returns the bucket checks, in a stable order: first the
+// sequential ones, deterministic on a contend.ManualClock (or, for
+// synctest-bubble, the default clock in a testing/synctest bubble), then
+// the checks against the textbook bucket, then the concurrent ones.
+func BucketChecks() []Check[NewBucketFunc] {
+	plain := func(name, doc string, check func(NewBucketFunc) error) Check[NewBucketFunc] {
+		return Check[NewBucketFunc]{name: name, doc: doc, family: bucketFamily, run: fromError(check)}
+	}
+	return []Check[NewBucketFunc]{
+		plain("starts-full", "a new bucket grants Capacity tokens at once, and no more", checkStartsFull),
+		plain("all-or-nothing", "a request larger than what the bucket holds takes nothing", checkAllOrNothing),
+		plain("refill-at-boundaries", "the k-th token after draining appears at ceil(k×1e9/Rate) ns, never earlier", checkRefillAtBoundaries),
+		plain("capped-at-capacity", "a long idle bucket holds Capacity tokens, not more", checkCappedAtCapacity),
+		plain("impossible-requests", "n <= 0 and n > Capacity are refused and change nothing", checkImpossibleRequests),
+		plain("decades-idle", "50 and 290 years of idle time refill to Capacity without overflow, and refill goes on", checkDecadesIdle),
+		plain("clock-standing-still", "a drained bucket on a clock that does not move grants nothing", checkClockStandingStill),
+		plain("clock-backwards", "a clock reading before an earlier one adds no tokens", checkClockBackwards),
+		plain("rate-edges", "MinRate and MaxRate work exactly; the next float64 beyond each is rejected", checkRateEdges),
+		plain("bad-config", "invalid Capacity or Rate is a *contend.ConfigError naming field and value, never a panic", checkBadConfig),
+		{name: "synctest-bubble", doc: "on the default clock inside a synctest bubble, a 1 s sleep refills Rate × 1 s",
+			family: bucketFamily, run: checkSynctestBubble},
+		{name: "refill-after-take", doc: "exact: at 1 token/s, a token taken at 1.5 s is due again at 2.5 s, not on a grid fixed at construction",
+			family: bucketFamily, run: checkRefillAfterTake},
+		{name: TextbookDeviation, doc: "random sequential histories make the textbook bucket's decisions (approximate: windows within the stated excess)",
+			family: bucketFamily, run: checkTextbook, ownDeviation: true},
+		{name: "stalled-reader", doc: "exact: a call whose clock reading went stale while another was granted is still granted a token there throughout",
+			family: bucketFamily, run: checkStalledReader},
+		{name: "linearizable", doc: "exact: concurrent histories on stale clock readings are linearizable against the textbook bucket (porcupine)",
+			family: bucketFamily, run: checkLinearizableBucket},
+		{name: StressDeviation, doc: "100 goroutines at GOMAXPROCS 1, 2 and 8 never get more than Capacity + Rate × elapsed, and at least 98% of the supply",
+			family: bucketFamily, run: checkStressBucket, ownDeviation: true},
+		{name: "stale-readings", doc: "100 goroutines on a clock whose readings go stale: no window over Capacity + Rate × W (approximate: + the stated excess)",
+			family: bucketFamily, run: checkStaleReadings, ownDeviation: true},
 	}
 }
 
-// CounterConformance runs every CounterCheck over impl as subtests.
-func CounterConformance(t *testing.T, impl CounterImpl) {
-	t.Helper()
-	for _, c := range CounterChecks() {
-		t.Run(c.Name, func(t *testing.T) {
-			if err := runCounterCheck(c, impl.New); err != nil {
-				t.Errorf("%s fails %q (%s): %v", impl.Name, c.Name, c.Doc, err)
-			}
-		})
-	}
-}
-
-func runBucketCheck(t *testing.T, c BucketCheck, nb NewBucketFunc) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("panic: %v", p)
-		}
-	}()
-	return c.Run(t, nb)
-}
-
-func runCounterCheck(c CounterCheck, nc func() contend.Counter) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("panic: %v", p)
-		}
-	}()
-	return c.Run(nc)
-}
+// StressDeviation and TextbookDeviation name the bucket checks whose
+// declared deviations mean more than an expected failure (see [Deviates]).
+const (
+	StressDeviation   = "stress"
+	TextbookDeviation = "textbook"
+)
 
 // manual builds a bucket on a new ManualClock starting at start.
 func manual(nb NewBucketFunc, capacity int64, rate float64, start int64) (contend.Bucket, *contend.ManualClock, error) {
@@ -148,7 +104,7 @@ func takes(b contend.Bucket, clk *contend.ManualClock, what string, seq ...take)
 
 const startOfTime = 1_000_000_007 // ManualClock start: neither 0 nor a round number
 
-func checkStartsFull(_ *testing.T, nb NewBucketFunc) error {
+func checkStartsFull(nb NewBucketFunc) error {
 	for _, c := range []int64{1, 2, 10, 1000} {
 		b, clk, err := manual(nb, c, 1, startOfTime)
 		if err != nil {
@@ -174,7 +130,7 @@ func checkStartsFull(_ *testing.T, nb NewBucketFunc) error {
 	return nil
 }
 
-func checkAllOrNothing(_ *testing.T, nb NewBucketFunc) error {
+func checkAllOrNothing(nb NewBucketFunc) error {
 	b, clk, err := manual(nb, 10, 1, startOfTime)
 	if err != nil {
 		return err
@@ -221,7 +177,7 @@ func maxCapacityAt(rate float64) int64 {
 // never grant early), so when 1e9/Rate is not a finite binary fraction (3/s,
 // 1e6/3 /s) the token may be due up to 1 ns later, and never more for times
 // below 2^62 ns; for rates like 10/s, 0.5/s and 1e9/s there is no slack.
-func checkRefillAtBoundaries(_ *testing.T, nb NewBucketFunc) error {
+func checkRefillAtBoundaries(nb NewBucketFunc) error {
 	rates := []float64{10, 3, 7.5, 1, 0.5, 1e9, 1e6 / 3, 1e9 / 7, 1234.5678}
 	ks := []uint64{1, 2, 3, 7, 10, 999, 1_000_003, 1<<33 + 1}
 	for _, rate := range rates {
@@ -258,7 +214,7 @@ func checkRefillAtBoundaries(_ *testing.T, nb NewBucketFunc) error {
 	return nil
 }
 
-func checkCappedAtCapacity(_ *testing.T, nb NewBucketFunc) error {
+func checkCappedAtCapacity(nb NewBucketFunc) error {
 	b, clk, err := manual(nb, 5, 10, startOfTime)
 	if err != nil {
 		return err
@@ -274,7 +230,7 @@ func checkCappedAtCapacity(_ *testing.T, nb NewBucketFunc) error {
 	return takes(b, clk, "100 ms later", take{2, false}, take{1, true}, take{1, false})
 }
 
-func checkImpossibleRequests(_ *testing.T, nb NewBucketFunc) error {
+func checkImpossibleRequests(nb NewBucketFunc) error {
 	b, clk, err := manual(nb, 10, 1, startOfTime)
 	if err != nil {
 		return err
@@ -289,7 +245,7 @@ func checkImpossibleRequests(_ *testing.T, nb NewBucketFunc) error {
 
 const year = 365 * 24 * time.Hour
 
-func checkDecadesIdle(_ *testing.T, nb NewBucketFunc) error {
+func checkDecadesIdle(nb NewBucketFunc) error {
 	cases := []struct {
 		capacity int64
 		rate     float64
@@ -335,7 +291,7 @@ func checkDecadesIdle(_ *testing.T, nb NewBucketFunc) error {
 	return nil
 }
 
-func checkClockStandingStill(_ *testing.T, nb NewBucketFunc) error {
+func checkClockStandingStill(nb NewBucketFunc) error {
 	b, clk, err := manual(nb, 3, 1000, startOfTime)
 	if err != nil {
 		return err
@@ -358,7 +314,7 @@ type backwardsClock struct{ t int64 }
 
 func (c *backwardsClock) Now() int64 { return c.t }
 
-func checkClockBackwards(_ *testing.T, nb NewBucketFunc) error {
+func checkClockBackwards(nb NewBucketFunc) error {
 	clk := &backwardsClock{t: startOfTime}
 	b, err := nb(contend.BucketConfig{Capacity: 10, Rate: 10, Clock: clk})
 	if err != nil {
@@ -384,7 +340,7 @@ func checkClockBackwards(_ *testing.T, nb NewBucketFunc) error {
 	return nil
 }
 
-func checkRateEdges(_ *testing.T, nb NewBucketFunc) error {
+func checkRateEdges(nb NewBucketFunc) error {
 	// MaxRate: one token per nanosecond.
 	b, clk, err := manual(nb, 1000, contend.MaxRate, startOfTime)
 	if err != nil {
@@ -426,7 +382,7 @@ func checkRateEdges(_ *testing.T, nb NewBucketFunc) error {
 	return nil
 }
 
-func checkBadConfig(_ *testing.T, nb NewBucketFunc) error {
+func checkBadConfig(nb NewBucketFunc) error {
 	cases := []struct {
 		cfg   contend.BucketConfig
 		field string
@@ -485,9 +441,17 @@ func expectConfigError(nb NewBucketFunc, cfg contend.BucketConfig, field string,
 // goroutine in the bubble is blocked: a one-second sleep must refill exactly
 // Rate × 1 s tokens. This is how a user tests code built on the lab's
 // buckets without real sleeping.
-func checkSynctestBubble(t *testing.T, nb NewBucketFunc) error {
+func checkSynctestBubble(c *checker, nb NewBucketFunc, _ *options) {
+	if c.t == nil {
+		c.skip("the synctest bubble needs a *testing.T")
+	}
 	var err error
-	synctest.Test(t, func(*testing.T) {
+	synctest.Test(c.t, func(*testing.T) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("inside a bubble: panic: %v", p)
+			}
+		}()
 		err = func() error {
 			b, err := nb(contend.BucketConfig{Capacity: 100, Rate: 10})
 			if err != nil {
@@ -510,40 +474,7 @@ func checkSynctestBubble(t *testing.T, nb NewBucketFunc) error {
 			return nil
 		}()
 	})
-	return err
-}
-
-func checkCounterZero(nc func() contend.Counter) error {
-	if got := nc().Load(); got != 0 {
-		return fmt.Errorf("new counter loads %d", got)
+	if err != nil {
+		c.Errorf("%v", err)
 	}
-	return nil
-}
-
-func checkCounterSequential(nc func() contend.Counter) error {
-	c := nc()
-	var want int64
-	for i := 0; i < 1000; i++ {
-		d := counterDeltas[i%len(counterDeltas)] * int64(i)
-		c.Add(d)
-		want += d
-		if got := c.Load(); got != want {
-			return fmt.Errorf("after Add %d (delta %d): Load = %d, want %d", i+1, d, got, want)
-		}
-	}
-	return nil
-}
-
-func checkCounterWraps(nc func() contend.Counter) error {
-	c := nc()
-	c.Add(math.MaxInt64)
-	c.Add(1)
-	if got := c.Load(); got != math.MinInt64 {
-		return fmt.Errorf("MaxInt64 + 1 = %d, want %d", got, int64(math.MinInt64))
-	}
-	c.Add(-1)
-	if got := c.Load(); got != math.MaxInt64 {
-		return fmt.Errorf("MinInt64 - 1 = %d, want %d", got, int64(math.MaxInt64))
-	}
-	return nil
 }

@@ -1,4 +1,4 @@
-package harness
+package contendtest
 
 import (
 	"context"
@@ -18,8 +18,9 @@ import (
 // dependent chain) on x and returns the result. It is the lab's stand-in
 // for a critical section's work: pure arithmetic on a register, which the
 // compiler cannot remove as long as the result is used, and which touches
-// no shared memory, so it costs the same whatever the lock. One round is
-// about 2 ns on this machine's cores; WorkRounds rounds are about 50 ns.
+// no shared memory, so it costs the same whatever the lock: a few
+// nanoseconds a round (harness's BenchmarkLock, workload "work",
+// measures WorkRounds of them under a lock).
 func Work(x uint64, n int) uint64 {
 	for range n {
 		x ^= x << 13
@@ -30,22 +31,30 @@ func Work(x uint64, n int) uint64 {
 }
 
 // WorkRounds is the number of Work rounds in the lab's "work" critical
-// section: about 50 ns of arithmetic.
+// section: some tens of nanoseconds of arithmetic.
 const WorkRounds = 25
 
 // workSink keeps the critical sections' results alive.
 var workSink atomic.Uint64
 
-// Latency histograms record acquire waits in ns, from 1 ns to a minute
-// (longer waits are recorded as a minute), to 2 significant digits: 1%
+// Latency histograms record waits in ns, from 1 ns to a minute (longer
+// waits are recorded as a minute), to 2 significant digits: 1%
 // resolution in about 30 KB per histogram.
 const (
 	latencyMax     = int64(time.Minute)
 	latencySigFigs = 2
 )
 
-func newLatencyHistogram() *hdrhistogram.Histogram {
+// NewLatencyHistogram returns an empty histogram of the kind
+// LockRun.Latency is: waits in ns from 1 ns to a minute, to 1%.
+func NewLatencyHistogram() *hdrhistogram.Histogram {
 	return hdrhistogram.New(1, latencyMax, latencySigFigs)
+}
+
+// RecordLatency records d in h, a histogram from NewLatencyHistogram,
+// clamped to its range.
+func RecordLatency(h *hdrhistogram.Histogram, d time.Duration) {
+	_ = h.RecordValue(min(max(int64(d), 1), latencyMax)) // in range: cannot fail
 }
 
 // LockRun is the outcome of RunLock.
@@ -73,11 +82,11 @@ type LockRun struct {
 // JainFairness returns Jain's fairness index over PerGoroutine:
 // (Σx)² / (n·Σx²). It is 1 when every goroutine acquired equally often and
 // 1/n when one goroutine got every acquisition; 0 when there were none.
-func (r LockRun) JainFairness() float64 { return jain(r.PerGoroutine) }
+func (r LockRun) JainFairness() float64 { return JainFairness(r.PerGoroutine) }
 
 // P returns the q-quantile (0 < q <= 1; P(0.99) is p99) of the successful
 // Acquire latencies, to the histogram's 1% resolution; 0 with none.
-func (r LockRun) P(q float64) time.Duration { return quantile(r.Latency, q) }
+func (r LockRun) P(q float64) time.Duration { return Quantile(r.Latency, q) }
 
 // SemaphoreRun is the outcome of RunSemaphore.
 type SemaphoreRun struct {
@@ -99,11 +108,11 @@ type SemaphoreRun struct {
 
 // JainFairness returns Jain's fairness index over PerGoroutine; see
 // LockRun.JainFairness.
-func (r SemaphoreRun) JainFairness() float64 { return jain(r.PerGoroutine) }
+func (r SemaphoreRun) JainFairness() float64 { return JainFairness(r.PerGoroutine) }
 
 // P returns the q-quantile of the successful Acquire latencies; see
 // LockRun.P.
-func (r SemaphoreRun) P(q float64) time.Duration { return quantile(r.Latency, q) }
+func (r SemaphoreRun) P(q float64) time.Duration { return Quantile(r.Latency, q) }
 
 // RunLock starts goroutines that each loop, until d has passed: Acquire l,
 // run a critical section, Release. The goroutines start together from a
@@ -247,7 +256,7 @@ func runContenders(goroutines int, d time.Duration,
 	start := make(chan struct{})
 	wg.Add(goroutines)
 	for g := range goroutines {
-		hists[g] = newLatencyHistogram()
+		hists[g] = NewLatencyHistogram()
 		go func() {
 			defer wg.Done()
 			<-start
@@ -269,7 +278,7 @@ func runContenders(goroutines int, d time.Duration,
 					break
 				}
 				per[g]++
-				_ = hist.RecordValue(min(max(int64(wait), 1), latencyMax))
+				RecordLatency(hist, wait)
 				maxWaits[g] = max(maxWaits[g], wait)
 			}
 			workSink.Add(acc)
@@ -280,7 +289,7 @@ func runContenders(goroutines int, d time.Duration,
 	t0 := time.Now()
 	close(start)
 	wg.Wait()
-	c := contention{elapsed: time.Since(t0), perGoroutine: per, latency: newLatencyHistogram()}
+	c := contention{elapsed: time.Since(t0), perGoroutine: per, latency: NewLatencyHistogram()}
 	for g := range goroutines {
 		c.acquisitions += per[g]
 		c.latency.Merge(hists[g])
@@ -289,23 +298,24 @@ func runContenders(goroutines int, d time.Duration,
 	return c, firstErr
 }
 
-// jain returns Jain's fairness index of xs: (Σx)² / (n·Σx²), or 0 if every
-// x is 0.
-func jain(xs []int64) float64 {
+// JainFairness returns Jain's fairness index of counts: (Σx)² / (n·Σx²).
+// It is 1 when every count is the same, 1/n when one has them all, and 0
+// when all are 0.
+func JainFairness(counts []int64) float64 {
 	var sum, squares float64
-	for _, x := range xs {
+	for _, x := range counts {
 		sum += float64(x)
 		squares += float64(x) * float64(x)
 	}
 	if squares == 0 {
 		return 0
 	}
-	return sum * sum / (float64(len(xs)) * squares)
+	return sum * sum / (float64(len(counts)) * squares)
 }
 
-// quantile returns h's q-quantile (0 < q <= 1) as a duration, 0 for an
-// empty or missing histogram.
-func quantile(h *hdrhistogram.Histogram, q float64) time.Duration {
+// Quantile returns h's q-quantile (0 < q <= 1; 0.99 is p99) as a
+// duration, to the histogram's resolution; 0 for a nil or empty one.
+func Quantile(h *hdrhistogram.Histogram, q float64) time.Duration {
 	if h == nil || h.TotalCount() == 0 {
 		return 0
 	}
