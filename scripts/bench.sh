@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/bench.sh full|quick: run the benchmark suite and regenerate results/.
 #
-#   full   make bench:       -cpu 1,2,4,8, -count 10  (13 to 20 minutes on 2 cores)
+#   full   make bench:       -cpu 1,2,4,8, -count 10  (about 20 minutes on 2 cores,
+#                             a third of it the remote tier's fault scenarios)
 #   quick  make bench-quick: -cpu 1,2,   -count 6    (about 1.5 minutes)
 #
 # The remote tier (every backend in harness.Backends) runs unless REMOTE=0;
@@ -9,8 +10,9 @@
 #
 # Overrides (environment): CPU, COUNT, BENCHTIME (throughput benchmarks),
 # WAITTIME (the blocking Wait), LOCKTIME (locks and semaphores), LATENCYTIME (bucket TryTake latency),
-# REMOTE (1 or 0), REMOTETIME and REMOTE_COUNT (remote tier, at the last
-# -cpu value), CHECK_COUNT (correctness, lock latency, bucket latency and
+# REMOTE (1 or 0), REMOTETIME, REMOTE_COUNT and REMOTE_CPU (remote tier; its
+# GOMAXPROCS defaults to the machine's cores, which the servers share),
+# CHECK_COUNT (correctness, lock latency, bucket latency and
 # memory benchmarks), BENCH (regexp of families), OUT (default results).
 # COUNT below 6 leaves the report without confidence intervals: benchmath
 # needs 6 samples for a 95% CI of the median.
@@ -28,7 +30,7 @@ case "$mode" in
 full)
 	CPU=${CPU:-1,2,4,8}
 	COUNT=${COUNT:-10}
-	BENCHTIME=${BENCHTIME:-1000000x}
+	BENCHTIME=${BENCHTIME:-500000x}
 	WAITTIME=${WAITTIME:-200000x}
 	CHECK_COUNT=${CHECK_COUNT:-6}
 	LOCKTIME=${LOCKTIME:-20ms}
@@ -60,6 +62,7 @@ LOCKBENCH=${LOCKBENCH:-Lock|Semaphore}
 LOCKTIME=${LOCKTIME:-}
 OUT=${OUT:-results}
 REMOTE=${REMOTE:-1}
+REMOTE_CPU=${REMOTE_CPU:-$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc)}
 
 log() { echo "bench: $*" >&2; }
 
@@ -119,9 +122,9 @@ echo "benchtime: $LATENCYTIME" >>"$raw"
 # whose server is missing and whose skip variable is set is skipped.
 if [ "$REMOTE" = 1 ]; then
 	"$GO" run ./cmd/catalog -servers >>"$raw"
-	log "remote tier: -bench 'Remote' -count $REMOTE_COUNT -benchtime $REMOTETIME"
+	log "remote tier: -bench 'Remote' -cpu $REMOTE_CPU -count $REMOTE_COUNT -benchtime $REMOTETIME"
 	echo "benchtime: $REMOTETIME" >>"$raw"
-	(cd harness && run -test.bench '^BenchmarkRemote(Lock|Bucket)$' -test.cpu "${CPU##*,}" -test.count "$REMOTE_COUNT" -test.benchtime "$REMOTETIME")
+	(cd harness && run -test.bench '^BenchmarkRemote(Lock|Bucket)$' -test.cpu "$REMOTE_CPU" -test.count "$REMOTE_COUNT" -test.benchtime "$REMOTETIME")
 	log "remote tier: fault scenarios (harness.TestRemoteFaults) -> faults.jsonl"
 	CONTEND_FAULTS_OUT="$tmp/faults.jsonl" "$GO" test -count=1 -timeout 30m -run '^TestRemoteFaults$' ./harness >&2
 else

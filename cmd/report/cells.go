@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -296,11 +297,15 @@ func (d *Data) Impls(g groupID) []string {
 	return impls
 }
 
-// Procs returns the distinct GOMAXPROCS values measured, ascending.
-func (d *Data) Procs() []int {
+// Procs returns the distinct GOMAXPROCS values measured, ascending: of
+// every cell, or only of the cells of the given families.
+func (d *Data) Procs(families ...string) []int {
 	seen := map[int]bool{}
 	var ps []int
 	for id := range d.Cells {
+		if len(families) > 0 && !slices.Contains(families, id.Family) {
+			continue
+		}
 		if !seen[id.Procs] {
 			seen[id.Procs] = true
 			ps = append(ps, id.Procs)

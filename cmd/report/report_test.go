@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"flag"
+	"fmt"
 	"image/png"
 	"math"
 	"os"
@@ -361,4 +362,29 @@ func withFixtureCatalog(t *testing.T, dir string) {
 	cat, err := os.ReadFile(filepath.Join(fixture, catalog.File))
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, catalog.File), cat, 0o644))
+}
+
+// TestRemoteTierAtItsOwnProcs: the remote tier may run at a GOMAXPROCS the
+// in-process benchmarks did not end on; its tables and charts read the
+// cells where they are instead of drawing an empty log-scale chart (which
+// panicked inside gonum/plot).
+func TestRemoteTierAtItsOwnProcs(t *testing.T) {
+	dir := t.TempDir()
+	var raw strings.Builder
+	raw.WriteString("cores: 2\n")
+	for i := 0; i < 6; i++ {
+		fmt.Fprintf(&raw, "BenchmarkCounter/workload=add-only/impl=mutex/goroutines=1-2 \t 100 \t %d ns/op\n", 10+i)
+		for _, g := range []int{1, 100} {
+			fmt.Fprintf(&raw, "BenchmarkRemoteLock/backend=redis/workload=single/impl=redis/goroutines=%d-8 \t 100 \t %d ns/op \t %d p50-ns \t %d p99-ns \t %d p999-ns\n", g, 200000+i, 190000+i, 400000+i, 600000+i)
+		}
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "bench.txt"), []byte(raw.String()), 0o644))
+	withFixtureCatalog(t, dir)
+	out := t.TempDir()
+	var stderr bytes.Buffer
+	require.NoError(t, run([]string{"-raw", dir, "-out", out}, &stderr), stderr.String())
+	report, err := os.ReadFile(filepath.Join(out, "REPORT.md"))
+	require.NoError(t, err)
+	assert.Contains(t, string(report), "contending goroutines (GOMAXPROCS 8)")
+	assert.Contains(t, string(report), "| `redis` | 100 | 200 µs |")
 }

@@ -108,7 +108,67 @@ func (r *report) whichDistributedLock() error {
 		}
 	}
 	r.distributedVerdicts(locks, top, p, scores)
+	r.distributedHandOff(locks, top, p)
 	return nil
+}
+
+// handOffTailLimit is the fair hand-off's target on the tail: at the top
+// contention a lab lock's p99 Acquire + Release latency within this many
+// times its p50 (a waiter that sleeps through releases shows a p99 a
+// hundred times its p50).
+const handOffTailLimit = 10
+
+// distributedHandOff writes, per deployment, how each of the lab's own
+// correct locks hands off under contention: its p99 against its p50 (the
+// target is handOffTailLimit), and its time per operation against each
+// reference lock measured on the same deployment, with significance.
+func (r *report) distributedHandOff(locks []distLock, goroutines string, procs int) {
+	cell := func(l distLock, unit string) *Cell { return r.d.Cell(r.id(l.g, l.impl, goroutines, procs, unit)) }
+	var lines []string
+	for _, lab := range locks {
+		if lab.info.Reference || !lab.info.Correct() {
+			continue
+		}
+		p50, p99, op := cell(lab, "p50-sec"), cell(lab, "p99-sec"), cell(lab, "sec/op")
+		if p50 == nil || p99 == nil || op == nil || p50.Summary.Center <= 0 {
+			continue
+		}
+		tail := p99.Summary.Center / p50.Summary.Center
+		verdict := "within"
+		if tail > handOffTailLimit {
+			verdict = "outside"
+		}
+		line := fmt.Sprintf("%s: p99 %s, %s× its p50 (%s the %d× target)", lab.name(), fmtTime(p99.Summary.Center), sig3(tail), verdict, handOffTailLimit)
+		var against []string
+		for _, ref := range locks {
+			if !ref.info.Reference || ref.g != lab.g {
+				continue
+			}
+			rop := cell(ref, "sec/op")
+			if rop == nil {
+				continue
+			}
+			cmp := r.d.Compare(op, rop)
+			ratio := rop.Summary.Center / op.Summary.Center
+			s := fmt.Sprintf("%s× `%s`'s (p=%.3f)", sig3(ratio), ref.impl, cmp.P)
+			if cmp.P >= cmp.Alpha {
+				s = fmt.Sprintf("a tie with `%s` (%s×, p=%.3f)", ref.impl, sig3(ratio), cmp.P)
+			}
+			against = append(against, s)
+		}
+		if len(against) > 0 {
+			line += "; throughput " + strings.Join(against, ", ")
+		}
+		lines = append(lines, line)
+	}
+	if len(lines) == 0 {
+		return
+	}
+	r.printf("**Hand-off under contention** (%s goroutines): each of the lab's own locks, its tail against its median, and its throughput against the references on the same deployment (above 1× is faster than the reference).\n\n", goroutines)
+	for _, l := range lines {
+		r.printf("- %s.\n", l)
+	}
+	r.printf("\n")
 }
 
 // distributedLatencyChart draws the latency percentiles of every correct

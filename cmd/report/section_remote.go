@@ -55,9 +55,12 @@ func (r *report) remoteTier() error {
 }
 
 // remoteProcs is the GOMAXPROCS the remote benchmarks ran at: the main one
-// if they ran there, else the last.
+// if they ran there, else the highest they ran at.
 func (r *report) remoteProcs() int {
-	procs := r.d.Procs()
+	procs := r.d.Procs("RemoteLock", "RemoteBucket")
+	if len(procs) == 0 {
+		return r.mainP
+	}
 	p := procs[len(procs)-1]
 	for _, q := range procs {
 		if q == r.mainP {
