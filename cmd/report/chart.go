@@ -216,7 +216,7 @@ func (e errXY) hasCI() bool {
 type series struct {
 	impl   string
 	label  string // the legend's text: the name, marked when racy or broken
-	marked bool   // racy or broken: dashed line and open marks
+	marked bool   // racy or broken: dashed line, or pale marks where there is none
 	points errXY
 }
 
@@ -262,6 +262,9 @@ func lineChart(title, xLabel, yLabel string, ss []series, o lineOpts) (*chart, e
 			}
 		}
 		col := implColor(s.impl)
+		if s.marked && o.noLines {
+			col = barFill(s.impl, true) // no line to dash: pale marks
+		}
 		sc, err := plotter.NewScatter(pts)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", title, s.impl, err)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -78,6 +79,30 @@ func (r *report) noteMissing(c *chart, g groupID, shown []string, where string) 
 	if len(missing) > 0 {
 		c.note("not shown: %s (no result %s)", strings.Join(missing, ", "), where)
 	}
+	if unmeasured := r.notBenchmarked(g); len(unmeasured) > 0 {
+		c.note("not in this benchmark: %s (see What goes wrong)", strings.Join(unmeasured, ", "))
+	}
+}
+
+// notBenchmarked lists the registry's implementations of an in-process
+// family that group g has no result for at all (controls measured only by
+// the correctness checks), for a family whose benchmark runs every
+// implementation it can; nil for a benchmark of a subset (Wait runs only
+// the limiters) or of another tier.
+func (r *report) notBenchmarked(g groupID) []string {
+	if g.Backend != "" || !slices.Contains([]string{"Counter", "Bucket", "Lock", "Semaphore"}, g.Family) {
+		return nil
+	}
+	family := r.regFamily(g)
+	measured := r.d.Impls(g)
+	var out []string
+	for k := range r.reg {
+		if k[0] == family && !slices.Contains(measured, k[1]) {
+			out = append(out, k[1])
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // noteMarks explains the marking of racy and broken implementations when

@@ -103,7 +103,7 @@ func (r *report) whichDistributedLock() error {
 	if c, err := r.distributedLatencyChart(locks, top, p); err != nil {
 		return err
 	} else if c != nil {
-		if err := r.embed(c, "distributed-locks-latency", "every distributed lock: latency percentiles"); err != nil {
+		if err := r.embed(c, "distributed-locks-latency", "every correct distributed lock: latency percentiles"); err != nil {
 			return err
 		}
 	}
@@ -208,9 +208,22 @@ func (r *report) distributedLatencyChart(locks []distLock, goroutines string, pr
 	for i, q := range quantiles {
 		ticks = append(ticks, plot.Tick{Value: float64(i + 1), Label: q.label})
 	}
-	title := fmt.Sprintf("every distributed lock: Acquire + Release latency, %s goroutines", goroutines)
-	return lineChart(title, "percentile (marks spread within each column)", unit+" (log scale)", ss,
+	title := fmt.Sprintf("every correct distributed lock: Acquire + Release latency, %s goroutines", goroutines)
+	c, err := lineChart(title, "percentile (marks spread within each column)", unit+" (log scale)", ss,
 		lineOpts{logY: true, xTicks: ticks, noLines: true, spread: 0.6, shadeFrom: math.NaN()})
+	if err != nil {
+		return nil, err
+	}
+	var left []string
+	for _, l := range locks {
+		if !l.info.Correct() {
+			left = append(left, l.impl)
+		}
+	}
+	if len(left) > 0 {
+		c.note("not shown: the broken controls %s (in the table)", strings.Join(left, ", "))
+	}
+	return c, nil
 }
 
 // distributedVerdicts writes the generated answers: the fastest lock, the

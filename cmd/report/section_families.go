@@ -37,11 +37,20 @@ func familySpecs() []familySpec {
 
 }
 
-// baselineOf returns the implementation a family's deltas are measured
-// against.
-func baselineOf(family string) string {
+// workloadBaselines names, for a workload whose family's baseline does not
+// run in it, the implementation its deltas are measured against instead.
+var workloadBaselines = map[string]map[string]string{
+	"Keyed": {"zipf-string": "go-limiter"}, // string keys: the keyed library users run
+}
+
+// baselineOf returns the implementation group g's deltas are measured
+// against: its workload's, or else its family's.
+func baselineOf(g groupID) string {
+	if b, ok := workloadBaselines[g.Family][g.Workload]; ok {
+		return b
+	}
 	for _, f := range familySpecs() {
-		if f.bench == family {
+		if f.bench == g.Family {
 			return f.baseline
 		}
 	}
@@ -223,7 +232,7 @@ func (r *report) goroutineBars(g groupID, procs int, title string) (*chart, erro
 // implementation: time/op at each goroutine count, and the comparison with
 // the baseline at the most goroutines.
 func (r *report) compactTable(g groupID, procs int) {
-	baseline := baselineOf(g.Family)
+	baseline := baselineOf(g)
 	gcs := r.d.GoroutineCounts(g)
 	top := gcs[len(gcs)-1]
 	family := r.regFamily(g)
@@ -266,7 +275,7 @@ func timeWithCI(c *Cell) string {
 
 // table writes group g's table at GOMAXPROCS procs.
 func (r *report) table(g groupID, procs int) {
-	baseline := baselineOf(g.Family)
+	baseline := baselineOf(g)
 	r.printf("| impl | goroutines | time/op | 95%% CI | vs %s | allocs/op |\n|---|---|---|---|---|---|\n", baseline)
 	for _, impl := range r.d.Impls(g) {
 		first := true
@@ -317,8 +326,7 @@ func (r *report) keyed(groups []groupID) error {
 		if err := r.scalingChart(g); err != nil {
 			return err
 		}
-		base := map[string]string{"zipf": "mutex-map", "zipf-string": "go-limiter"}[g.Workload]
-		if base != "" && contains(r.d.Impls(g), base) {
+		if base := baselineOf(g); contains(r.d.Impls(g), base) {
 			r.printf("`%s` is the baseline here.\n\n", base)
 		}
 		r.compactTable(g, r.mainP)
