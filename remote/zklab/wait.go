@@ -47,7 +47,7 @@ func (q queue) acquire(ctx context.Context, n int64, try bool) (contend.Lease, e
 		if err != nil {
 			return nil, fmt.Errorf("zklab: %s: %w", op, err)
 		}
-		lease, err := q.wait(ctx, m, try, op)
+		lease, err := q.wait(ctx, m, q.c.readToken(ctx, m), try, op)
 		switch {
 		case !errors.Is(err, errRequeue):
 			return lease, err
@@ -89,8 +89,9 @@ func blockers(ahead []node, n, capacity int64) []node {
 	return sorted
 }
 
-// wait holds once m fits. See Lock.Acquire and Lock.TryAcquire.
-func (q queue) wait(ctx context.Context, m mine, try bool, op string) (contend.Lease, error) {
+// wait holds once m fits, with the token that early delivers. See
+// Lock.Acquire and Lock.TryAcquire.
+func (q queue) wait(ctx context.Context, m mine, early <-chan tokenRead, try bool, op string) (contend.Lease, error) {
 	fail := func(err error) (contend.Lease, error) {
 		q.c.abandonPath(q.path, "", m.path)
 		return nil, fmt.Errorf("zklab: %s: %w", op, err)
@@ -131,7 +132,7 @@ func (q queue) wait(ctx context.Context, m mine, try bool, op string) (contend.L
 		first := fitting(nodes, q.capacity) // the first waiter, or len(nodes)
 		switch {
 		case i < first:
-			lease, err := q.hold(ctx, m, op)
+			lease, err := q.hold(ctx, m, early, op)
 			if err == nil && q.capacity > 1 && i+1 < len(nodes) {
 				// The next node may be watching this one, from when this
 				// one did not fit: wake it.
@@ -187,11 +188,47 @@ func (q queue) wait(ctx context.Context, m mine, try bool, op string) (contend.L
 	}
 }
 
-// hold makes m's lease once it fits: it reads the node's Czxid for the
-// token. A ctx that is done by now fails the acquire (it may have ended
-// before the permits were handed over).
-func (q queue) hold(ctx context.Context, m mine, op string) (contend.Lease, error) {
-	tok, err := q.c.token(ctx, m)
+// tokenRead is the outcome of reading a node's Czxid.
+type tokenRead struct {
+	tok uint64
+	err error
+}
+
+// readToken starts reading m's Czxid, the lease's fencing token, as soon
+// as the node is made: a node's Czxid never changes, so the read overlaps
+// the listing and the wait instead of adding a round trip to every
+// hand-off.
+func (c *Client) readToken(ctx context.Context, m mine) <-chan tokenRead {
+	ch := make(chan tokenRead, 1)
+	go func() {
+		tok, err := c.token(ctx, m)
+		ch <- tokenRead{tok, err}
+	}()
+	return ch
+}
+
+// hold makes m's lease once it fits, with the token early read (read again
+// if that read failed for a reason that may pass). A ctx that is done by
+// now fails the acquire (it may have ended before the permits were handed
+// over), and so does m's session having ended.
+func (q queue) hold(ctx context.Context, m mine, early <-chan tokenRead, op string) (contend.Lease, error) {
+	var r tokenRead
+	select {
+	case r = <-early:
+	case <-ctx.Done():
+		r.err = ctx.Err()
+	}
+	if r.err != nil && !errors.Is(r.err, errRequeue) && !definitive(r.err) && ctx.Err() == nil {
+		r.tok, r.err = q.c.token(ctx, m)
+	}
+	tok, err := r.tok, r.err
+	switch {
+	case err != nil:
+	case !m.sess.Alive():
+		err = errRequeue
+	case ctx.Err() != nil:
+		err = ctx.Err()
+	}
 	if err != nil {
 		if errors.Is(err, errRequeue) {
 			return nil, err
