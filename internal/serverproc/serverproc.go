@@ -120,9 +120,24 @@ func kill(r *run) {
 	<-r.done
 }
 
-// Pause stops the process with SIGSTOP. Pausing a paused process does
-// nothing.
-func (p *Process) Pause() error { return p.signal(syscall.SIGSTOP) }
+// Pause stops the process with SIGSTOP and returns once every thread of
+// it has stopped (on Linux), so that nothing it answers after Pause
+// returns. Pausing a paused process does nothing.
+func (p *Process) Pause() error {
+	if err := p.signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	run := p.run
+	p.mu.Unlock()
+	if run == nil {
+		return fmt.Errorf("serverproc: %s is not running (killed)", p.spec.Name)
+	}
+	return waitStopped(run.cmd.Process.Pid, pauseTimeout)
+}
+
+// pauseTimeout bounds how long Pause waits for the threads to stop.
+const pauseTimeout = 5 * time.Second
 
 // Resume continues a paused process with SIGCONT.
 func (p *Process) Resume() error { return p.signal(syscall.SIGCONT) }
