@@ -300,6 +300,7 @@ func (r *report) distributedVerdicts(locks []distLock, goroutines string, procs 
 	if len(byBackend) > 1 {
 		r.printf("- **Faults survived, by backend** (its correct locks, every deployment, every scenario run on them; a failure a design declares counts against it): %s.\n", strings.Join(byBackend, "; "))
 	}
+	r.designNotServer(locks, scores)
 	// Backends pairwise, each by its fastest correct lock.
 	var perBackend []ranked
 	seen := map[string]bool{}
@@ -317,4 +318,43 @@ func (r *report) distributedVerdicts(locks []distLock, goroutines string, procs 
 		r.printf("- **Backend against backend**, each by its fastest correct lock: %s's %s is faster %s.\n", perBackend[0].l.g.Backend, perBackend[0].l.name(), strings.Join(parts, "; "))
 	}
 	r.printf("\n")
+}
+
+// designNotServer writes what the fault table says about where robustness
+// comes from, for the source article's claim that one server is more
+// robust than another: the lab's own locks against the broken controls
+// (the article's designs), by backend.
+func (r *report) designNotServer(locks []distLock, scores map[string]faultScore) {
+	var lab, controls faultScore
+	var perBackend []string
+	for _, b := range r.cat.Backends {
+		var ctl faultScore
+		for _, l := range locks {
+			s, ok := scores[l.name()]
+			if !ok || l.g.Backend != b.Name {
+				continue
+			}
+			switch {
+			case !l.info.Correct():
+				ctl.survived += s.survived
+				ctl.run += s.run
+			case !l.info.Reference:
+				lab.survived += s.survived
+				lab.run += s.run
+			}
+		}
+		if ctl.run > 0 {
+			perBackend = append(perBackend, fmt.Sprintf("on %s %d of %d", b.Name, ctl.survived, ctl.run))
+			controls.survived += ctl.survived
+			controls.run += ctl.run
+		}
+	}
+	if lab.run == 0 || controls.run == 0 {
+		return
+	}
+	verdict := "so robustness here belongs to the design, not to the server"
+	if lab.survived < lab.run {
+		verdict = "and some of the lab's own designs failed a scenario: see the table"
+	}
+	r.printf("- **Design or server?** The lab's own locks survived %d of the %d fault scenarios run on them, on every backend; the source articles' designs, run as broken controls, survived %s; %s.\n", lab.survived, lab.run, strings.Join(perBackend, ", "), verdict)
 }
