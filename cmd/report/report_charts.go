@@ -82,6 +82,35 @@ func (r *report) noteMissing(c *chart, g groupID, shown []string, where string) 
 	if unmeasured := r.notBenchmarked(g); len(unmeasured) > 0 {
 		c.note("not in this benchmark: %s (see What goes wrong)", strings.Join(unmeasured, ", "))
 	}
+	if elsewhere := r.onlyElsewhere(g); len(elsewhere) > 0 {
+		c.note("not run in this workload: %s (measured in the family's others)", strings.Join(elsewhere, ", "))
+	}
+}
+
+// onlyElsewhere lists the implementations that other groups of g's
+// in-process family measured and g did not (a reference that runs on one
+// clock only, a lock that cannot wait), so that a chart says why a name
+// its neighbours show is missing.
+func (r *report) onlyElsewhere(g groupID) []string {
+	// Correctness groups are different families' checks, and the keyed
+	// workloads compare different libraries by design.
+	if g.Backend != "" || !slices.Contains([]string{"Counter", "Bucket", "Wait", "Lock", "Semaphore"}, g.Family) {
+		return nil
+	}
+	here := r.d.Impls(g)
+	var out []string
+	for _, o := range r.d.Groups(g.Family) {
+		if o == g {
+			continue
+		}
+		for _, impl := range r.d.Impls(o) {
+			if !slices.Contains(here, impl) && !slices.Contains(out, impl) {
+				out = append(out, impl)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // notBenchmarked lists the registry's implementations of an in-process
