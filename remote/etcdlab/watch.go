@@ -64,6 +64,7 @@ func newDeletions(c *Client, prefix string) *deletions {
 type sub struct {
 	keys []string
 	rev  int64         // the keys existed at this revision
+	gen  int           // the watch incarnation it subscribed under
 	wake chan struct{} // a token when hit or stale
 
 	// under deletions.mu:
@@ -93,6 +94,7 @@ func (d *deletions) subscribe(rev int64, keys ...string) *sub {
 	if d.cancel == nil {
 		d.start()
 	}
+	s.gen = d.gen
 	if d.ready && rev < d.from {
 		s.stale = true
 		s.signal()
@@ -190,13 +192,14 @@ func (d *deletions) halt() {
 	d.from = max(d.from, d.seen)
 }
 
-// restart replaces the running watch with a new one: a waiter's timer found
-// a deletion the watch did not report (its stream stalls on a paused
-// member, say).
-func (d *deletions) restart() {
+// restart replaces watch incarnation gen, if it still runs, with a new
+// one: a waiter's timer found a deletion the watch did not report (its
+// stream stalls on a paused member, say). Waiters that found the same
+// stall replace it once: the others see a newer incarnation running.
+func (d *deletions) restart(gen int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.cancel == nil {
+	if d.cancel == nil || gen != d.gen {
 		return
 	}
 	d.halt()
