@@ -112,7 +112,6 @@ func Dial(endpoints []string, sessionTimeout time.Duration, opts ...Option) (*Cl
 			conn.Close()
 			err = fmt.Errorf("zklab: dial %s: connected to itself", addr)
 		}
-		hp.dialed(err)
 		if err != nil {
 			return nil, err
 		}

@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/contend-lab/contend/internal/netfault"
 	"github.com/contend-lab/contend/remote/zklab"
 )
 
@@ -58,4 +60,57 @@ func pipe(conn net.Conn, addr string) {
 	go func() { _, _ = io.Copy(up, conn); done <- struct{}{} }()
 	go func() { _, _ = io.Copy(conn, up); done <- struct{}{} }()
 	<-done
+}
+
+// TestUnreachableServerFailsRequests: once the client has lost its
+// connection, a request waiting to be sent fails with zk.ErrNoServer
+// within a few seconds, whatever the way the server is unreachable: a
+// server that accepts connections and drops them at once, one that never
+// answers, or none listening. go-zookeeper's requests take no context, so
+// this bound is all a caller without one has (zkref's Release runs
+// zk.Lock.Unlock so). It failed the server that accepts and drops: the
+// client's host provider counted a successful dial as a success, never
+// told go-zookeeper that a round failed, and the request waited for ever.
+func TestUnreachableServerFailsRequests(t *testing.T) {
+	eps := standalone(t)
+	const bound = 10 * time.Second
+	for _, tc := range []struct {
+		name  string
+		fault func(p *netfault.Proxy)
+		heal  func(p *netfault.Proxy)
+	}{
+		{"accepts and resets", func(p *netfault.Proxy) { p.RefuseNew(true); p.ResetConnections() }, func(p *netfault.Proxy) { p.RefuseNew(false) }},
+		{"never answers", func(p *netfault.Proxy) { p.Partition() }, func(p *netfault.Proxy) { p.Heal() }},
+		{"not listening", func(p *netfault.Proxy) { require.NoError(t, p.Close()) }, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := netfault.Listen(eps[0])
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = p.Close() })
+			c := dial(t, []string{p.Addr()}, session)
+			_, _, err = c.Conn().Exists("/")
+			require.NoError(t, err)
+
+			tc.fault(p)
+			require.Eventually(t, func() bool { return c.Conn().State() != zk.StateHasSession }, bound, time.Millisecond,
+				"the client never noticed it lost its connection")
+			start := time.Now()
+			result := make(chan error, 1)
+			go func() { _, _, err := c.Conn().Exists("/"); result <- err }()
+			select {
+			case err := <-result:
+				t.Logf("failed after %v: %v", time.Since(start), err)
+				assert.ErrorIs(t, err, zk.ErrNoServer)
+			case <-time.After(bound):
+				assert.Fail(t, "a request to an unreachable server is still waiting", "after %v", bound)
+			}
+
+			if tc.heal == nil {
+				return
+			}
+			tc.heal(p)
+			assert.Eventually(t, func() bool { _, _, err := c.Conn().Exists("/"); return err == nil }, bound, 10*time.Millisecond,
+				"the client did not come back once the server was reachable again")
+		})
+	}
 }

@@ -7,21 +7,28 @@ import (
 )
 
 // hosts is the client's zk.HostProvider: the servers in turn, as
-// go-zookeeper's own provider does, but paced by dial failures instead of
-// by sessions. go-zookeeper's provider makes the client sleep a second
-// before reconnecting to a server it was connected to whenever it has
-// tried every server once since its last session began, which on a
-// standalone server is every reconnection, even one the server asked for
-// (a moved or expired session). Here a reconnection after a successful
-// dial is immediate, and failed dials are retried every redialPause,
-// telling go-zookeeper that a round failed (it then fails the requests
-// waiting to be sent, with zk.ErrNoServer, and sleeps a second) only once
-// every failRounds rounds.
+// go-zookeeper's own provider does, but paced by time instead of by
+// rounds. go-zookeeper's provider makes the client sleep a second before
+// reconnecting to a server it was connected to whenever it has tried every
+// server once since its last session began, which on a standalone server
+// is every reconnection, even one the server asked for (a moved or expired
+// session). Here the first attempt after a session is immediate, every
+// further round of attempts without a session waits redialPause, and only
+// when attempts have gone on for noServerAfter without a session does the
+// provider tell go-zookeeper that a round failed: it then fails the
+// requests waiting to be sent, with zk.ErrNoServer, and sleeps a second.
+//
+// An attempt succeeds when go-zookeeper reports a session (Connected), not
+// when its dial does: a server that accepts connections and then drops
+// them, or never answers the handshake, must fail the waiting requests as
+// one that refuses connections does, or they would wait for ever.
 type hosts struct {
 	mu      sync.Mutex
 	servers []string
 	next    int
-	failed  int // dials failed in a row
+	tries   int       // attempts since the last session began
+	since   time.Time // when the current streak of attempts without a session began
+	restart bool      // the last Next reported a failed round: the next starts a streak
 
 	// gate is held by ExpireSession while it closes the session from
 	// another connection: the client, whose connection the server drops,
@@ -30,8 +37,8 @@ type hosts struct {
 }
 
 const (
-	redialPause = 50 * time.Millisecond
-	failRounds  = 20
+	redialPause   = 50 * time.Millisecond
+	noServerAfter = time.Second
 )
 
 func (h *hosts) Init(servers []string) error {
@@ -54,32 +61,33 @@ func (h *hosts) Next() (server string, retryStart bool) {
 	h.gate.Lock()
 	h.gate.Unlock() // an empty critical section: only waits for the gate
 	h.mu.Lock()
-	failed, n := h.failed, len(h.servers)
+	n := len(h.servers)
 	server = h.servers[h.next%n]
 	h.next++
+	tries := h.tries
+	h.tries++
+	now := time.Now()
+	if tries == 0 || h.restart {
+		h.since, h.restart = now, false
+	}
+	failed := tries > 0 && now.Sub(h.since) >= noServerAfter
+	h.restart = failed
 	h.mu.Unlock()
-	if failed == 0 {
-		return server, false
-	}
-	if failed%(n*failRounds) == 0 {
+	switch {
+	case tries == 0:
+		return server, false // the first attempt since a session: at once
+	case failed:
 		return server, true
-	}
-	if failed%n == 0 {
-		time.Sleep(redialPause) // a round failed: pause before the next
+	case tries%n == 0:
+		time.Sleep(redialPause) // a round without a session: pause before the next
 	}
 	return server, false
 }
 
 // Connected is go-zookeeper's report of a new or resumed session.
-func (h *hosts) Connected() {}
-
-// dialed records the outcome of a dial.
-func (h *hosts) dialed(err error) {
+func (h *hosts) Connected() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if err != nil {
-		h.failed++
-	} else {
-		h.failed = 0
-	}
+	h.tries = 0
+	h.restart = false
 }
