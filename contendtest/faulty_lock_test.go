@@ -100,7 +100,13 @@ type faultyLease struct {
 
 func (s *faultyLease) Token() uint64 { return s.token }
 
-func (s *faultyLease) Release(context.Context) error {
+func (s *faultyLease) Release(ctx context.Context) error {
+	if s.fault == "release-blocks" {
+		// A Release that waits on a server that never answers: it returns
+		// only when its context ends, as the contract lets it.
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	if s.fault == "release-twice-frees" {
 		s.release()
 		return nil
@@ -311,6 +317,22 @@ func TestLockChecksCatchFaults(t *testing.T) {
 			}
 		})
 		assert.Positive(t, run.Overlaps, "RunLock must see critical sections of a lock that excludes nobody overlap")
+	})
+	t.Run("run/release-blocks", func(t *testing.T) {
+		// The runs bound their Releases, so a Release that never returns
+		// fails the run, by name, instead of hanging the test.
+		t.Parallel()
+		start := time.Now()
+		_, err := contendtest.RunLock(newFaultyLock("release-blocks"), 2, 20*time.Millisecond, 0)
+		assert.ErrorContains(t, err, "did not return within")
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Less(t, time.Since(start), contendtest.ReleasePatience+5*time.Second, "the run outlived its bound")
+	})
+	t.Run("record/release-blocks", func(t *testing.T) {
+		t.Parallel()
+		_, err := contendtest.RecordLock(newFaultyLock("release-blocks"), 2, 1)
+		assert.ErrorContains(t, err, "did not return within")
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
 	})
 	t.Run("run/repeated-tokens", func(t *testing.T) {
 		run, err := contendtest.RunLock(newFaultyLock("repeated-tokens"), 2, 20*time.Millisecond, 0)

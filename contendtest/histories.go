@@ -25,7 +25,8 @@ import (
 // the operations that overlap). Many short histories are checked instead.
 
 // recordPatience bounds every blocking Acquire of a recorded run, so that
-// a lock that never grants fails the run instead of hanging it.
+// a lock that never grants fails the run instead of hanging it; its
+// Releases have ReleasePatience more.
 const recordPatience = 10 * time.Second
 
 // RecordCounter starts clients goroutines, released together, that each
@@ -114,6 +115,8 @@ func recordContenders(clients, rounds int,
 	errs := make([]error, clients)
 	ctx, cancel := context.WithTimeout(context.Background(), recordPatience)
 	defer cancel()
+	releaseCtx, releaseCancel := context.WithTimeout(context.Background(), recordPatience+ReleasePatience)
+	defer releaseCancel()
 	together(clients, func(g int) {
 		acc := uint64(g) + 1
 		for i := range rounds {
@@ -140,14 +143,14 @@ func recordContenders(clients, rounds int,
 			acc = Work(acc^tok, WorkRounds)
 			runtime.Gosched()
 			o = rec.Call(g, linearize.LockInput{Op: linearize.Release, Token: tok})
-			err = lease.Release(context.Background())
+			err = lease.Release(releaseCtx)
 			switch {
 			case err == nil:
 				o.Return(linearize.LockOutput{})
 			case errors.Is(err, contend.ErrNotHeld):
 				o.Return(linearize.LockOutput{Outcome: linearize.NotHeld})
 			default:
-				errs[g] = fmt.Errorf("client %d: Release: %w", g, err)
+				errs[g] = fmt.Errorf("client %d: Release: %w", g, releasing(releaseCtx, err))
 				return
 			}
 		}

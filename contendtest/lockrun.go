@@ -128,6 +128,10 @@ func (r SemaphoreRun) P(q float64) time.Duration { return Quantile(r.Latency, q)
 // atomic maximum), does work rounds of Work, and decrements the count.
 // Each successful Acquire's duration goes into the latency histogram.
 //
+// Release is called with a context that ends ReleasePatience after d has
+// passed (one context for the whole run: nothing is allocated per call),
+// so a Release that never returns fails the run instead of hanging it.
+//
 // It returns an error for bad arguments, for an Acquire that fails other
 // than by its expired context, and for a failed Release; the run's counts
 // up to that point come with it. A lock that never grants anything leaves
@@ -254,6 +258,8 @@ func runContenders(goroutines int, d time.Duration,
 	hists := make([]*hdrhistogram.Histogram, goroutines)
 	maxWaits := make([]time.Duration, goroutines)
 	start := make(chan struct{})
+	releaseCtx, releaseCancel := context.WithTimeout(context.Background(), d+ReleasePatience)
+	defer releaseCancel()
 	wg.Add(goroutines)
 	for g := range goroutines {
 		hists[g] = NewLatencyHistogram()
@@ -273,8 +279,8 @@ func runContenders(goroutines int, d time.Duration,
 					break
 				}
 				acc = hold(g, lease, acc)
-				if err := lease.Release(context.Background()); err != nil {
-					fail(fmt.Errorf("goroutine %d: Release: %w", g, err))
+				if err := lease.Release(releaseCtx); err != nil {
+					fail(fmt.Errorf("goroutine %d: Release: %w", g, releasing(releaseCtx, err)))
 					break
 				}
 				per[g]++
@@ -296,6 +302,20 @@ func runContenders(goroutines int, d time.Duration,
 		c.maxWait = max(c.maxWait, maxWaits[g])
 	}
 	return c, firstErr
+}
+
+// ReleasePatience is how long after a run's end (RunLock and RunSemaphore's
+// d, or a recorded history's bound) its Releases may still take: a Release
+// still blocked then has its context end, and fails the run.
+const ReleasePatience = 10 * time.Second
+
+// releasing says, of a Release's error, when it came from the run's own
+// bound: the Release did not return in time.
+func releasing(ctx context.Context, err error) error {
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("did not return within %v of the run's end: %w", ReleasePatience, err)
+	}
+	return err
 }
 
 // JainFairness returns Jain's fairness index of counts: (Σx)² / (n·Σx²).
