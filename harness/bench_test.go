@@ -44,6 +44,8 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+
+	"github.com/contend-lab/contend/internal/hangreport"
 )
 
 // benchUnits are the benchfmt unit metadata lines TestMain prints before a
@@ -67,12 +69,14 @@ var benchUnits = []string{
 // output of `go test` for tests alone stays clean.
 func TestMain(m *testing.M) {
 	flag.Parse()
+	stop := hangreport.Arm(hangreport.Margin)
 	if f := flag.Lookup("test.bench"); f != nil && f.Value.String() != "" {
 		for _, u := range benchUnits {
 			fmt.Println(u)
 		}
 	}
 	code := m.Run()
+	stop()
 	stopBenchClusters()
 	os.Exit(code)
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/contend-lab/contend"
+	"github.com/contend-lab/contend/internal/hangreport"
 	"github.com/contend-lab/contend/internal/redisserver"
 	"github.com/contend-lab/contend/internal/redisx"
 	"github.com/contend-lab/contend/internal/serverproc"
@@ -45,10 +46,11 @@ type quiet struct{}
 
 func (quiet) Printf(context.Context, string, ...any) {}
 
-// Main is a TestMain that silences go-redis's logger and runs the tests.
+// Main is a TestMain that silences go-redis's logger and runs the tests,
+// with a report of where they wait if they hang (package hangreport).
 func Main(m *testing.M) {
 	redis.SetLogger(quiet{})
-	os.Exit(m.Run())
+	os.Exit(hangreport.Run(m))
 }
 
 // Servers starts n redis-servers for t and returns a client for each,

@@ -2,6 +2,7 @@ package etcdlab
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/contend-lab/contend/internal/etcdclient"
 	"github.com/contend-lab/contend/internal/etcdserver"
+	"github.com/contend-lab/contend/internal/hangreport"
 	"github.com/contend-lab/contend/internal/servertest"
 )
 
@@ -143,3 +145,7 @@ func waitQueued(t *testing.T, cli *clientv3.Client, prefix string, n int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestMain reports where a hung test waits before go test's timeout
+// would (package hangreport).
+func TestMain(m *testing.M) { os.Exit(hangreport.Run(m)) }

@@ -3,6 +3,7 @@ package etcdref
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/contend-lab/contend"
 	"github.com/contend-lab/contend/internal/etcdclient"
 	"github.com/contend-lab/contend/internal/etcdserver"
+	"github.com/contend-lab/contend/internal/hangreport"
 	"github.com/contend-lab/contend/internal/servertest"
 )
 
@@ -396,3 +398,7 @@ func BenchmarkLock(b *testing.B) {
 		})
 	}
 }
+
+// TestMain reports where a hung test waits before go test's timeout
+// would (package hangreport).
+func TestMain(m *testing.M) { os.Exit(hangreport.Run(m)) }

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contend-lab/contend"
+	"github.com/contend-lab/contend/internal/hangreport"
 	"github.com/contend-lab/contend/internal/zkserver"
 	"github.com/contend-lab/contend/remote"
 	"github.com/contend-lab/contend/remote/zklab"
@@ -57,7 +58,7 @@ var shared struct {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := hangreport.Run(m)
 	if shared.c != nil {
 		shared.c.Stop()
 	}

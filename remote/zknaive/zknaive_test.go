@@ -2,6 +2,7 @@ package zknaive_test
 
 import (
 	"context"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contend-lab/contend"
+	"github.com/contend-lab/contend/internal/hangreport"
 	"github.com/contend-lab/contend/internal/servertest"
 	"github.com/contend-lab/contend/internal/zkserver"
 	"github.com/contend-lab/contend/remote/zklab"
@@ -162,3 +164,7 @@ func within(t *testing.T, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// TestMain reports where a hung test waits before go test's timeout
+// would (package hangreport).
+func TestMain(m *testing.M) { os.Exit(hangreport.Run(m)) }

@@ -2,6 +2,7 @@ package zkref_test
 
 import (
 	"context"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/contend-lab/contend"
 	"github.com/contend-lab/contend/contendtest"
+	"github.com/contend-lab/contend/internal/hangreport"
 	"github.com/contend-lab/contend/internal/servertest"
 	"github.com/contend-lab/contend/internal/zkserver"
 	"github.com/contend-lab/contend/linearize"
@@ -174,3 +176,7 @@ func done() context.Context {
 type atomicCounter struct{ n atomic.Uint64 }
 
 func (a *atomicCounter) next() uint64 { return a.n.Add(1) }
+
+// TestMain reports where a hung test waits before go test's timeout
+// would (package hangreport).
+func TestMain(m *testing.M) { os.Exit(hangreport.Run(m)) }
