@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -203,4 +204,39 @@ func WaitServing(ctx context.Context, c Cluster) (time.Duration, error) {
 		}
 	}
 	return time.Since(start), nil
+}
+
+// The helpers below are what every server package's Cluster does the same
+// way with its own server type.
+
+// NodesOf returns servers as Nodes, in their order: a Cluster's Nodes.
+func NodesOf[N Node](servers []N) []Node {
+	nodes := make([]Node, len(servers))
+	for i, s := range servers {
+		nodes[i] = s
+	}
+	return nodes
+}
+
+// EndpointsOf returns each server's Addr, in order: a Cluster's Endpoints.
+func EndpointsOf[N interface{ Addr() string }](servers []N) []string {
+	eps := make([]string, len(servers))
+	for i, s := range servers {
+		eps[i] = s.Addr()
+	}
+	return eps
+}
+
+// AskEach calls ask for every server at once, and returns once all have
+// answered: the answers and the errors, in server order. Clusters ask so
+// which server leads, each question bounded by the caller's context.
+func AskEach[N, T any](servers []N, ask func(N) (T, error)) ([]T, []error) {
+	answers := make([]T, len(servers))
+	errs := make([]error, len(servers))
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		wg.Go(func() { answers[i], errs[i] = ask(s) })
+	}
+	wg.Wait()
+	return answers, errs
 }

@@ -417,22 +417,10 @@ func (c *Cluster) Deployment() remote.Deployment { return c.d }
 func (c *Cluster) Members() []*Member { return c.members }
 
 // Nodes returns the members as remote.Nodes, in a fixed order.
-func (c *Cluster) Nodes() []remote.Node {
-	nodes := make([]remote.Node, len(c.members))
-	for i, m := range c.members {
-		nodes[i] = m
-	}
-	return nodes
-}
+func (c *Cluster) Nodes() []remote.Node { return remote.NodesOf(c.members) }
 
 // Endpoints returns every member's client address, in node order.
-func (c *Cluster) Endpoints() []string {
-	eps := make([]string, len(c.members))
-	for i, m := range c.members {
-		eps[i] = m.Addr()
-	}
-	return eps
-}
+func (c *Cluster) Endpoints() []string { return remote.EndpointsOf(c.members) }
 
 // Leader asks every member, concurrently and within ctx, which member
 // leads, and returns the node index of the member that names itself and is
@@ -446,16 +434,10 @@ func (c *Cluster) Leader(ctx context.Context) (int, error) {
 	if c.d.Topology != remote.Replicated {
 		return -1, fmt.Errorf("etcdserver: %w: deployment %q is a single member", remote.ErrNoLeader, c.d.Name)
 	}
-	votes := make([]uint64, len(c.members))
-	errs := make([]error, len(c.members))
-	var wg sync.WaitGroup
-	for i, m := range c.members {
-		wg.Go(func() {
-			st, err := m.status(ctx)
-			votes[i], errs[i] = st.Leader, err
-		})
-	}
-	wg.Wait()
+	votes, errs := remote.AskEach(c.members, func(m *Member) (uint64, error) {
+		st, err := m.status(ctx)
+		return st.Leader, err
+	})
 	count := map[uint64]int{}
 	for _, v := range votes {
 		if v != 0 {

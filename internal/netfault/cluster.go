@@ -95,13 +95,7 @@ type view struct {
 
 func (v *view) Nodes() []remote.Node { return slices.Clone(v.nodes) }
 
-func (v *view) Endpoints() []string {
-	eps := make([]string, len(v.ps))
-	for i, p := range v.ps {
-		eps[i] = p.Addr()
-	}
-	return eps
-}
+func (v *view) Endpoints() []string { return remote.EndpointsOf(v.ps) }
 
 func (v *view) Stop() { _ = v.ps.Close() }
 

@@ -221,21 +221,8 @@ func (c *cluster) Leader(context.Context) (int, error) {
 	return -1, fmt.Errorf("redisserver: %w: independent servers", remote.ErrNoLeader)
 }
 
-func (c *cluster) Nodes() []remote.Node {
-	nodes := make([]remote.Node, len(c.servers))
-	for i, s := range c.servers {
-		nodes[i] = s
-	}
-	return nodes
-}
-
-func (c *cluster) Endpoints() []string {
-	eps := make([]string, len(c.servers))
-	for i, s := range c.servers {
-		eps[i] = s.Addr()
-	}
-	return eps
-}
+func (c *cluster) Nodes() []remote.Node { return remote.NodesOf(c.servers) }
+func (c *cluster) Endpoints() []string  { return remote.EndpointsOf(c.servers) }
 
 func (c *cluster) Stop() {
 	for _, s := range c.servers {

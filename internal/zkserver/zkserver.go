@@ -540,22 +540,10 @@ func (c *Cluster) Deployment() remote.Deployment { return c.d }
 func (c *Cluster) Servers() []*Server { return c.servers }
 
 // Nodes returns the servers as remote.Nodes, in myid order.
-func (c *Cluster) Nodes() []remote.Node {
-	nodes := make([]remote.Node, len(c.servers))
-	for i, s := range c.servers {
-		nodes[i] = s
-	}
-	return nodes
-}
+func (c *Cluster) Nodes() []remote.Node { return remote.NodesOf(c.servers) }
 
 // Endpoints returns every server's client address, in node order.
-func (c *Cluster) Endpoints() []string {
-	eps := make([]string, len(c.servers))
-	for i, s := range c.servers {
-		eps[i] = s.Addr()
-	}
-	return eps
-}
+func (c *Cluster) Endpoints() []string { return remote.EndpointsOf(c.servers) }
 
 // Leader returns the index of the server whose srvr says "Mode: leader",
 // asking them all at once within ctx, or an error wrapping
@@ -565,13 +553,7 @@ func (c *Cluster) Leader(ctx context.Context) (int, error) {
 	if c.d.Topology != remote.Replicated {
 		return -1, fmt.Errorf("zkserver: %w: %s is a standalone server", remote.ErrNoLeader, c.d.Name)
 	}
-	modes := make([]string, len(c.servers))
-	errs := make([]error, len(c.servers))
-	var wg sync.WaitGroup
-	for i, s := range c.servers {
-		wg.Go(func() { modes[i], errs[i] = s.Mode(ctx) })
-	}
-	wg.Wait()
+	modes, errs := remote.AskEach(c.servers, func(s *Server) (string, error) { return s.Mode(ctx) })
 	for i, m := range modes {
 		if m == "leader" {
 			return i, nil
