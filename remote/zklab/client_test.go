@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -113,4 +114,80 @@ func TestUnreachableServerFailsRequests(t *testing.T) {
 				"the client did not come back once the server was reachable again")
 		})
 	}
+}
+
+// TestRequestSurvivesSlowRestart: a request made while the client waits on
+// a handshake that will never be answered (a server that accepted the
+// connection while it was starting), after a second of refused
+// connections, is sent once the server answers the next attempt, instead
+// of failing at once with zk.ErrNoServer. It failed so while the host
+// provider timed its streak by the attempts' ends: the silent handshake
+// ended two seconds later, past the bound, and the request waiting behind
+// it was failed with the rest (seen as harness's gozk killed-servers
+// scenario failing 1 run in 8).
+func TestRequestSurvivesSlowRestart(t *testing.T) {
+	eps := standalone(t)
+	const (
+		serving = iota
+		refusing
+		silent
+	)
+	var mode atomic.Int32
+	silentAccepted := make(chan struct{}, 1)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var open []net.Conn // the piped connections: closing them is the crash
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			switch mode.Load() {
+			case refusing:
+				conn.Close()
+			case silent:
+				t.Cleanup(func() { conn.Close() })
+				mode.Store(serving) // the server is up by the next attempt
+				silentAccepted <- struct{}{}
+			default:
+				mu.Lock()
+				open = append(open, conn)
+				mu.Unlock()
+				wg.Go(func() { pipe(conn, eps[0]) })
+			}
+		}
+	})
+	c := dial(t, []string{ln.Addr().String()}, session)
+	_, _, err = c.Conn().Exists("/")
+	require.NoError(t, err)
+
+	// The server crashes: a second of refused connections, then a
+	// starting server that accepts and never answers.
+	mode.Store(refusing)
+	mu.Lock()
+	for _, conn := range open {
+		conn.Close()
+	}
+	mu.Unlock()
+	time.Sleep(700 * time.Millisecond)
+	mode.Store(silent)
+	select {
+	case <-silentAccepted:
+	case <-time.After(5 * time.Second):
+		require.Fail(t, "the client never dialled the starting server")
+	}
+	_, _, err = c.Conn().Exists("/")
+	assert.NoError(t, err, "a request made while the server restarted was failed before the restarted server was tried")
 }

@@ -12,22 +12,28 @@ import (
 // reconnecting to a server it was connected to whenever it has tried every
 // server once since its last session began, which on a standalone server
 // is every reconnection, even one the server asked for (a moved or expired
-// session). Here the first attempt after a session is immediate, every
-// further round of attempts without a session waits redialPause, and only
-// when attempts have gone on for noServerAfter without a session does the
-// provider tell go-zookeeper that a round failed: it then fails the
-// requests waiting to be sent, with zk.ErrNoServer, and sleeps a second.
+// session). Here the first attempt after an answer is immediate, every
+// further round of attempts without one waits redialPause, and only
+// when an attempt begun noServerAfter or more into a streak without an
+// answer fails does the provider tell go-zookeeper that a round failed: it
+// then fails the requests waiting to be sent, with zk.ErrNoServer, and
+// sleeps a second. A server that refuses connections fails them after about
+// noServerAfter; one that accepts and never answers, after two or three
+// handshake timeouts.
 //
-// An attempt succeeds when go-zookeeper reports a session (Connected), not
-// when its dial does: a server that accepts connections and then drops
-// them, or never answers the handshake, must fail the waiting requests as
-// one that refuses connections does, or they would wait for ever.
+// An attempt succeeds when the server answers its handshake (Answered),
+// with a session or with word that the session expired (go-zookeeper then
+// asks for a new one at once), not when its dial does: a server that
+// accepts connections and then drops them, or never answers the handshake,
+// must fail the waiting requests as one that refuses connections does, or
+// they would wait for ever.
 type hosts struct {
 	mu      sync.Mutex
 	servers []string
 	next    int
-	tries   int       // attempts since the last session began
-	since   time.Time // when the current streak of attempts without a session began
+	tries   int       // attempts since the last answer
+	since   time.Time // when the current streak of attempts without an answer began
+	last    time.Time // when the latest attempt began
 	restart bool      // the last Next reported a failed round: the next starts a streak
 
 	// gate is held by ExpireSession while it closes the session from
@@ -70,22 +76,30 @@ func (h *hosts) Next() (server string, retryStart bool) {
 	if tries == 0 || h.restart {
 		h.since, h.restart = now, false
 	}
-	failed := tries > 0 && now.Sub(h.since) >= noServerAfter
-	h.restart = failed
+	// The round failed if the attempt that just failed began noServerAfter
+	// into the streak: one that began earlier, and took long (a handshake
+	// that was never answered), may have been made to a server that was
+	// still starting, and the next attempt gets its chance first.
+	failed := tries > 0 && h.last.Sub(h.since) >= noServerAfter
+	h.restart, h.last = failed, now
 	h.mu.Unlock()
 	switch {
 	case tries == 0:
-		return server, false // the first attempt since a session: at once
+		return server, false // the first attempt since an answer: at once
 	case failed:
 		return server, true
 	case tries%n == 0:
-		time.Sleep(redialPause) // a round without a session: pause before the next
+		time.Sleep(redialPause) // a round without an answer: pause before the next
 	}
 	return server, false
 }
 
 // Connected is go-zookeeper's report of a new or resumed session.
-func (h *hosts) Connected() {
+func (h *hosts) Connected() { h.Answered() }
+
+// Answered is the client's connection's report that the server answered
+// its handshake: the server is there, and the next attempt is at once.
+func (h *hosts) Answered() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.tries = 0

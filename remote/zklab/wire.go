@@ -92,10 +92,14 @@ type wireConn struct {
 	connectAt time.Time
 
 	out, in framer
+
+	// answered, if set, is called when the server answers the handshake,
+	// whatever the answer (a session, or word that it expired).
+	answered func()
 }
 
-func newWireConn(c net.Conn, s *session, addr string) *wireConn {
-	w := &wireConn{Conn: c, s: s, addr: addr}
+func newWireConn(c net.Conn, s *session, addr string, answered func()) *wireConn {
+	w := &wireConn{Conn: c, s: s, addr: addr, answered: answered}
 	w.out.first, w.in.first = true, true
 	return w
 }
@@ -160,6 +164,9 @@ func (w *wireConn) Read(p []byte) (int, error) {
 func (w *wireConn) reply(hdr []byte, first bool) {
 	if first {
 		w.handshake(hdr)
+		if w.answered != nil {
+			w.answered()
+		}
 		return
 	}
 	if len(hdr) < 8 {
