@@ -178,7 +178,6 @@ func (l *Lock) wait(ctx context.Context, h *Lease, pred string, rev int64) error
 	staleWait := backoff{d: 5 * time.Millisecond}
 	for pred != "" {
 		s := d.subscribe(rev, pred, h.key)
-		watched := s.gen
 		woken, err := d.await(ctx, s, h.s)
 		hit, stale := d.take(s)
 		d.unsubscribe(s)
@@ -211,7 +210,7 @@ func (l *Lock) wait(ctx context.Context, h *Lease, pred string, rev int64) error
 			}
 		}
 		if !woken && pred != old {
-			d.restart(watched) // the key ahead went and the watch did not say
+			d.restart(s.gen) // the key ahead went and the watch did not say
 		}
 	}
 	// ctx done before this key's turn came (or as it came): fail, and the

@@ -312,7 +312,6 @@ func (s *Semaphore) wait(ctx context.Context, h *Lease, w *waiter) error {
 			keys = append(keys, k)
 		}
 		sb := d.subscribe(w.rev, keys...)
-		watched := sb.gen
 		woken, err := s.follow(ctx, h, w, sb)
 		_, stale := d.take(sb)
 		d.unsubscribe(sb)
@@ -334,7 +333,7 @@ func (s *Semaphore) wait(ctx context.Context, h *Lease, w *waiter) error {
 			nw, err := s.reread(ctx, h, w.n)
 			if err == nil {
 				if !woken && len(nw.ahead) < len(w.ahead) {
-					d.restart(watched) // keys ahead went and the watch did not say
+					d.restart(sb.gen) // keys ahead went and the watch did not say
 				}
 				w = nw
 				break

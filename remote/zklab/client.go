@@ -115,7 +115,7 @@ func Dial(endpoints []string, sessionTimeout time.Duration, opts ...Option) (*Cl
 		if err != nil {
 			return nil, err
 		}
-		return newWireConn(conn, c.s, addr, hp.Answered), nil
+		return newWireConn(conn, c.s, addr, hp.answered), nil
 	}
 	conn, _, err := zk.Connect(endpoints, sessionTimeout,
 		zk.WithDialer(dialer), zk.WithHostProvider(hp), zk.WithEventCallback(c.event),

@@ -21,7 +21,7 @@ import (
 // noServerAfter; one that accepts and never answers, after two or three
 // handshake timeouts.
 //
-// An attempt succeeds when the server answers its handshake (Answered),
+// An attempt succeeds when the server answers its handshake (answered),
 // with a session or with word that the session expired (go-zookeeper then
 // asks for a new one at once), not when its dial does: a server that
 // accepts connections and then drops them, or never answers the handshake,
@@ -31,10 +31,9 @@ type hosts struct {
 	mu      sync.Mutex
 	servers []string
 	next    int
-	tries   int       // attempts since the last answer
-	since   time.Time // when the current streak of attempts without an answer began
+	tries   int       // attempts in the current streak: since the last answer or failed round
+	since   time.Time // when the current streak began
 	last    time.Time // when the latest attempt began
-	restart bool      // the last Next reported a failed round: the next starts a streak
 
 	// gate is held by ExpireSession while it closes the session from
 	// another connection: the client, whose connection the server drops,
@@ -73,19 +72,23 @@ func (h *hosts) Next() (server string, retryStart bool) {
 	tries := h.tries
 	h.tries++
 	now := time.Now()
-	if tries == 0 || h.restart {
-		h.since, h.restart = now, false
+	if tries == 0 {
+		h.since = now
 	}
 	// The round failed if the attempt that just failed began noServerAfter
 	// into the streak: one that began earlier, and took long (a handshake
 	// that was never answered), may have been made to a server that was
-	// still starting, and the next attempt gets its chance first.
+	// still starting, and the next attempt gets its chance first. A failed
+	// round ends the streak (go-zookeeper sleeps a second after it).
 	failed := tries > 0 && h.last.Sub(h.since) >= noServerAfter
-	h.restart, h.last = failed, now
+	if failed {
+		h.tries = 0
+	}
+	h.last = now
 	h.mu.Unlock()
 	switch {
 	case tries == 0:
-		return server, false // the first attempt since an answer: at once
+		return server, false // the first attempt of a streak: at once
 	case failed:
 		return server, true
 	case tries%n == 0:
@@ -95,13 +98,12 @@ func (h *hosts) Next() (server string, retryStart bool) {
 }
 
 // Connected is go-zookeeper's report of a new or resumed session.
-func (h *hosts) Connected() { h.Answered() }
+func (h *hosts) Connected() { h.answered() }
 
-// Answered is the client's connection's report that the server answered
+// answered is the client's connection's report that the server answered
 // its handshake: the server is there, and the next attempt is at once.
-func (h *hosts) Answered() {
+func (h *hosts) answered() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.tries = 0
-	h.restart = false
 }
