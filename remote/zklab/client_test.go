@@ -22,30 +22,81 @@ import (
 // client gives up on it and dials again, here reaching the real server
 // through a proxy that was silent only the first time.
 func TestSilentHandshake(t *testing.T) {
-	eps := standalone(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for first := true; ; first = false {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			if first {
-				t.Cleanup(func() { conn.Close() }) // accepted, never answered
-				continue
-			}
-			wg.Go(func() { pipe(conn, eps[0]) })
+	first := true
+	addr, _ := front(t, standalone(t)[0], func() frontAction {
+		if first {
+			first = false
+			return holdConn
 		}
+		return pipeConn
 	})
 	start := time.Now()
-	c, err := zklab.Dial([]string{ln.Addr().String()}, session, zklab.WithSetupTimeout(10*time.Second))
+	c, err := zklab.Dial([]string{addr}, session, zklab.WithSetupTimeout(10*time.Second))
 	require.NoError(t, err, "the client waited on the silent handshake")
 	t.Logf("a session after %v", time.Since(start))
 	assert.Equal(t, session, c.SessionTimeout())
 	require.NoError(t, c.Close())
+}
+
+// frontAction is what front does with a connection it accepts.
+type frontAction int
+
+const (
+	pipeConn frontAction = iota // piped to the server
+	dropConn                    // closed at once
+	holdConn                    // held open, never answered
+)
+
+// front stands in front of the server at target as a server that crashes
+// and restarts looks to its clients: it pipes, drops or holds each
+// connection it accepts, as choose says (called on one goroutine, once per
+// connection). crash drops the piped connections. Everything is closed
+// when t ends.
+func front(t *testing.T, target string, choose func() frontAction) (addr string, crash func()) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var (
+		loop, pipes sync.WaitGroup
+		mu          sync.Mutex
+		piped, held []net.Conn
+	)
+	closeAll := func(conns *[]net.Conn) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range *conns {
+			c.Close()
+		}
+		*conns = nil
+	}
+	t.Cleanup(func() {
+		ln.Close()
+		loop.Wait()
+		closeAll(&piped)
+		closeAll(&held)
+		pipes.Wait()
+	})
+	loop.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			switch choose() {
+			case dropConn:
+				conn.Close()
+			case holdConn:
+				mu.Lock()
+				held = append(held, conn)
+				mu.Unlock()
+			default:
+				mu.Lock()
+				piped = append(piped, conn)
+				mu.Unlock()
+				pipes.Go(func() { pipe(conn, target) })
+			}
+		}
+	})
+	return ln.Addr().String(), func() { closeAll(&piped) }
 }
 
 // pipe copies between conn and a new connection to addr until either
@@ -126,63 +177,26 @@ func TestUnreachableServerFailsRequests(t *testing.T) {
 // it was failed with the rest (seen as harness's gozk killed-servers
 // scenario failing 1 run in 8).
 func TestRequestSurvivesSlowRestart(t *testing.T) {
-	eps := standalone(t)
-	const (
-		serving = iota
-		refusing
-		silent
-	)
-	var mode atomic.Int32
+	var mode atomic.Int32 // a frontAction
 	silentAccepted := make(chan struct{}, 1)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var open []net.Conn // the piped connections: closing them is the crash
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range open {
-			c.Close()
+	addr, crash := front(t, standalone(t)[0], func() frontAction {
+		m := frontAction(mode.Load())
+		if m == holdConn {
+			mode.Store(int32(pipeConn)) // the server is up by the next attempt
+			silentAccepted <- struct{}{}
 		}
-		mu.Unlock()
-		wg.Wait()
+		return m
 	})
-	wg.Go(func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			switch mode.Load() {
-			case refusing:
-				conn.Close()
-			case silent:
-				t.Cleanup(func() { conn.Close() })
-				mode.Store(serving) // the server is up by the next attempt
-				silentAccepted <- struct{}{}
-			default:
-				mu.Lock()
-				open = append(open, conn)
-				mu.Unlock()
-				wg.Go(func() { pipe(conn, eps[0]) })
-			}
-		}
-	})
-	c := dial(t, []string{ln.Addr().String()}, session)
-	_, _, err = c.Conn().Exists("/")
+	c := dial(t, []string{addr}, session)
+	_, _, err := c.Conn().Exists("/")
 	require.NoError(t, err)
 
 	// The server crashes: a second of refused connections, then a
 	// starting server that accepts and never answers.
-	mode.Store(refusing)
-	mu.Lock()
-	for _, conn := range open {
-		conn.Close()
-	}
-	mu.Unlock()
+	mode.Store(int32(dropConn))
+	crash()
 	time.Sleep(700 * time.Millisecond)
-	mode.Store(silent)
+	mode.Store(int32(holdConn))
 	select {
 	case <-silentAccepted:
 	case <-time.After(5 * time.Second):
