@@ -69,14 +69,12 @@ var benchUnits = []string{
 // output of `go test` for tests alone stays clean.
 func TestMain(m *testing.M) {
 	flag.Parse()
-	stop := hangreport.Arm(hangreport.Margin)
 	if f := flag.Lookup("test.bench"); f != nil && f.Value.String() != "" {
 		for _, u := range benchUnits {
 			fmt.Println(u)
 		}
 	}
-	code := m.Run()
-	stop()
+	code := hangreport.Run(m)
 	stopBenchClusters()
 	os.Exit(code)
 }

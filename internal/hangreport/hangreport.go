@@ -5,7 +5,7 @@
 // client library's, in an order of its own; a log that keeps only the end
 // of the output (CI's does) keeps a few goroutines of some library, not the
 // test that hung. Arm's report prints the full dump too, and then, last, a
-// summary of at most MaxLines lines: the goroutines that run this module's
+// summary of at most maxSummary lines: the goroutines that run this module's
 // code, identical stacks merged, each shown by where it waits and by its
 // frames in this module, the tests' own goroutines at the very end. Then
 // the binary exits with status 2, which go test reports as a failure.
@@ -24,21 +24,21 @@ import (
 	"time"
 )
 
-// Module is the import path prefix whose frames the summary shows.
-const Module = "github.com/contend-lab/contend/"
+// module is the import path prefix whose frames the summary shows.
+const module = "github.com/contend-lab/contend/"
 
-// MaxLines bounds the summary, so that it fits in the end of a log.
-const MaxLines = 50
+// maxSummary bounds the summary, so that it fits in the end of a log.
+const maxSummary = 50
 
-// Margin is how long before -test.timeout Run's report comes.
-const Margin = time.Minute
+// runMargin is how long before -test.timeout Run's report comes.
+const runMargin = time.Minute
 
-// Run is m.Run with a report Margin before -test.timeout: a package's
+// Run is m.Run with a report runMargin before -test.timeout: a package's
 // TestMain is os.Exit(hangreport.Run(m)), after its own clean-ups if it has
 // any.
 func Run(m *testing.M) int {
 	flag.Parse()
-	stop := Arm(Margin)
+	stop := Arm(runMargin)
 	defer stop()
 	return m.Run()
 }
@@ -58,7 +58,7 @@ func Arm(margin time.Duration) (stop func()) {
 	t := time.AfterFunc(timeout-margin, func() {
 		dump := allStacks()
 		fmt.Fprintf(os.Stderr, "\nhangreport: still running %v before -test.timeout %v; every goroutine:\n\n%s\n", margin, timeout, dump)
-		Summarize(os.Stderr, dump, MaxLines)
+		Summarize(os.Stderr, dump, maxSummary)
 		os.Exit(2)
 	})
 	return func() { t.Stop() }
@@ -119,7 +119,7 @@ func Summarize(w io.Writer, dump string, maxLines int) {
 		}
 		out = append(block, out...)
 	}
-	fmt.Fprintf(w, "hangreport: goroutines in %s code, tests last:\n%s\n", strings.TrimSuffix(Module, "/"), strings.Join(out, "\n"))
+	fmt.Fprintf(w, "hangreport: goroutines in %s code, tests last:\n%s\n", strings.TrimSuffix(module, "/"), strings.Join(out, "\n"))
 }
 
 // parse returns the goroutines of dump that run the module's code, each
@@ -156,15 +156,15 @@ func parse(dump string) []*group {
 			g.test = g.test || strings.HasPrefix(fn, "testing.tRunner")
 			frames = append(frames, fn+"  "+base(loc))
 		}
-		ours := func(f string) bool { return strings.Contains(f, Module) }
+		ours := func(f string) bool { return strings.Contains(f, module) }
 		if !slices.ContainsFunc(frames, ours) || slices.ContainsFunc(frames, func(f string) bool {
-			return strings.Contains(f, Module+"internal/hangreport.Arm") // the report itself
+			return strings.Contains(f, module+"internal/hangreport.Arm") // the report itself
 		}) {
 			continue
 		}
 		for i, f := range frames {
 			if i == 0 || ours(f) { // where it waits, then the module's frames
-				g.lines = append(g.lines, "    "+strings.ReplaceAll(f, Module, ""))
+				g.lines = append(g.lines, "    "+strings.ReplaceAll(f, module, ""))
 			}
 		}
 		gs = append(gs, g)
