@@ -104,7 +104,8 @@ func (l *Lock) Settle(ctx context.Context) error {
 }
 
 // Close closes the client if the lock dialled it (NewLockAt), which ends
-// the abandoned acquisitions too, and waits for them.
+// the abandoned acquisitions too, and waits for them, for closePatience at
+// most (an error then says they are still blocked).
 func (l *Lock) Close() error {
 	if err := l.Handle.Close(); err != nil || !l.Client().Closed() {
 		return err // a zero value, or a client the lock does not own
@@ -112,9 +113,16 @@ func (l *Lock) Close() error {
 	l.mu.Lock()
 	l.closed = true
 	l.mu.Unlock()
-	l.bg.Wait()
-	return nil
+	// Closing the connection ends them, unless go-zookeeper's connection
+	// loop is itself stuck (seen: blocked in flushRequests on a reply
+	// channel that is full), which it never leaves: then give up on them.
+	ctx, cancel := context.WithTimeout(context.Background(), closePatience)
+	defer cancel()
+	return l.Settle(ctx)
 }
+
+// closePatience bounds Close's wait for the abandoned acquisitions.
+const closePatience = 10 * time.Second
 
 // Acquire runs zk.Lock.Lock, or returns ctx.Err() (wrapped) once ctx is
 // done, leaving the call to finish and release in the background.
